@@ -1,0 +1,109 @@
+package dialect
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+type mysqlDialect struct{}
+
+func (mysqlDialect) sealed()                             {}
+func (mysqlDialect) Name() string                        { return "mysql" }
+func (mysqlDialect) BindType() int                       { return sqlx.QUESTION }
+func (mysqlDialect) Rebind(q string) string              { return q }
+func (mysqlDialect) QuoteIdent(n string) (string, error) { return quoteIdent(n, '`') }
+func (mysqlDialect) InterpretError(err error) error      { return interpretError(err) }
+
+func (d mysqlDialect) UpsertSQL(u Upsert, rows int) (string, error) {
+	if err := u.validate(); err != nil {
+		return "", err
+	}
+	if rows < 1 {
+		return "", fmt.Errorf("upsert: rows must be at least 1, got %d", rows)
+	}
+	table, _ := d.QuoteIdent(u.Table)
+	var b strings.Builder
+	b.WriteString("INSERT INTO ")
+	b.WriteString(table)
+	b.WriteString(" (")
+	writeList(&b, u.Columns, "`", "`")
+	b.WriteString(") VALUES ")
+	writeValueRows(&b, rows, len(u.Columns), func(int) string { return "?" })
+	b.WriteString(" ON DUPLICATE KEY UPDATE ")
+	if len(u.Update) == 0 {
+		// A no-op assignment, not INSERT IGNORE: IGNORE would also swallow truncation, FK and NOT NULL errors.
+		c := "`" + u.Conflict[0] + "`"
+		b.WriteString(c + " = " + c)
+	} else {
+		for i, c := range u.Update {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "`%s` = VALUES(`%s`)", c, c)
+		}
+	}
+	return b.String(), nil
+}
+
+// MySQL's GET_LOCK names are server-wide, so the lock name carries the database name: tests and tenants that
+// use separate databases on one server do not wait for each other.
+func (mysqlDialect) MigrationLock(ctx context.Context, conn *sql.Conn) error {
+	var got sql.NullInt64
+	err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(CONCAT('txbox_migrate:', COALESCE(DATABASE(), '')), 300)").Scan(&got)
+	if err != nil {
+		return fmt.Errorf("take migration lock: %w", interpretError(err))
+	}
+	if !got.Valid || got.Int64 != 1 {
+		return errors.New("take migration lock: timed out after 300s waiting for another txbox migration")
+	}
+	return nil
+}
+
+func (mysqlDialect) MigrationUnlock(ctx context.Context, conn *sql.Conn) error {
+	_, err := conn.ExecContext(ctx, "DO RELEASE_LOCK(CONCAT('txbox_migrate:', COALESCE(DATABASE(), '')))")
+	if err != nil {
+		return fmt.Errorf("release migration lock: %w", interpretError(err))
+	}
+	return nil
+}
+
+// mysqlTimeLayout is how txbox passes instants to MySQL: as UTC text. DATETIME columns hold UTC; passing text
+// keeps the driver's loc= setting out of the picture, and SQL compares against UTC_TIMESTAMP(6).
+const mysqlTimeLayout = "2006-01-02 15:04:05.999999"
+
+func mysqlTimeArg(t time.Time) string { return t.UTC().Format(mysqlTimeLayout) }
+
+// mysqlTime scans a DATETIME column whether or not the DSN has parseTime=true, and reads it as UTC.
+type mysqlTime struct{ time.Time }
+
+func (t *mysqlTime) Scan(v any) error {
+	switch x := v.(type) {
+	case nil:
+		t.Time = time.Time{}
+		return nil
+	case time.Time:
+		// The driver applied its loc= setting; the stored wall clock is UTC.
+		t.Time = time.Date(x.Year(), x.Month(), x.Day(), x.Hour(), x.Minute(), x.Second(), x.Nanosecond(), time.UTC)
+		return nil
+	case []byte:
+		return t.parse(string(x))
+	case string:
+		return t.parse(x)
+	}
+	return fmt.Errorf("mysql: cannot scan %T into a time", v)
+}
+
+func (t *mysqlTime) parse(s string) error {
+	p, err := time.ParseInLocation("2006-01-02 15:04:05.999999", s, time.UTC)
+	if err != nil {
+		return fmt.Errorf("mysql: parse DATETIME %q: %w", s, err)
+	}
+	t.Time = p
+	return nil
+}

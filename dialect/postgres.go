@@ -1,0 +1,68 @@
+package dialect
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+)
+
+type postgresDialect struct{}
+
+func (postgresDialect) sealed()                             {}
+func (postgresDialect) Name() string                        { return "postgres" }
+func (postgresDialect) BindType() int                       { return sqlx.DOLLAR }
+func (postgresDialect) Rebind(q string) string              { return sqlx.Rebind(sqlx.DOLLAR, q) }
+func (postgresDialect) QuoteIdent(n string) (string, error) { return quoteIdent(n, '"') }
+func (postgresDialect) InterpretError(err error) error      { return interpretError(err) }
+
+func (d postgresDialect) UpsertSQL(u Upsert, rows int) (string, error) {
+	if err := u.validate(); err != nil {
+		return "", err
+	}
+	if rows < 1 {
+		return "", fmt.Errorf("upsert: rows must be at least 1, got %d", rows)
+	}
+	table, _ := d.QuoteIdent(u.Table)
+	var b strings.Builder
+	b.WriteString("INSERT INTO ")
+	b.WriteString(table)
+	b.WriteString(" (")
+	writeList(&b, u.Columns, `"`, `"`)
+	b.WriteString(") VALUES ")
+	writeValueRows(&b, rows, len(u.Columns), func(n int) string { return fmt.Sprintf("$%d", n) })
+	b.WriteString(" ON CONFLICT (")
+	writeList(&b, u.Conflict, `"`, `"`)
+	if len(u.Update) == 0 {
+		b.WriteString(") DO NOTHING")
+		return b.String(), nil
+	}
+	b.WriteString(") DO UPDATE SET ")
+	for i, c := range u.Update {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, `"%s" = EXCLUDED."%s"`, c, c)
+	}
+	return b.String(), nil
+}
+
+// Advisory locks are per database; the key mixes in the current schema so that schemas migrated side by side
+// (tests, tenants) do not wait for each other. pg_advisory_lock blocks until the lock is free or ctx ends.
+func (postgresDialect) MigrationLock(ctx context.Context, conn *sql.Conn) error {
+	_, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(hashtext('txbox_migrate:' || current_schema()))")
+	if err != nil {
+		return fmt.Errorf("take migration lock: %w", interpretError(err))
+	}
+	return nil
+}
+
+func (postgresDialect) MigrationUnlock(ctx context.Context, conn *sql.Conn) error {
+	_, err := conn.ExecContext(ctx, "SELECT pg_advisory_unlock(hashtext('txbox_migrate:' || current_schema()))")
+	if err != nil {
+		return fmt.Errorf("release migration lock: %w", interpretError(err))
+	}
+	return nil
+}

@@ -1,0 +1,42 @@
+-- txbox outbox (MySQL 8+ / MariaDB 10.6+).
+-- Text that txbox compares (keys, sharding keys) is VARBINARY: byte-for-byte equality, no case folding and no
+-- PAD SPACE ("k" and "k " are different keys). Instants are UTC DATETIME(6), compared with UTC_TIMESTAMP(6).
+
+-- +goose NO TRANSACTION
+-- +goose Up
+CREATE TABLE txbox_outbox (
+    id           BIGINT        NOT NULL AUTO_INCREMENT,
+    topic        VARBINARY(255) NOT NULL,
+    msg_key      VARBINARY(512) NOT NULL,
+    tag          VARBINARY(255) NOT NULL DEFAULT '',
+    sharding_key VARBINARY(255) NOT NULL DEFAULT '',
+    payload      LONGBLOB      NOT NULL,
+    headers      BLOB          NULL,
+    attempts     INT           NOT NULL DEFAULT 0,
+    available_at DATETIME(6)   NOT NULL,
+    created_at   DATETIME(6)   NOT NULL,
+    last_error   TEXT          NULL,
+    PRIMARY KEY (id),
+    KEY txbox_outbox_due (available_at, id),
+    KEY txbox_outbox_sharding (sharding_key, id)
+) ENGINE = InnoDB;
+
+CREATE TABLE txbox_outbox_dead (
+    id           BIGINT        NOT NULL,
+    topic        VARBINARY(255) NOT NULL,
+    msg_key      VARBINARY(512) NOT NULL,
+    tag          VARBINARY(255) NOT NULL DEFAULT '',
+    sharding_key VARBINARY(255) NOT NULL DEFAULT '',
+    payload      LONGBLOB      NOT NULL,
+    headers      BLOB          NULL,
+    attempts     INT           NOT NULL,
+    created_at   DATETIME(6)   NOT NULL,
+    dead_at      DATETIME(6)   NOT NULL,
+    last_error   TEXT          NULL,
+    PRIMARY KEY (id),
+    KEY txbox_outbox_dead_key (msg_key)
+) ENGINE = InnoDB;
+
+-- +goose Down
+DROP TABLE txbox_outbox_dead;
+DROP TABLE txbox_outbox;

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -39,10 +40,12 @@ func Up(ctx context.Context, db *sql.DB, d dialect.Dialect) error {
 	if err != nil {
 		return err
 	}
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("migrations: up: %w", err)
-	}
-	return nil
+	return withLock(ctx, db, d, func() error {
+		if _, err := p.Up(ctx); err != nil {
+			return fmt.Errorf("migrations: up: %w", err)
+		}
+		return nil
+	})
 }
 
 // DownTo rolls migrations back until version is the newest applied one; 0 removes every txbox table.
@@ -51,18 +54,19 @@ func DownTo(ctx context.Context, db *sql.DB, d dialect.Dialect, version int64) e
 	if err != nil {
 		return err
 	}
-	if _, err := p.DownTo(ctx, version); err != nil {
-		return fmt.Errorf("migrations: down to %d: %w", version, err)
-	}
-	return nil
+	return withLock(ctx, db, d, func() error {
+		if _, err := p.DownTo(ctx, version); err != nil {
+			return fmt.Errorf("migrations: down to %d: %w", version, err)
+		}
+		return nil
+	})
 }
 
 // MigrationStatus is one migration's state in a database.
 type MigrationStatus struct {
-	Version   int64
-	Name      string // file name, e.g. "00001_outbox.sql"
-	Applied   bool
-	AppliedAt time.Time // zero when not applied
+	Version int64
+	Name    string // file name, e.g. "00001_outbox.sql"
+	Applied bool
 }
 
 // Status lists every migration txbox knows, in version order, with whether it has been applied.
@@ -71,17 +75,15 @@ func Status(ctx context.Context, db *sql.DB, d dialect.Dialect) ([]MigrationStat
 	if err != nil {
 		return nil, err
 	}
-	st, err := p.Status(ctx)
+	// Not p.Status: goose scans its timestamps into time.Time, which fails on MySQL DSNs without parseTime=true.
+	// Out-of-order migrations are disabled, so "applied" is "at or below the database's version".
+	current, err := p.GetDBVersion(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("migrations: status: %w", err)
+		return nil, fmt.Errorf("migrations: status: %w", d.InterpretError(err))
 	}
-	out := make([]MigrationStatus, 0, len(st))
-	for _, s := range st {
-		ms := MigrationStatus{Version: s.Source.Version, Applied: s.State == goose.StateApplied, AppliedAt: s.AppliedAt}
-		if s.Source.Path != "" {
-			ms.Name = s.Source.Path
-		}
-		out = append(out, ms)
+	var out []MigrationStatus
+	for _, src := range p.ListSources() {
+		out = append(out, MigrationStatus{Version: src.Version, Name: path.Base(src.Path), Applied: src.Version <= current})
 	}
 	return out, nil
 }
@@ -121,7 +123,6 @@ func newProvider(db *sql.DB, d dialect.Dialect) (*goose.Provider, error) {
 	p, err := goose.NewProvider(gd, db, files,
 		goose.WithTableName(VersionTable),
 		goose.WithDisableGlobalRegistry(true),
-		goose.WithSessionLocker(sessionLocker{d}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("migrations: %w", err)
@@ -129,12 +130,29 @@ func newProvider(db *sql.DB, d dialect.Dialect) (*goose.Provider, error) {
 	return p, nil
 }
 
-// sessionLocker adapts the dialect's migration lock to goose's lock.SessionLocker.
-type sessionLocker struct{ d dialect.Dialect }
-
-func (l sessionLocker) SessionLock(ctx context.Context, c *sql.Conn) error {
-	return l.d.MigrationLock(ctx, c)
-}
-func (l sessionLocker) SessionUnlock(ctx context.Context, c *sql.Conn) error {
-	return l.d.MigrationUnlock(ctx, c)
+// withLock runs fn while holding the dialect's migration lock on a connection of its own. goose's own session
+// locker is not enough: Provider.Up first calls HasPending without the lock, and on MySQL (where CREATE TABLE
+// commits at once) a second process can see goose's version table before its first row and fail with
+// "missing zero version migration". The lock is therefore taken around the whole call. goose runs on other
+// connections of the pool meanwhile, so the pool must allow at least two.
+func withLock(ctx context.Context, db *sql.DB, d dialect.Dialect, fn func() error) (err error) {
+	if n := db.Stats().MaxOpenConnections; n == 1 {
+		return errors.New("migrations: the *sql.DB allows one open connection; migrations need two (one holds the lock)")
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("migrations: get a connection for the lock: %w", d.InterpretError(err))
+	}
+	defer conn.Close()
+	if err := d.MigrationLock(ctx, conn); err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if uerr := d.MigrationUnlock(uctx, conn); uerr != nil && err == nil {
+			err = fmt.Errorf("migrations: %w", uerr)
+		}
+	}()
+	return fn()
 }

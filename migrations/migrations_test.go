@@ -1,0 +1,161 @@
+package migrations_test
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"sync"
+	"testing"
+
+	"github.com/txbox/txbox/dialect"
+	"github.com/txbox/txbox/internal/testdb"
+	"github.com/txbox/txbox/migrations"
+)
+
+func TestMain(m *testing.M) { testdb.Main(m) }
+
+var txboxTables = []string{"txbox_outbox", "txbox_outbox_dead", "txbox_inbox", "txbox_inbox_attempts", "txbox_inbox_dead"}
+
+func tableExists(t *testing.T, db *testdb.DB, name string) bool {
+	t.Helper()
+	var n int
+	q := "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?"
+	if db.Dialect == dialect.Postgres {
+		q = "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1"
+	}
+	if err := db.QueryRowContext(context.Background(), q, name).Scan(&n); err != nil {
+		t.Fatalf("look up table %s: %v", name, err)
+	}
+	return n == 1
+}
+
+func TestUpIsIdempotentAndComplete(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+		ctx := context.Background()
+		// testdb already ran Up once; a second run must change nothing and fail nothing.
+		if err := migrations.Up(ctx, db.DB.DB, db.Dialect); err != nil {
+			t.Fatalf("second Up: %v", err)
+		}
+		for _, tb := range txboxTables {
+			if !tableExists(t, db, tb) {
+				t.Errorf("table %s missing after Up", tb)
+			}
+		}
+		st, err := migrations.Status(ctx, db.DB.DB, db.Dialect)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st) < 2 {
+			t.Fatalf("Status lists %d migrations, want at least 2", len(st))
+		}
+		for _, s := range st {
+			if !s.Applied {
+				t.Errorf("migration %d (%s) not applied: %+v", s.Version, s.Name, s)
+			}
+		}
+		if err := migrations.Check(ctx, db.DB.DB, db.Dialect); err != nil {
+			t.Errorf("Check after Up: %v", err)
+		}
+		if !tableExists(t, db, migrations.VersionTable) {
+			t.Errorf("version table %s missing", migrations.VersionTable)
+		}
+		if tableExists(t, db, "goose_db_version") {
+			t.Errorf("goose's default version table was created; txbox must use only %s", migrations.VersionTable)
+		}
+	})
+}
+
+func TestUpDownUp(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+		ctx := context.Background()
+		if err := migrations.DownTo(ctx, db.DB.DB, db.Dialect, 0); err != nil {
+			t.Fatalf("DownTo(0): %v", err)
+		}
+		for _, tb := range txboxTables {
+			if tableExists(t, db, tb) {
+				t.Errorf("table %s still there after DownTo(0)", tb)
+			}
+		}
+		if err := migrations.Check(ctx, db.DB.DB, db.Dialect); !errors.Is(err, migrations.ErrNotMigrated) {
+			t.Errorf("Check after DownTo(0) = %v, want ErrNotMigrated", err)
+		}
+		if err := migrations.Up(ctx, db.DB.DB, db.Dialect); err != nil {
+			t.Fatalf("Up after DownTo(0): %v", err)
+		}
+		for _, tb := range txboxTables {
+			if !tableExists(t, db, tb) {
+				t.Errorf("table %s missing after Up → Down → Up", tb)
+			}
+		}
+	})
+}
+
+func TestApplicationGooseTableUntouched(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+		ctx := context.Background()
+		// An application's own goose history, in goose's default table.
+		ddl := "CREATE TABLE goose_db_version (id INT PRIMARY KEY, version_id BIGINT NOT NULL, is_applied BOOLEAN NOT NULL)"
+		if _, err := db.ExecContext(ctx, ddl); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, db.Rebind("INSERT INTO goose_db_version VALUES (1, 42, TRUE)")); err != nil {
+			t.Fatal(err)
+		}
+		if err := migrations.DownTo(ctx, db.DB.DB, db.Dialect, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := migrations.Up(ctx, db.DB.DB, db.Dialect); err != nil {
+			t.Fatal(err)
+		}
+		var n, v int64
+		if err := db.QueryRowContext(ctx, "SELECT COUNT(*), MAX(version_id) FROM goose_db_version").Scan(&n, &v); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 || v != 42 {
+			t.Errorf("application's goose_db_version changed: %d rows, max version %d; want 1 row, 42", n, v)
+		}
+	})
+}
+
+func TestConcurrentUp(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+		ctx := context.Background()
+		var wg sync.WaitGroup
+		errs := make(chan error, 4)
+		for range 4 {
+			wg.Go(func() { errs <- migrations.Up(ctx, db.DB.DB, db.Dialect) })
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Errorf("concurrent Up: %v", err)
+			}
+		}
+	}, testdb.Unmigrated())
+}
+
+func TestCheckUnmigrated(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+		err := migrations.Check(context.Background(), db.DB.DB, db.Dialect)
+		if !errors.Is(err, migrations.ErrNotMigrated) {
+			t.Fatalf("Check on an empty database = %v, want ErrNotMigrated", err)
+		}
+	}, testdb.Unmigrated())
+}
+
+func TestFiles(t *testing.T) {
+	for _, d := range []dialect.Dialect{dialect.MySQL, dialect.Postgres} {
+		files, err := migrations.Files(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names, err := fs.Glob(files, "*.sql")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(names) < 2 || names[0] != "00001_outbox.sql" {
+			t.Errorf("%s: files %v, want 00001_outbox.sql first", d.Name(), names)
+		}
+	}
+}

@@ -1,0 +1,32 @@
+# txbox — developer entry points. `make test` works from a fresh Debian-like machine: it installs and starts
+# PostgreSQL, MariaDB and the RocketMQ broker on 127.0.0.1 (scripts/services.sh), then runs every test.
+SHELL := /bin/bash
+GO ?= go
+GOTEST_FLAGS ?= -race -count=1 -timeout 40m
+
+.PHONY: test test-only services services-stop services-status lint vet fmt bench
+
+test: lint services
+	@eval "$$(scripts/services.sh env)" && $(GO) test $(GOTEST_FLAGS) ./...
+
+# Tests only, against services already running (or your own, via the TXBOX_* variables).
+test-only:
+	@eval "$$(scripts/services.sh env)" && $(GO) test $(GOTEST_FLAGS) ./...
+
+services:
+	@scripts/services.sh up
+
+services-stop:
+	@scripts/services.sh down
+
+services-status:
+	@scripts/services.sh status
+
+lint: vet
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w .

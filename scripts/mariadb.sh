@@ -21,7 +21,7 @@ cmd_start() {
 	cmd_install
 	mkdir -p "$DIR"
 	chown mysql:mysql "$DIR"
-	if pid_alive "$PIDFILE" && ready; then
+	if pid_alive "$PIDFILE" && ready >/dev/null 2>&1; then
 		log "already running on 127.0.0.1:$PORT"
 		return 0
 	fi

@@ -32,6 +32,7 @@ type Dialect interface {
 
 	InboxStore
 	OutboxStore
+	StatsStore
 
 	sealed()
 }

@@ -1,0 +1,76 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/txbox/txbox/internal/testdb"
+)
+
+// txboxBin is the CLI built once for the package's tests: they run the real binary, as operators do.
+var txboxBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "txbox-cli-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	txboxBin = filepath.Join(dir, "txbox")
+	build := exec.Command("go", "build", "-race", "-o", txboxBin, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build txbox:", err)
+		os.Exit(1)
+	}
+	defer os.RemoveAll(dir)
+	testdb.Main(m)
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// run executes the CLI against db (its dialect and isolated DSN) with extra environment.
+func run(t *testing.T, db *testdb.DB, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, txboxBin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	if db != nil {
+		cmd.Env = append(cmd.Env, "TXBOX_DIALECT="+db.Dialect.Name(), "TXBOX_DSN="+db.DSN)
+	}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run txbox %v: %v", args, err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+// cliTargets runs fn on MariaDB and on PostgreSQL (the CLI always uses pgx for PostgreSQL).
+func cliTargets(t *testing.T, fn func(t *testing.T, db *testdb.DB), opts ...testdb.Option) {
+	for _, tg := range testdb.Targets {
+		if tg.Driver == "postgres" {
+			continue
+		}
+		t.Run(tg.Name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, testdb.Open(t, tg, opts...))
+		})
+	}
+}

@@ -1,0 +1,71 @@
+package main_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/txbox/txbox/internal/testdb"
+)
+
+func TestMigrateUpAndStatus(t *testing.T) {
+	cliTargets(t, func(t *testing.T, db *testdb.DB) {
+		r := run(t, db, nil, "migrate", "status")
+		if r.code != 1 || !strings.Contains(r.stdout, "pending") || !strings.Contains(r.stderr, "txbox migrate up") {
+			t.Fatalf("status before up: code %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		for range 2 { // idempotent
+			r = run(t, db, nil, "migrate", "up")
+			if r.code != 0 || !strings.Contains(r.stdout, "txbox schema is at version") {
+				t.Fatalf("migrate up: code %d\n%s%s", r.code, r.stdout, r.stderr)
+			}
+		}
+		r = run(t, db, nil, "migrate", "status")
+		if r.code != 0 || strings.Contains(r.stdout, "pending") || !strings.Contains(r.stdout, "00001_outbox.sql") {
+			t.Fatalf("status after up: code %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+	}, testdb.Unmigrated())
+}
+
+func TestCLIErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		env  []string
+		args []string
+		code int
+		want string
+	}{
+		{"unknown flag", nil, []string{"status", "--bogus"}, 2, "unknown flag"},
+		{"no dialect", []string{"TXBOX_DIALECT=", "TXBOX_DSN=x"}, []string{"status"}, 2, "--dialect"},
+		{"bad dialect", []string{"TXBOX_DSN=x"}, []string{"status", "--dialect", "oracle"}, 2, "oracle"},
+		{"no dsn", []string{"TXBOX_DSN="}, []string{"status", "--dialect", "mysql"}, 2, "--dsn"},
+		{"unreachable postgres", nil, []string{"status", "--dialect", "postgres", "--connect-timeout", "5s",
+			"--dsn", "postgres://u:secret@127.0.0.1:1/x?sslmode=disable"}, 1, "cannot reach the postgres database"},
+		{"unreachable mysql", nil, []string{"migrate", "up", "--dialect", "mysql", "--connect-timeout", "5s",
+			"--dsn", "u:secret@tcp(127.0.0.1:1)/x"}, 1, "cannot reach the mysql database"},
+		{"bad log level", []string{"TXBOX_DSN=x", "TXBOX_DIALECT=mysql"}, []string{"status", "--log-level", "loud"}, 2, "log-level"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			r := run(t, nil, c.env, c.args...)
+			if r.code != c.code || !strings.Contains(r.stderr, c.want) {
+				t.Fatalf("exit %d (want %d), stderr %q (want %q)", r.code, c.code, r.stderr, c.want)
+			}
+			if strings.Contains(r.stderr, "secret") {
+				t.Errorf("password printed: %s", r.stderr)
+			}
+		})
+	}
+}
+
+func TestHelpExplainsEachCommand(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"migrate", "up", "--help"}, {"status", "--help"}} {
+		r := run(t, nil, nil, args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "Usage:") {
+			t.Errorf("%v: code %d\n%s%s", args, r.code, r.stdout, r.stderr)
+		}
+		if len(args) > 1 && !strings.Contains(r.stdout, "Examples:") {
+			t.Errorf("%v: help has no example:\n%s", args, r.stdout)
+		}
+	}
+}

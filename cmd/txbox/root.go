@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql" // registers "mysql"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
+	"github.com/jmoiron/sqlx"
+	"github.com/spf13/cobra"
+
+	"github.com/txbox/txbox/dialect"
+)
+
+// globals are the flags every command shares.
+type globals struct {
+	dialect  string
+	dsn      string
+	logLevel string
+	timeout  time.Duration
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "txbox",
+		Short: "Run, inspect and repair txbox outboxes and inboxes",
+		Long: `txbox operates the tables of the txbox library: it migrates them, reports backlog and lag, and
+(with the relay and dead-letter commands) publishes and repairs messages.
+
+The database comes from --dialect and --dsn, or the TXBOX_DIALECT and TXBOX_DSN environment variables:
+  mysql     TXBOX_DSN='user:pass@tcp(127.0.0.1:3306)/app'
+  postgres  TXBOX_DSN='postgres://user:pass@127.0.0.1:5432/app?sslmode=disable'`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	// Validate shared flags before any command connects anywhere.
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		_, err := g.logger()
+		return err
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.dialect, "dialect", os.Getenv("TXBOX_DIALECT"), "database dialect: mysql, mariadb or postgres (env TXBOX_DIALECT)")
+	pf.StringVar(&g.dsn, "dsn", os.Getenv("TXBOX_DSN"), "database DSN (env TXBOX_DSN)")
+	pf.StringVar(&g.logLevel, "log-level", envOr("TXBOX_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env TXBOX_LOG_LEVEL)")
+	pf.DurationVar(&g.timeout, "connect-timeout", 10*time.Second, "how long to wait for the database to answer")
+
+	root.AddCommand(newMigrateCmd(g), newStatusCmd(g))
+	return root
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func (g *globals) logger() (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)}
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})), nil
+}
+
+// open connects to the database named by the flags and checks that it answers.
+func (g *globals) open(ctx context.Context) (*sqlx.DB, dialect.Dialect, error) {
+	if g.dialect == "" {
+		return nil, nil, usageError{errors.New("no dialect: pass --dialect (mysql, mariadb, postgres) or set TXBOX_DIALECT")}
+	}
+	d, err := dialect.Parse(g.dialect)
+	if err != nil {
+		return nil, nil, usageError{err}
+	}
+	if g.dsn == "" {
+		return nil, nil, usageError{errors.New("no database: pass --dsn or set TXBOX_DSN")}
+	}
+	driver := "mysql"
+	if d == dialect.Postgres {
+		driver = "pgx"
+	}
+	db, err := sqlx.Open(driver, g.dsn)
+	if err != nil {
+		return nil, nil, usageError{fmt.Errorf("--dsn: %w", err)}
+	}
+	pctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	if err := db.PingContext(pctx); err != nil {
+		_ = db.Close()
+		return nil, nil, fmt.Errorf("cannot reach the %s database at %s: %w", d.Name(), redactDSN(g.dsn), err)
+	}
+	return db, d, nil
+}
+
+// redactDSN hides the password in a DSN for messages: "user:secret@..." → "user:***@...".
+func redactDSN(dsn string) string {
+	at := strings.LastIndex(dsn, "@")
+	if at < 0 {
+		return dsn
+	}
+	start := strings.Index(dsn, "://")
+	start += 3
+	if start < 3 {
+		start = 0
+	}
+	creds := dsn[start:at]
+	if c := strings.IndexByte(creds, ':'); c >= 0 {
+		return dsn[:start] + creds[:c] + ":***" + dsn[at:]
+	}
+	return dsn
+}

@@ -15,7 +15,7 @@ import (
 // outcome is what publishing a batch produced.
 type outcome struct {
 	mu        sync.Mutex
-	published []int64
+	published []dialect.OutboxRowRef
 	retry     []dialect.OutboxRetryRow
 	bury      []dialect.OutboxBuryRow
 	held      int
@@ -65,14 +65,14 @@ func (o *outcome) record(r *Relay, row *dialect.OutboxRow, err error) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if err == nil {
-		o.published = append(o.published, row.ID)
+		o.published = append(o.published, dialect.OutboxRowRef{ID: row.ID, Partition: row.Partition})
 		return true
 	}
 	attempt := row.Attempts + 1
 	if attempt >= r.cfg.MaxAttempts || errors.Is(err, ErrPermanent) {
-		o.bury = append(o.bury, dialect.OutboxBuryRow{ID: row.ID, Error: err.Error()})
+		o.bury = append(o.bury, dialect.OutboxBuryRow{ID: row.ID, Partition: row.Partition, Error: err.Error()})
 	} else {
-		o.retry = append(o.retry, dialect.OutboxRetryRow{ID: row.ID, Delay: r.backoff(attempt), Error: err.Error()})
+		o.retry = append(o.retry, dialect.OutboxRetryRow{ID: row.ID, Partition: row.Partition, Delay: r.backoff(attempt), Error: err.Error()})
 	}
 	r.log.Warn("relay: publish failed", "id", row.ID, "topic", row.Topic, "attempt", attempt, "err", err)
 	return false

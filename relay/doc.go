@@ -27,9 +27,12 @@
 //     available_at = now + jittered exponential backoff); move rows that reached MaxAttempts (or failed with
 //     ErrPermanent) to the dead-letter table. Commit, then release the partition locks.
 //
-// On MariaDB every statement that touches claimed rows by id joins a JSON_TABLE of the ids with STRAIGHT_JOIN,
-// forcing primary-key lookups: a plain "DELETE ... WHERE id IN (...)" is planned as a full scan when the
-// statistics say the table is small, and that scan deadlocks concurrent relays.
+// On MySQL/MariaDB the outbox is clustered on (part, id), so that the unkeyed claim and each keyed partition
+// are primary-key range scans that never step over another partition's rows (MariaDB keeps the locks of rows a
+// locking scan stepped over, even in READ COMMITTED, and then waits for them despite SKIP LOCKED: deadlocks).
+// Every statement that touches claimed rows joins a JSON_TABLE of their (part, id) with STRAIGHT_JOIN, forcing
+// primary-key lookups: a plain "DELETE ... WHERE id IN (...)" is planned as a full scan when the statistics say
+// the table is small, and that scan deadlocks concurrent relays.
 //
 // # Guarantees
 //

@@ -27,6 +27,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -46,6 +47,8 @@ var (
 	only     = flag.String("only", "", "mysql or postgres: run one database only")
 	batch    = flag.Int("batch", 500, "batch size for the relay and the raw loop")
 	producer = flag.Int("producers", 8, "concurrent producers in the latency run")
+	notify   = flag.Bool("notify", true, "PostgreSQL: Enqueue sends NOTIFY in the enqueue benchmark (outbox.Config.DisableNotify)")
+	parts    = flag.String("parts", "enqueue,drain,latency", "benchmarks to run")
 )
 
 type target struct {
@@ -118,6 +121,9 @@ func runTarget(tg target) ([]result, error) {
 	var out []result
 	// (a) enqueue
 	for _, stmts := range []int{1, 3} {
+		if !strings.Contains(*parts, "enqueue") {
+			break
+		}
 		var with, without []float64
 		for range *rounds {
 			err := withDB(tg, func(db *sqlx.DB) error {
@@ -134,6 +140,9 @@ func runTarget(tg target) ([]result, error) {
 	}
 	// (b) drain
 	for _, workers := range []int{1, 4} {
+		if !strings.Contains(*parts, "drain") {
+			break
+		}
 		var relayRates, rawRates []float64
 		for range *rounds {
 			err := withDB(tg, func(db *sqlx.DB) error {
@@ -157,6 +166,9 @@ func runTarget(tg target) ([]result, error) {
 			raw: median(rawRates), unit: "msg/s", target: ">= 0.7x raw", ok: func(_, r float64) bool { return r >= 0.7 }})
 	}
 	// (c) latency
+	if !strings.Contains(*parts, "latency") {
+		return out, nil
+	}
 	var p50s, p99s []float64
 	for range *rounds {
 		err := withDB(tg, func(db *sqlx.DB) error {

@@ -70,8 +70,9 @@
 // whose *sqlx.DB uses pgx's database/sql driver ("pgx") keeps one more connection LISTENing and wakes every
 // worker on a notification; idle workers then only poll every MaxPollInterval, for rows whose DeliverAt or
 // backoff has passed. lib/pq delivers notifications only while a query runs, so with lib/pq (and on MySQL)
-// relays poll adaptively: immediately again after a pass that found rows, otherwise after MinPollInterval,
-// doubling up to MaxPollInterval while the outbox stays empty.
+// relays poll adaptively: immediately again after a pass that found rows, after MinPollInterval while messages
+// flow (any worker found rows within the last MaxPollInterval), and with a wait doubling up to MaxPollInterval
+// once the outbox has been quiet that long. DeliverAt delays a row: it is not published before that instant.
 //
 // # Dead letters
 //

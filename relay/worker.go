@@ -76,6 +76,7 @@ func (w *worker) loop(ctx context.Context, drain bool, n *atomic.Int64) error {
 		}
 		errWait = 0
 		if info.Claimed > 0 {
+			r.active.Store(time.Now().UnixNano())
 			empties, wait = 0, 0
 			continue
 		}

@@ -71,17 +71,19 @@ func (d postgresDialect) inboxSQL(t InboxTables) (*postgresInboxSQL, error) {
 			settleUpdate: "UPDATE " + q.inbox + " SET parked = FALSE, received_at = now() WHERE consumer = $1 AND msg_key = $2",
 
 			// The batch is chosen through the partial purge index and locked with SKIP LOCKED (a row a Replay
-			// holds is left for the next run); the outer conditions are re-checked on the latest row version.
-			purge: "DELETE FROM " + q.inbox + " WHERE consumer = $1 AND msg_key IN (" +
-				"SELECT msg_key FROM " + q.inbox + " WHERE consumer = $1 AND NOT parked " +
+			// holds is left for the next run) in a CTE, which PostgreSQL evaluates once: as an IN (subquery)
+			// the planner may rescan the subquery, and every rescan would pick further rows past the LIMIT. The
+			// outer conditions are re-checked on the latest row version.
+			purge: "WITH batch AS MATERIALIZED (SELECT msg_key FROM " + q.inbox + " WHERE consumer = $1 AND NOT parked " +
 				"AND received_at < now() - $2::bigint * INTERVAL '1 microsecond' " +
 				"ORDER BY received_at LIMIT $3 FOR UPDATE SKIP LOCKED) " +
-				"AND NOT parked AND received_at < now() - $2::bigint * INTERVAL '1 microsecond'",
-			purgeAttempts: "DELETE FROM " + q.attempts + " WHERE consumer = $1 AND msg_key IN (" +
-				"SELECT msg_key FROM " + q.attempts + " WHERE consumer = $1 " +
+				"DELETE FROM " + q.inbox + " AS t USING batch WHERE t.consumer = $1 AND t.msg_key = batch.msg_key " +
+				"AND NOT t.parked AND t.received_at < now() - $2::bigint * INTERVAL '1 microsecond'",
+			purgeAttempts: "WITH batch AS MATERIALIZED (SELECT msg_key FROM " + q.attempts + " WHERE consumer = $1 " +
 				"AND updated_at < now() - $2::bigint * INTERVAL '1 microsecond' " +
 				"ORDER BY updated_at LIMIT $3 FOR UPDATE SKIP LOCKED) " +
-				"AND updated_at < now() - $2::bigint * INTERVAL '1 microsecond'",
+				"DELETE FROM " + q.attempts + " AS t USING batch WHERE t.consumer = $1 AND t.msg_key = batch.msg_key " +
+				"AND t.updated_at < now() - $2::bigint * INTERVAL '1 microsecond'",
 
 			checkInbox:    "SELECT consumer, msg_key, fingerprint, received_at, parked FROM " + q.inbox + " WHERE FALSE",
 			checkAttempts: "SELECT consumer, msg_key, attempts, last_error, updated_at FROM " + q.attempts + " WHERE FALSE",

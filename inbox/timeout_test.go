@@ -83,23 +83,24 @@ func TestStuckHandlerReleasesKeyAtDeadline(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
 		createEffects(t, db)
 		ctx := context.Background()
-		impatient := newInbox(t, db, "c", inbox.Config{HandlerTimeout: 300 * time.Millisecond})
+		impatient := newInbox(t, db, "c", inbox.Config{HandlerTimeout: time.Second})
 		patient := newInbox(t, db, "c", inbox.Config{HandlerTimeout: 30 * time.Second})
 		d := inbox.Delivery{Key: "stuck", Payload: []byte("p")}
 		inHandler, release := make(chan struct{}), make(chan struct{})
 		firstErr := make(chan error, 1)
 		go func() {
 			_, err := impatient.Process(ctx, d, func(ctx context.Context, tx *sqlx.Tx) error {
-				if err := effectHandler(db, "c", d.Key)(ctx, tx); err != nil {
-					return err
-				}
-				close(inHandler)
-				<-release // stuck, deaf to ctx
-				return nil
+				close(inHandler) // the key is recorded (uncommitted) and locked
+				<-release        // stuck, deaf to ctx
+				return effectHandler(db, "c", d.Key)(ctx, tx)
 			})
 			firstErr <- err
 		}()
-		<-inHandler
+		select {
+		case <-inHandler:
+		case err := <-firstErr:
+			t.Fatalf("first delivery ended before its handler ran: %v", err)
+		}
 		res, err := patient.Process(ctx, d, effectHandler(db, "c", d.Key))
 		close(release)
 		if res != inbox.Processed || err != nil {

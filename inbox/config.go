@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/txbox/txbox/dialect"
 )
 
@@ -66,6 +68,25 @@ type Config struct {
 	// Logger receives the inbox's warnings (messages parked, failures that could not be counted) and debug
 	// traces. Payloads are never logged. Default: discard everything.
 	Logger *slog.Logger
+
+	// Propagator extracts trace context (W3C traceparent/tracestate) from Delivery.Headers into the ctx the
+	// handler receives, so a handler's spans continue the trace that enqueued the message (see package
+	// outbox). Default propagation.TraceContext{}; propagation.NewCompositeTextMapPropagator() turns it off.
+	Propagator propagation.TextMapPropagator
+	// OnProcess, if set, is called at the end of every Process call with its outcome, from the caller's
+	// goroutine (package metrics uses it). It must be quick and must not call the Inbox. Default: none.
+	OnProcess func(ProcessInfo)
+}
+
+// ProcessInfo describes one finished Process call, for Config.OnProcess.
+type ProcessInfo struct {
+	Consumer string
+	Key      string
+	Result   Result
+	// Err is Process's error (nil for Processed, Duplicate and Parked).
+	Err error
+	// Handler is the time spent inside the handler, over every attempt of this call (0 when it did not run).
+	Handler time.Duration
 }
 
 // Defaults filled in by New.
@@ -93,6 +114,9 @@ const (
 func (c Config) withDefaults() (Config, error) {
 	bad := func(format string, args ...any) (Config, error) {
 		return c, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+	}
+	if c.Propagator == nil {
+		c.Propagator = propagation.TraceContext{}
 	}
 	if c.Dialect == nil {
 		return bad("Dialect is required (dialect.MySQL or dialect.Postgres)")

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"time"
 
 	"github.com/jmoiron/sqlx"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/txbox/txbox/dialect"
 )
@@ -29,6 +31,27 @@ import (
 // times, within HandlerTimeout. Results returned with a nil error can be acknowledged; Failed (with an error)
 // should be redelivered. A delivery failing validation (ErrInvalidDelivery) never will succeed.
 func (i *Inbox) Process(ctx context.Context, d Delivery, h Handler) (Result, error) {
+	if len(d.Headers) > 0 {
+		ctx = i.cfg.Propagator.Extract(ctx, propagation.MapCarrier(d.Headers))
+	}
+	if i.cfg.OnProcess == nil {
+		return i.process(ctx, d, h)
+	}
+	var spent time.Duration
+	timed := h
+	if h != nil {
+		timed = func(ctx context.Context, tx *sqlx.Tx) error {
+			start := time.Now()
+			defer func() { spent += time.Since(start) }()
+			return h(ctx, tx)
+		}
+	}
+	res, err := i.process(ctx, d, timed)
+	i.cfg.OnProcess(ProcessInfo{Consumer: i.cfg.Consumer, Key: d.Key, Result: res, Err: err, Handler: spent})
+	return res, err
+}
+
+func (i *Inbox) process(ctx context.Context, d Delivery, h Handler) (Result, error) {
 	if h == nil {
 		return Failed, errNilHandler
 	}

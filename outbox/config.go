@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"strings"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/txbox/txbox/dialect"
 )
 
@@ -39,6 +41,12 @@ type Config struct {
 	DisableNotify bool
 	// Logger receives debug logs. Default: none.
 	Logger *slog.Logger
+	// Propagator injects the trace context of Enqueue's ctx (W3C traceparent/tracestate by default) into each
+	// message's Headers, unless the message already carries those headers, so the consumer's handler continues
+	// the producer's trace (see inbox.Config.Propagator). Only the OpenTelemetry API is used: without an SDK
+	// (or without a span in ctx) nothing is added. Default propagation.TraceContext{};
+	// propagation.NewCompositeTextMapPropagator() turns it off.
+	Propagator propagation.TextMapPropagator
 }
 
 func (c *Config) fill() error {
@@ -71,6 +79,9 @@ func (c *Config) fill() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Propagator == nil {
+		c.Propagator = propagation.TraceContext{}
 	}
 	return nil
 }

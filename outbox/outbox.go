@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/txbox/txbox/dialect"
 )
 
@@ -44,9 +46,10 @@ func (o *Outbox) Enqueue(ctx context.Context, tx dialect.DBTX, msgs ...Message) 
 	if len(msgs) == 0 {
 		return nil
 	}
+	trace := o.traceHeaders(ctx)
 	rows := make([]dialect.OutboxInsertRow, len(msgs))
 	for i := range msgs {
-		r, err := o.row(&msgs[i])
+		r, err := o.row(&msgs[i], trace)
 		if err != nil {
 			return fmt.Errorf("outbox: enqueue message %d: %w", i, err)
 		}
@@ -60,7 +63,32 @@ func (o *Outbox) Enqueue(ctx context.Context, tx dialect.DBTX, msgs ...Message) 
 	return nil
 }
 
-func (o *Outbox) row(m *Message) (dialect.OutboxInsertRow, error) {
+// traceHeaders returns the trace context of ctx as headers, or nil when ctx carries none.
+func (o *Outbox) traceHeaders(ctx context.Context) propagation.MapCarrier {
+	c := propagation.MapCarrier{}
+	o.cfg.Propagator.Inject(ctx, c)
+	if len(c) == 0 {
+		return nil
+	}
+	return c
+}
+
+// withTrace returns h plus the trace headers it does not set itself; h is never modified (it is the caller's).
+func withTrace(h map[string]string, trace propagation.MapCarrier) map[string]string {
+	if len(trace) == 0 {
+		return h
+	}
+	out := make(map[string]string, len(h)+len(trace))
+	for k, v := range trace {
+		out[k] = v
+	}
+	for k, v := range h {
+		out[k] = v
+	}
+	return out
+}
+
+func (o *Outbox) row(m *Message, trace propagation.MapCarrier) (dialect.OutboxInsertRow, error) {
 	if err := dialect.CheckText("topic", m.Topic, dialect.MaxTopicBytes, ErrInvalidMessage); err != nil {
 		return dialect.OutboxInsertRow{}, err
 	}
@@ -81,7 +109,7 @@ func (o *Outbox) row(m *Message) (dialect.OutboxInsertRow, error) {
 		return dialect.OutboxInsertRow{}, fmt.Errorf("%w: payload is %d bytes, more than MaxPayloadBytes (%d)",
 			ErrInvalidMessage, len(m.Payload), o.cfg.MaxPayloadBytes)
 	}
-	headers, err := o.encodeHeaders(m.Headers)
+	headers, err := o.encodeHeaders(withTrace(m.Headers, trace))
 	if err != nil {
 		return dialect.OutboxInsertRow{}, err
 	}

@@ -65,6 +65,8 @@ type BatchInfo struct {
 	Buried    int   // rows moved to the dead-letter table
 	Held      int   // rows not attempted because an earlier row of their sharding key failed in the batch
 	Err       error // the batch's database error, if any (its publishes then count as unconfirmed)
+	// Duration is the batch's wall time: claiming, publishing and the final transaction.
+	Duration time.Duration
 }
 
 func (c *Config) fill() error {

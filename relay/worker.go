@@ -53,7 +53,12 @@ func (w *worker) loop(ctx context.Context, drain bool, n *atomic.Int64) error {
 			return nil
 		}
 		wakeC := r.wake.C() // taken before the batch: a wake during it triggers another pass
+		start := time.Now()
 		info, err := w.batch(ctx)
+		info.Duration = time.Since(start)
+		if err != nil && info.Err == nil {
+			info.Err = err
+		}
 		if n != nil {
 			n.Add(int64(info.Published))
 		}

@@ -10,14 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/txbox/txbox/dialect"
-)
-
-// Default table names, as created by package migrations.
-const (
-	outboxTable     = "txbox_outbox"
-	outboxDeadTable = "txbox_outbox_dead"
-	inboxTable      = "txbox_inbox"
-	inboxDeadTable  = "txbox_inbox_dead"
+	"github.com/txbox/txbox/inbox"
+	"github.com/txbox/txbox/outbox"
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -38,8 +32,8 @@ consumer. With --json it prints one JSON object (ages in nanoseconds) for script
 			}
 			defer db.Close()
 			st, err := d.Stats(cmd.Context(), db, &dialect.StatsParams{
-				OutboxTable: outboxTable, OutboxDeadTable: outboxDeadTable,
-				InboxTable: inboxTable, InboxDeadTable: inboxDeadTable,
+				OutboxTable: outbox.DefaultTable, OutboxDeadTable: outbox.DefaultDeadTable,
+				InboxTable: inbox.DefaultTable, InboxDeadTable: inbox.DefaultDeadTable,
 			})
 			if errors.Is(err, dialect.ErrSchemaMissing) {
 				return fmt.Errorf("read status: txbox tables missing, run `txbox migrate up` first: %w", err)

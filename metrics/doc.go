@@ -1,0 +1,27 @@
+// Package metrics exposes txbox's relay and inbox as Prometheus metrics.
+//
+// Nothing is registered globally: every constructor takes the prometheus.Registerer to use (pass
+// prometheus.NewRegistry() or prometheus.DefaultRegisterer). The library packages do not depend on Prometheus;
+// they report through hooks (relay.Config.OnBatch, inbox.Config.OnProcess) that this package implements:
+//
+//	reg := prometheus.NewRegistry()
+//	rm, err := metrics.NewRelay(reg)
+//	r, err := relay.New(db, relay.Config{Dialect: d, Publisher: pub, OnBatch: rm.ObserveBatch})
+//
+//	im, err := metrics.NewInbox(reg)
+//	ib, err := inbox.New(db, inbox.Config{Dialect: d, Consumer: "payments", OnProcess: im.ObserveProcess})
+//
+//	err = metrics.RegisterBacklog(reg, db, d, metrics.Tables{}) // gauges read from the tables at scrape time
+//
+// Metric names:
+//
+//	txbox_relay_published_total            rows the broker confirmed
+//	txbox_relay_failed_total               failed publishes, scheduled for a retry
+//	txbox_relay_dead_total                 rows moved to the dead-letter table
+//	txbox_relay_batch_errors_total         batches that failed on the database
+//	txbox_relay_batch_duration_seconds     histogram of batch wall time (claim, publish, commit)
+//	txbox_inbox_deliveries_total{consumer,result}  result: processed, duplicate, parked, conflict, failed
+//	txbox_inbox_handler_duration_seconds{consumer} histogram of time inside handlers
+//	txbox_outbox_pending, txbox_outbox_due, txbox_outbox_oldest_pending_seconds, txbox_outbox_dead,
+//	txbox_inbox_keys, txbox_inbox_dead     backlog gauges (RegisterBacklog)
+package metrics

@@ -22,8 +22,11 @@ services-stop:
 services-status:
 	@scripts/services.sh status
 
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 lint: vet
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) run $(STATICCHECK) ./...
 
 vet:
 	$(GO) vet ./...

@@ -226,8 +226,6 @@ func clipError(s string) string {
 	return s[:cut]
 }
 
-type rowScanner interface{ Scan(dest ...any) error }
-
 func scanOutboxRows(rows *sql.Rows, created func() sql.Scanner, at func(sql.Scanner) time.Time) ([]OutboxRow, error) {
 	defer rows.Close()
 	var out []OutboxRow

@@ -4,7 +4,7 @@ SHELL := /bin/bash
 GO ?= go
 GOTEST_FLAGS ?= -race -count=1 -timeout 40m
 
-.PHONY: test test-only services services-stop services-status lint vet fmt bench
+.PHONY: test test-only services services-stop services-status lint vet fmt bench bench-inbox bench-relay
 
 test: lint services
 	@eval "$$(scripts/services.sh env)" && $(GO) test $(GOTEST_FLAGS) ./...
@@ -33,3 +33,12 @@ vet:
 
 fmt:
 	gofmt -w .
+
+# Benchmarks print figures and ratios against a raw baseline measured in the same run, on both databases.
+bench: bench-inbox bench-relay
+
+bench-inbox: services
+	@eval "$$(scripts/services.sh env)" && $(GO) test -run '^$$' -bench BenchmarkProcess -benchtime 2000x -count 5 ./inbox/
+
+bench-relay: services
+	@eval "$$(scripts/services.sh env)" && $(GO) run ./cmd/txbox-bench -rounds 5

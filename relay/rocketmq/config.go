@@ -107,4 +107,3 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	return c, nil
 }
-

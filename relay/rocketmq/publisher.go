@@ -35,7 +35,9 @@ var _ relay.Publisher = (*Publisher)(nil)
 
 // New validates cfg, creates the producer and starts it. Starting contacts no broker yet: routes are fetched at
 // the first Publish of each topic.
-func New(cfg Config) (*Publisher, error) {
+func New(cfg Config) (*Publisher, error) { return newPublisher(cfg) }
+
+func newPublisher(cfg Config, extra ...producer.Option) (*Publisher, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -59,7 +61,7 @@ func New(cfg Config) (*Publisher, error) {
 			SecurityToken: cfg.Credentials.SecurityToken,
 		}))
 	}
-	p, err := rmq.NewProducer(opts...)
+	p, err := rmq.NewProducer(append(opts, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("relay/rocketmq: create producer: %w", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -29,6 +30,7 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/admin"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 
+	"github.com/txbox/txbox/internal/rmqlog"
 	"github.com/txbox/txbox/internal/testdb"
 )
 
@@ -53,6 +55,8 @@ type Broker struct {
 // Get returns the broker from the environment, skipping the test (or failing it under CI) when it is not set.
 func Get(t testing.TB) Broker {
 	t.Helper()
+	// The admin client logs every topic creation at Info on stderr unless the client's logger is replaced.
+	quietOnce.Do(func() { rmqlog.Install(slog.Default(), rmqlog.DefaultLevel) })
 	b := Broker{Namesrv: os.Getenv(EnvNamesrv), Addr: os.Getenv(EnvBroker)}
 	if b.Namesrv == "" || b.Addr == "" {
 		msg := fmt.Sprintf("%s and %s must be set: %s", EnvNamesrv, EnvBroker, howToStart)
@@ -63,6 +67,8 @@ func Get(t testing.TB) Broker {
 	}
 	return b
 }
+
+var quietOnce sync.Once
 
 // NameServers is Namesrv as the client's option type.
 func (b Broker) NameServers() []string { return []string{b.Namesrv} }
@@ -200,6 +206,10 @@ func Admin(t testing.TB, args ...string) string {
 //   - a push consumer's expiry sweep (pushConsumer.Start.func1.2) first sleeps ConsumeTimeout (15 min by default)
 //     and its lock renewal (func1.3) 1 s;
 //   - a push consumer's statistics samplers (statsItemSet.init.funcN) sleep for days and never stop;
+//   - a pull request in flight (pushConsumer.pullMessage) waits for the broker's long-poll answer (up to 30 s);
+//   - an orderly queue's consume loop polls an empty queue for up to 5 s (processQueue.takeMessages), even after
+//     Shutdown dropped it (apache/rocketmq-client-go#628);
+//   - the client's package-level cache janitor (go-cache) runs for the life of the process;
 //   - a connection reader (remotingClient.connect.func1) whose connection was opened by a background loop while
 //     the client was shutting down stays until the broker closes the idle connection.
 func LeakOptions() []testdb.LeakOption {
@@ -213,7 +223,11 @@ func LeakOptions() []testdb.LeakOption {
 			testdb.IgnoreAnyFunction(fmt.Sprintf("%s.(*rmqClient).Start.func1.%d", internal, i)),
 			testdb.IgnoreAnyFunction(fmt.Sprintf("%s.(*statsItemSet).init.func%d", consumer, i)))
 	}
-	opts = append(opts, testdb.IgnoreAnyFunction(internal+"/remote.(*remotingClient).connect.func1"))
+	opts = append(opts,
+		testdb.IgnoreAnyFunction(internal+"/remote.(*remotingClient).connect.func1"),
+		testdb.IgnoreAnyFunction(consumer+".(*pushConsumer).pullMessage"),
+		testdb.IgnoreAnyFunction(consumer+".(*processQueue).takeMessages"),
+		testdb.IgnoreTopFunction("github.com/patrickmn/go-cache.(*janitor).Run"))
 	for i := 1; i <= 3; i++ {
 		opts = append(opts, testdb.IgnoreAnyFunction(fmt.Sprintf("%s.(*pushConsumer).Start.func1.%d", consumer, i)))
 	}

@@ -139,10 +139,12 @@ func (d mysqlDialect) OutboxClaimUnkeyed(ctx context.Context, tx DBTX, p *Outbox
 	if err != nil {
 		return nil, err
 	}
-	// Primary-key order from a remembered id: the scan seeks past the delete-marked rows that drained batches
-	// leave at the head of the index instead of stepping over them every time.
-	// FORCE INDEX (PRIMARY): through (part, id) every row would cost a secondary and a clustered lock.
-	rows, err := tx.QueryContext(ctx, "SELECT "+outboxCols+" FROM "+t+" FORCE INDEX (PRIMARY) WHERE id > ? AND part = -1"+
+	// Id order from a remembered id: the scan seeks past the delete-marked entries that drained batches leave
+	// at the head of the index instead of stepping over them every time.
+	// FORCE INDEX (txbox_outbox_part): the scan must never touch keyed rows. Walking the primary key instead,
+	// MariaDB keeps the locks of the keyed rows it stepped over (even in READ COMMITTED) and, despite SKIP
+	// LOCKED, waits for keyed rows other relays are deleting: measured deadlocks with several relays.
+	rows, err := tx.QueryContext(ctx, "SELECT "+outboxCols+" FROM "+t+" FORCE INDEX (txbox_outbox_part) WHERE part = -1 AND id > ?"+
 		" AND available_at <= UTC_TIMESTAMP(6) ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED", p.AfterID, p.Limit)
 	if err != nil {
 		return nil, interpretError(err)

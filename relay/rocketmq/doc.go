@@ -20,7 +20,9 @@
 // # Mapping of an outbox record to a message
 //
 //	Topic        → topic (with Namespace: "ns%topic")
-//	Payload      → body (the client compresses bodies over 4 KiB; consumers see the original bytes)
+//	Payload      → body (the client compresses bodies over 4 KiB; consumers see the original bytes). The broker
+//	               rejects an empty body, so an empty payload is sent as one zero byte with the property
+//	               TXBOX_EMPTY_BODY=1, and inbox/rocketmq hands the handler an empty payload again.
 //	Key          → user property TXBOX_KEY, byte for byte; and the KEYS property, the broker's key index, with
 //	               '%' written "%25" and ' ' written "%20" (the client joins KEYS with spaces and the broker
 //	               splits on them). A key without '%' or ' ' is indexed as is, so operators find a message with

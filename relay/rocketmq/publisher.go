@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	rmq "github.com/apache/rocketmq-client-go/v2"
@@ -29,6 +30,17 @@ type Publisher struct {
 	inflight sync.WaitGroup
 	stopOnce sync.Once
 	stopErr  error
+
+	// topics holds a *topicGate per topic: see send.
+	topics sync.Map
+}
+
+// topicGate serialises the sends to a topic until one has succeeded. Concurrent first sends to a topic race
+// inside the client — one loads the route while another finds the queues but not yet the broker's address and
+// fails at once with "route info not found" — so the first send goes alone.
+type topicGate struct {
+	mu   sync.Mutex
+	warm atomic.Bool
 }
 
 var _ relay.Publisher = (*Publisher)(nil)
@@ -92,7 +104,7 @@ func (p *Publisher) Publish(ctx context.Context, r outbox.Record) error {
 	}
 	defer p.inflight.Done()
 
-	res, err := p.p.SendSync(ctx, msg)
+	res, err := p.send(ctx, msg)
 	switch {
 	case err != nil:
 		if ctx.Err() != nil {
@@ -114,6 +126,21 @@ func (p *Publisher) Publish(ctx context.Context, r outbox.Record) error {
 			"msg_id", res.MsgID, "queue", res.MessageQueue.QueueId, "queue_offset", res.QueueOffset)
 	}
 	return nil
+}
+
+func (p *Publisher) send(ctx context.Context, msg *primitive.Message) (*primitive.SendResult, error) {
+	v, _ := p.topics.LoadOrStore(msg.Topic, &topicGate{})
+	g := v.(*topicGate)
+	if g.warm.Load() {
+		return p.p.SendSync(ctx, msg)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	res, err := p.p.SendSync(ctx, msg)
+	if err == nil {
+		g.warm.Store(true)
+	}
+	return res, err
 }
 
 func (p *Publisher) begin() bool {

@@ -268,9 +268,9 @@ func TestShutdownWaitsAndRejects(t *testing.T) {
 	topic := b.Topic(t, 1)
 	release := make(chan struct{})
 	entered := make(chan struct{})
-	var held atomic.Bool
+	var armed, held atomic.Bool
 	hold := func(ctx context.Context, req, reply interface{}, next primitive.Invoker) error {
-		if held.CompareAndSwap(false, true) { // only the first send is held
+		if armed.Load() && held.CompareAndSwap(false, true) { // only the first send after arming is held
 			close(entered)
 			<-release
 		}
@@ -278,6 +278,10 @@ func TestShutdownWaitsAndRejects(t *testing.T) {
 	}
 	p := newPublisher(t, b, producer.WithInterceptor(hold))
 	r := outbox.Record{ID: 1, Message: outbox.Message{Topic: topic, Key: "k", Payload: []byte("x")}}
+	if err := p.Publish(context.Background(), r); err != nil { // the topic's route is loaded
+		t.Fatal(err)
+	}
+	armed.Store(true)
 	var wg sync.WaitGroup
 	var pubErr error
 	wg.Add(1)

@@ -16,6 +16,7 @@ import (
 	"github.com/txbox/txbox/internal/testdb"
 	"github.com/txbox/txbox/outbox"
 	"github.com/txbox/txbox/relay"
+	"github.com/txbox/txbox/relay/rocketmq"
 )
 
 // Benchmark sizes: every op moves benchMessages messages of benchPayload bytes with benchConcurrency sends in
@@ -25,7 +26,7 @@ import (
 const (
 	benchMessages    = 5000
 	benchPayload     = 256
-	benchConcurrency = 128 // relay: Workers 2 × PublishConcurrency 64 (its defaults)
+	benchConcurrency = 64 // relay: Workers 2 × PublishConcurrency 32
 )
 
 // BenchmarkBareSendSync is the yardstick: rocketmq-client-go's SendSync in benchConcurrency goroutines, with the
@@ -81,8 +82,15 @@ func BenchmarkBareSendSync(b *testing.B) {
 }
 
 // BenchmarkRelayToBroker drains benchMessages outbox rows (PostgreSQL, pgx) through relay.Relay and this
-// Publisher: claim, publish with SendOK checked, delete. Enqueueing is not timed.
+// Publisher: claim, publish with SendOK checked, delete. Enqueueing is not timed. MaxBatch=1 is the Publisher
+// without batching.
 func BenchmarkRelayToBroker(b *testing.B) {
+	for _, maxBatch := range []int{rocketmq.DefaultMaxBatch, 1} {
+		b.Run(fmt.Sprintf("MaxBatch=%d", maxBatch), func(b *testing.B) { benchRelay(b, maxBatch) })
+	}
+}
+
+func benchRelay(b *testing.B, maxBatch int) {
 	br := rmqtest.Get(b)
 	topic := br.Topic(b, 4)
 	db := testdb.Open(b, target(b, "postgres-pgx"))
@@ -90,7 +98,11 @@ func BenchmarkRelayToBroker(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	pub := newPublisher(b, br)
+	pub, err := rocketmq.New(rocketmq.Config{NameServers: br.NameServers(), Group: rmqtest.Name(b, "P"), MaxBatch: maxBatch})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pub.Close()
 	r, err := relay.New(db.DB, relay.Config{Dialect: db.Dialect, Publisher: pub, Workers: 2, PublishConcurrency: benchConcurrency / 2})
 	if err != nil {
 		b.Fatal(err)

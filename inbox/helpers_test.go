@@ -3,6 +3,7 @@ package inbox_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,10 +103,26 @@ func waitBlockedOnMe(ctx context.Context, db *testdb.DB, tx *sqlx.Tx, n int) err
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d sessions blocked on the key after 30s, want %d", got, n)
+			return fmt.Errorf("only %d sessions blocked on the key after 30s, want %d; sessions: %s", got, n, sessions(ctx, db))
 		}
 		time.Sleep(5 * time.Millisecond) // polling the database, not waiting for background work
 	}
+}
+
+// sessions describes the test database's sessions, for failure messages.
+func sessions(ctx context.Context, db *testdb.DB) string {
+	q := "SELECT CONCAT(p.ID, ' ', COALESCE(p.COMMAND, ''), ' ', COALESCE(p.STATE, ''), ' ', " +
+		"COALESCE(t.trx_state, 'no trx'), ' ', LEFT(COALESCE(p.INFO, ''), 40)) FROM information_schema.PROCESSLIST p " +
+		"LEFT JOIN information_schema.INNODB_TRX t ON p.ID = t.trx_mysql_thread_id WHERE p.DB = DATABASE()"
+	if db.Dialect == dialect.Postgres {
+		q = "SELECT pid || ' ' || COALESCE(state, '') || ' ' || COALESCE(wait_event_type, '') || ' ' || " +
+			"pg_blocking_pids(pid)::text || ' ' || LEFT(query, 40) FROM pg_stat_activity WHERE datname = current_database()"
+	}
+	var out []string
+	if err := db.SelectContext(ctx, &out, q); err != nil {
+		return err.Error()
+	}
+	return strings.Join(out, "; ")
 }
 
 // nop is a handler that writes nothing.

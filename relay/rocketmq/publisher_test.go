@@ -397,3 +397,33 @@ func TestBatchingCoalescesConcurrentPublishes(t *testing.T) {
 		queueOf[sk] = m.Queue.QueueId
 	}
 }
+
+// TestDeliverAtDelaysDelivery: a record whose DeliverAt is still ahead becomes a timer message that the broker
+// hands out at that instant, not before.
+func TestDeliverAtDelaysDelivery(t *testing.T) {
+	t.Parallel()
+	b := rmqtest.Get(t)
+	topic := b.Topic(t, 1)
+	p := newPublisher(t, b)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	at := time.Now().Add(3 * time.Second)
+	if err := p.Publish(ctx, outbox.Record{ID: 1, Message: outbox.Message{Topic: topic, Key: "later", Payload: []byte("x"), DeliverAt: at}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Publish(ctx, outbox.Record{ID: 2, Message: outbox.Message{Topic: topic, Key: "now", Payload: []byte("y")}}); err != nil {
+		t.Fatal(err)
+	}
+	got := b.Collect(t, topic)
+	for range 2 {
+		select {
+		case m := <-got:
+			arrived := time.Now()
+			if m.GetProperty(rmqwire.PropKey) == "later" && arrived.Before(at.Add(-100*time.Millisecond)) {
+				t.Fatalf("timer message arrived %s before its DeliverAt", at.Sub(arrived))
+			}
+		case <-ctx.Done():
+			t.Fatal("messages did not arrive")
+		}
+	}
+}

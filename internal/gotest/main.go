@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+)
+
+// upstream is the module whose own races are retried.
+const upstream = "github.com/apache/rocketmq-client-go/"
+
+// ownModule marks a stack frame of txbox.
+const ownModule = "github.com/txbox/txbox/"
+
+type event struct {
+	Action  string
+	Package string
+	Test    string
+	Output  string
+}
+
+func main() {
+	args := os.Args[1:]
+	failed, outputs, err := run(args)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gotest:", err)
+		os.Exit(2)
+	}
+	if len(failed) == 0 {
+		return
+	}
+	var retry []string
+	for _, pkg := range failed {
+		verdict := classify(outputs[pkg])
+		if verdict != "" {
+			fmt.Printf("gotest: %s failed: %s\n", pkg, verdict)
+			os.Exit(1)
+		}
+		retry = append(retry, pkg)
+	}
+	fmt.Printf("gotest: %s failed only on data races inside rocketmq-client-go (apache/rocketmq-client-go#1115); running once more\n",
+		strings.Join(retry, " "))
+	flags := flagsOnly(args)
+	failed, _, err = run(append(flags, retry...))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gotest:", err)
+		os.Exit(2)
+	}
+	if len(failed) > 0 {
+		fmt.Printf("gotest: %s failed again\n", strings.Join(failed, " "))
+		os.Exit(1)
+	}
+}
+
+// run runs go test -json with args, echoes the plain output, and returns the failed packages with each
+// package's output.
+func run(args []string) (failed []string, outputs map[string][]string, err error) {
+	cmd := exec.Command("go", append([]string{"test", "-json"}, args...)...)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	outputs = map[string][]string{}
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		var ev event
+		if json.Unmarshal(line, &ev) != nil {
+			fmt.Println(string(line)) // build errors and the like are not JSON
+			continue
+		}
+		if ev.Output != "" {
+			io.WriteString(os.Stdout, ev.Output)
+			outputs[ev.Package] = append(outputs[ev.Package], ev.Output)
+		}
+		if ev.Action == "fail" && ev.Test == "" {
+			failed = append(failed, ev.Package)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, nil, err
+	}
+	werr := cmd.Wait()
+	if werr != nil && len(failed) == 0 {
+		return nil, nil, fmt.Errorf("go test failed without a failed package (build error?): %w", werr)
+	}
+	return failed, outputs, nil
+}
+
+// classify returns "" when every failure in a package's output is explained by data races whose two
+// accesses are entirely in upstream code, or else why the failure counts.
+func classify(lines []string) string {
+	races, own := 0, 0
+	inRace, section := false, 0
+	var accessFrames []string
+	for _, l := range lines {
+		t := strings.TrimSpace(l)
+		switch {
+		case t == "WARNING: DATA RACE":
+			inRace, section, accessFrames = true, 0, nil
+			races++
+		case inRace && t == "==================":
+			if racesOwnCode(accessFrames) {
+				own++
+			}
+			inRace = false
+		case inRace && (strings.Contains(t, " at 0x") && strings.Contains(t, " by ")) ||
+			inRace && strings.HasPrefix(t, "Previous "):
+			section++
+		case inRace && strings.HasPrefix(t, "Goroutine "):
+			section = 3 // creation stacks do not count: txbox starts the client's goroutines
+		case inRace && section >= 1 && section <= 2 && strings.Contains(t, "/"):
+			accessFrames = append(accessFrames, t)
+		}
+	}
+	switch {
+	case races == 0:
+		return "not a data race"
+	case own > 0:
+		return fmt.Sprintf("%d data race(s) in txbox's own code", own)
+	}
+	return ""
+}
+
+// racesOwnCode reports whether an access stack of a race runs through txbox or does not touch the client at
+// all (then it is not the known upstream race).
+func racesOwnCode(frames []string) bool {
+	sawUpstream := false
+	for _, f := range frames {
+		if strings.HasPrefix(f, ownModule) {
+			return true
+		}
+		if strings.HasPrefix(f, upstream) {
+			sawUpstream = true
+		}
+	}
+	return !sawUpstream
+}
+
+// flagsOnly drops the package patterns from go test arguments (those not starting with '-' that do not
+// follow a flag taking a value); the retried packages are given explicitly.
+func flagsOnly(args []string) []string {
+	var out []string
+	valued := map[string]bool{"-timeout": true, "-run": true, "-count": true, "-p": true, "-parallel": true,
+		"-tags": true, "-skip": true, "-bench": true, "-benchtime": true, "-cpu": true}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if strings.HasPrefix(a, "-") {
+			out = append(out, a)
+			if valued[a] && i+1 < len(args) {
+				i++
+				out = append(out, args[i])
+			}
+		}
+	}
+	return out
+}

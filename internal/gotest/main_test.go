@@ -1,0 +1,57 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+const upstreamRace = `==================
+WARNING: DATA RACE
+Read at 0x00c00013bd08 by goroutine 129:
+  github.com/apache/rocketmq-client-go/v2/internal.(*rmqClient).InvokeSync()
+      /root/go/pkg/mod/github.com/apache/rocketmq-client-go/v2@v2.1.3/internal/client.go:576 +0x95
+  github.com/apache/rocketmq-client-go/v2/consumer.(*defaultConsumer).findConsumerList()
+      /root/go/pkg/mod/github.com/apache/rocketmq-client-go/v2@v2.1.3/consumer/consumer.go:952 +0x25b
+
+Previous write at 0x00c00013bd08 by goroutine 57:
+  github.com/apache/rocketmq-client-go/v2/internal.(*rmqClient).Shutdown()
+      /root/go/pkg/mod/github.com/apache/rocketmq-client-go/v2@v2.1.3/internal/client.go:390 +0x1a4
+  github.com/apache/rocketmq-client-go/v2/consumer.(*pushConsumer).Shutdown()
+      /root/go/pkg/mod/github.com/apache/rocketmq-client-go/v2@v2.1.3/consumer/push_consumer.go:280 +0x1a4
+
+Goroutine 129 (running) created at:
+  github.com/txbox/txbox/inbox/rocketmq.(*Consumer).start()
+      /work/main/inbox/rocketmq/consumer.go:120 +0x44
+==================
+`
+
+func lines(s string) []string { return strings.SplitAfter(s, "\n") }
+
+func TestClassify(t *testing.T) {
+	ownRace := strings.Replace(upstreamRace, "github.com/apache/rocketmq-client-go/v2/consumer.(*pushConsumer).Shutdown()",
+		"github.com/txbox/txbox/inbox/rocketmq.(*Consumer).Shutdown()", 1)
+	plainRace := strings.ReplaceAll(upstreamRace, "github.com/apache/rocketmq-client-go/v2", "example.com/other")
+	cases := []struct {
+		name, out string
+		retry     bool
+	}{
+		{"upstream race only", "=== RUN   TestX\n" + upstreamRace + "    testing.go:1617: race detected during execution of test\n--- FAIL: TestX\n", true},
+		{"race with a txbox frame", ownRace, false},
+		{"race outside the client", plainRace, false},
+		{"assertion failure", "--- FAIL: TestX\n    x_test.go:10: want 1, got 2\nFAIL\n", false},
+		{"upstream race and txbox race", upstreamRace + ownRace, false},
+	}
+	for _, c := range cases {
+		got := classify(lines(c.out))
+		if (got == "") != c.retry {
+			t.Errorf("%s: classify = %q, retry want %v", c.name, got, c.retry)
+		}
+	}
+}
+
+func TestFlagsOnly(t *testing.T) {
+	got := strings.Join(flagsOnly([]string{"-race", "-count=1", "-timeout", "40m", "./...", "-run", "X", "./a"}), " ")
+	if got != "-race -count=1 -timeout 40m -run X" {
+		t.Errorf("flagsOnly = %q", got)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/txbox/txbox/dialect"
+	"github.com/txbox/txbox/migrations"
 )
 
 // globals are the flags every command shares.
@@ -51,7 +52,7 @@ The database comes from --dialect and --dsn, or the TXBOX_DIALECT and TXBOX_DSN 
 	pf.StringVar(&g.logLevel, "log-level", envOr("TXBOX_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env TXBOX_LOG_LEVEL)")
 	pf.DurationVar(&g.timeout, "connect-timeout", 10*time.Second, "how long to wait for the database to answer")
 
-	root.AddCommand(newMigrateCmd(g), newStatusCmd(g))
+	root.AddCommand(newMigrateCmd(g), newStatusCmd(g), newRelayCmd(g), newDeadCmd(g), newInboxCmd(g))
 	return root
 }
 
@@ -115,4 +116,24 @@ func redactDSN(dsn string) string {
 		return dsn[:start] + creds[:c] + ":***" + dsn[at:]
 	}
 	return dsn
+}
+
+// openMigrated is open plus migrations.Check: commands that read or write txbox's tables stop here, before any
+// work, when the schema is missing or behind this binary.
+func (g *globals) openMigrated(ctx context.Context) (*sqlx.DB, dialect.Dialect, error) {
+	db, d, err := g.open(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	if err := migrations.Check(cctx, db.DB, d); err != nil {
+		_ = db.Close()
+		if errors.Is(err, migrations.ErrNotMigrated) {
+			return nil, nil, fmt.Errorf("the %s database at %s is not migrated for this txbox: run `txbox migrate up` first (%w)",
+				d.Name(), redactDSN(g.dsn), err)
+		}
+		return nil, nil, fmt.Errorf("check the txbox schema: %w", err)
+	}
+	return db, d, nil
 }

@@ -143,3 +143,62 @@ func TestRelayRefusesToStart(t *testing.T) {
 		}
 	}, testdb.Unmigrated())
 }
+
+// SIGTERM in the middle of a backlog finishes the batches in flight: the relay exits 0, every row is either
+// published and deleted or still in the outbox (never published and left behind), and a new relay publishes
+// the rest.
+func TestRelayStopsMidBacklogWithoutLoss(t *testing.T) {
+	b := rmqtest.Get(t)
+	cliTargets(t, func(t *testing.T, db *testdb.DB) {
+		topic := b.Topic(t, 4)
+		const n = 3000
+		msgs := make([]outbox.Message, n)
+		for i := range msgs {
+			msgs[i] = outbox.Message{Topic: topic, Key: fmt.Sprintf("k-%d", i), Payload: []byte("p")}
+		}
+		enqueue(t, db, msgs...)
+		args := []string{"relay", "--namesrv", b.Namesrv, "--group", rmqtest.Name(t, "P"), "--workers", "1", "--batch", "20"}
+		p := start(t, db, args...)
+		waitFor(t, time.Minute, func() (bool, string) {
+			return count(t, db, "SELECT COUNT(*) FROM txbox_outbox") < n, "nothing published yet\n" + p.log()
+		})
+		if code := p.stop(t); code != 0 {
+			t.Fatalf("exit status %d after SIGTERM mid-backlog:\n%s", code, p.log())
+		}
+		left := map[string]bool{}
+		rows, err := db.QueryxContext(t.Context(), "SELECT msg_key FROM txbox_outbox")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				t.Fatal(err)
+			}
+			left[k] = true
+		}
+		_ = rows.Close()
+		t.Logf("%d of %d rows left in the outbox at SIGTERM", len(left), n)
+
+		rcv := &receiver{ch: b.Collect(t, topic), keys: map[string]int{}}
+		waitFor(t, 2*time.Minute, func() (bool, string) {
+			rcv.drain()
+			return len(rcv.keys)+len(left) >= n, fmt.Sprintf("%d received + %d left of %d", len(rcv.keys), len(left), n)
+		})
+		for k := range rcv.keys {
+			if left[k] {
+				t.Fatalf("key %s was published but its row was left in the outbox: the in-flight batch was not finished", k)
+			}
+		}
+		if len(left) > 0 {
+			p := start(t, db, args...)
+			waitFor(t, 2*time.Minute, func() (bool, string) {
+				rcv.drain()
+				return len(rcv.keys) == n, fmt.Sprintf("%d of %d keys received after the restart", len(rcv.keys), n)
+			})
+			if code := p.stop(t); code != 0 {
+				t.Fatalf("second relay: exit status %d", code)
+			}
+		}
+	})
+}

@@ -151,11 +151,10 @@ func (d mysqlDialect) OutboxClaimUnkeyed(ctx context.Context, tx DBTX, p *Outbox
 	if err != nil {
 		return nil, err
 	}
-	// Id order from a remembered id: the scan seeks past the delete-marked entries that drained batches leave
-	// at the head of the index instead of stepping over them every time.
-	// A primary-key range of partition -1: the scan never touches keyed rows. Stepping over them (as a scan of
-	// an id-only key would), MariaDB keeps their locks even in READ COMMITTED and, despite SKIP LOCKED, waits
-	// for keyed rows other relays are deleting: measured deadlocks with several relays.
+	// A primary-key range of partition -1, from a remembered id: the scan seeks past the delete-marked rows
+	// drained batches leave at the head instead of stepping over them every time, and never touches keyed
+	// rows. Stepping over those (as a scan of an id-only key would), MariaDB keeps their locks even in READ
+	// COMMITTED and, despite SKIP LOCKED, waited for keyed rows other relays were deleting: measured deadlocks.
 	rows, err := tx.QueryContext(ctx, "SELECT "+outboxCols+" FROM "+t+" FORCE INDEX (PRIMARY) WHERE part = -1 AND id > ?"+
 		" AND available_at <= UTC_TIMESTAMP(6) ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED", p.AfterID, p.Limit)
 	if err != nil {

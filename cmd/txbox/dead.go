@@ -60,6 +60,9 @@ func newDeadCmd(g *globals) *cobra.Command {
 		Use:   "dead",
 		Short: "List, requeue or drop outbox and inbox dead letters",
 		Long:  deadLong,
+		Example: `  txbox dead list --outbox
+  txbox dead requeue --outbox --all --dry-run
+  txbox dead drop --inbox --consumer payments --id 17`,
 	}
 	cmd.AddCommand(newDeadListCmd(g), newDeadRequeueCmd(g), newDeadDropCmd(g))
 	return cmd

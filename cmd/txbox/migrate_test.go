@@ -71,14 +71,18 @@ func TestCLIErrors(t *testing.T) {
 }
 
 func TestHelpExplainsEachCommand(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"migrate", "up", "--help"}, {"migrate", "status", "--help"},
+	for _, args := range [][]string{{"--help"}, {"migrate", "--help"}, {"migrate", "up", "--help"}, {"migrate", "status", "--help"},
 		{"status", "--help"}, {"relay", "--help"}, {"dead", "list", "--help"}, {"dead", "requeue", "--help"},
-		{"dead", "drop", "--help"}, {"inbox", "purge", "--help"}} {
-		r := run(t, nil, nil, args...)
+		{"dead", "--help"}, {"dead", "drop", "--help"}, {"inbox", "--help"}, {"inbox", "purge", "--help"}} {
+		// Secrets in the environment must not show up as flag defaults.
+		r := run(t, nil, []string{"TXBOX_DSN=u:s3cr3t-marker@tcp(127.0.0.1:1)/x", "TXBOX_ROCKETMQ_SECRET_KEY=s3cr3t-marker"}, args...)
+		if strings.Contains(r.stdout, "s3cr3t-marker") {
+			t.Errorf("%v: help prints a secret from the environment:\n%s", args, r.stdout)
+		}
 		if r.code != 0 || !strings.Contains(r.stdout, "Usage:") {
 			t.Errorf("%v: code %d\n%s%s", args, r.code, r.stdout, r.stderr)
 		}
-		if len(args) > 1 && !strings.Contains(r.stdout, "Examples:") {
+		if !strings.Contains(r.stdout, "Examples:") {
 			t.Errorf("%v: help has no example:\n%s", args, r.stdout)
 		}
 	}

@@ -21,6 +21,9 @@ func newInboxCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "inbox",
 		Short: "Maintain inbox tables",
+		Long: `inbox groups maintenance of the inbox tables. Applications normally purge with inbox.RunPurger; purge
+here is for a one-off cleanup or a cron job.`,
+		Example: `  txbox inbox purge --older-than 7d`,
 	}
 	cmd.AddCommand(newPurgeCmd(g))
 	return cmd

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -75,11 +76,13 @@ Access keys for ACL-enabled clusters are better passed through the environment t
 	fl.DurationVar(&f.maxPoll, "max-poll-interval", time.Second, "longest wait between polls of a quiet outbox")
 	fl.IntVar(&f.maxAttempts, "max-attempts", 16, "failed publishes before a row moves to the dead-letter table")
 	fl.DurationVar(&f.sendTimeout, "send-timeout", rocketmq.DefaultSendTimeout, "timeout of one send attempt to the broker")
-	fl.StringVar(&f.accessKey, "access-key", envOr("TXBOX_ROCKETMQ_ACCESS_KEY", ""), "ACL access key (env TXBOX_ROCKETMQ_ACCESS_KEY)")
-	fl.StringVar(&f.secretKey, "secret-key", envOr("TXBOX_ROCKETMQ_SECRET_KEY", ""), "ACL secret key (env TXBOX_ROCKETMQ_SECRET_KEY)")
+	// Credentials are read from the environment after parsing (fromEnv), never as flag defaults: --help prints
+	// defaults.
+	fl.StringVar(&f.accessKey, "access-key", "", "ACL access key (env TXBOX_ROCKETMQ_ACCESS_KEY)")
+	fl.StringVar(&f.secretKey, "secret-key", "", "ACL secret key (env TXBOX_ROCKETMQ_SECRET_KEY)")
 	fl.StringVar(&f.namespace, "namespace", envOr("TXBOX_ROCKETMQ_NAMESPACE", ""), "RocketMQ namespace prefixed to topics and group (env TXBOX_ROCKETMQ_NAMESPACE)")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", envOr("TXBOX_METRICS_ADDR", ""), "serve /metrics, /healthz and /readyz on this address, e.g. 127.0.0.1:9090 (env TXBOX_METRICS_ADDR)")
-	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop may take to finish the batches and sends in flight")
+	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "after the last batch, how long the producer's shutdown may wait for sends in flight")
 	return cmd
 }
 
@@ -148,6 +151,12 @@ func reachNameServer(ctx context.Context, addrs []string, timeout time.Duration)
 }
 
 func runRelay(cmd *cobra.Command, g *globals, f *relayFlags) error {
+	if f.accessKey == "" {
+		f.accessKey = os.Getenv("TXBOX_ROCKETMQ_ACCESS_KEY")
+	}
+	if f.secretKey == "" {
+		f.secretKey = os.Getenv("TXBOX_ROCKETMQ_SECRET_KEY")
+	}
 	if err := f.validate(); err != nil {
 		return err
 	}

@@ -37,6 +37,9 @@ func newRootCmd() *cobra.Command {
 The database comes from --dialect and --dsn, or the TXBOX_DIALECT and TXBOX_DSN environment variables:
   mysql     TXBOX_DSN='user:pass@tcp(127.0.0.1:3306)/app'
   postgres  TXBOX_DSN='postgres://user:pass@127.0.0.1:5432/app?sslmode=disable'`,
+		Example: `  export TXBOX_DIALECT=postgres TXBOX_DSN='postgres://app:secret@127.0.0.1:5432/app?sslmode=disable'
+  txbox migrate up && txbox status
+  txbox relay --namesrv 127.0.0.1:9876 --metrics-addr 127.0.0.1:9090`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -48,7 +51,9 @@ The database comes from --dialect and --dsn, or the TXBOX_DIALECT and TXBOX_DSN 
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.dialect, "dialect", os.Getenv("TXBOX_DIALECT"), "database dialect: mysql, mariadb or postgres (env TXBOX_DIALECT)")
-	pf.StringVar(&g.dsn, "dsn", os.Getenv("TXBOX_DSN"), "database DSN (env TXBOX_DSN)")
+	// The DSN usually holds a password: it is read from the environment in open, not as the flag's default,
+	// which --help would print.
+	pf.StringVar(&g.dsn, "dsn", "", "database DSN (env TXBOX_DSN)")
 	pf.StringVar(&g.logLevel, "log-level", envOr("TXBOX_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env TXBOX_LOG_LEVEL)")
 	pf.DurationVar(&g.timeout, "connect-timeout", 10*time.Second, "how long to wait for the database to answer")
 
@@ -79,6 +84,9 @@ func (g *globals) open(ctx context.Context) (*sqlx.DB, dialect.Dialect, error) {
 	d, err := dialect.Parse(g.dialect)
 	if err != nil {
 		return nil, nil, usageError{err}
+	}
+	if g.dsn == "" {
+		g.dsn = os.Getenv("TXBOX_DSN")
 	}
 	if g.dsn == "" {
 		return nil, nil, usageError{errors.New("no database: pass --dsn or set TXBOX_DSN")}

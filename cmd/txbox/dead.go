@@ -46,8 +46,6 @@ type deadRow struct {
 	PayloadBytes int               `json:"payload_bytes"`
 	Payload      []byte            `json:"payload,omitempty"` // base64 in JSON; only with --payload
 	Headers      map[string]string `json:"headers,omitempty"`
-
-	payload []byte // kept for requeueing inbox dead letters
 }
 
 const deadLong = `Dead letters are messages txbox gave up on: outbox rows the relay could not publish after its

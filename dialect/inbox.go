@@ -39,6 +39,10 @@ type InboxStore interface {
 	// an ordinary recorded key (received now), a missing row is inserted. It locks the row. When the key is
 	// already recorded and not parked, it changes nothing and returns false: the message was processed.
 	InboxSettle(ctx context.Context, tx DBTX, p *InboxSettleParams) (bool, error)
+	// InboxUnpark deletes (consumer, key) from the inbox table when it is recorded as parked, so that the next
+	// delivery of the key runs the handler, and reports whether it deleted it. A key recorded as processed is
+	// left alone (its next delivery stays a duplicate). Run it in the transaction that deletes the dead letter.
+	InboxUnpark(ctx context.Context, tx DBTX, p *InboxUnparkParams) (bool, error)
 
 	// InboxPurge deletes up to p.Limit of p.Consumer's recorded keys received more than p.OlderThan ago, oldest
 	// first, never parked ones, and returns how many it deleted. It walks the purge index and locks only the
@@ -140,6 +144,13 @@ type InboxSettleParams struct {
 	Consumer    string
 	Key         string
 	Fingerprint []byte
+}
+
+// InboxUnparkParams are the arguments of InboxUnpark.
+type InboxUnparkParams struct {
+	Tables   InboxTables
+	Consumer string
+	Key      string
 }
 
 // InboxPurgeParams are the arguments of InboxPurge and InboxPurgeAttempts.

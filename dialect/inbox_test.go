@@ -40,6 +40,10 @@ func TestInboxStoreRejectsBadTableNames(t *testing.T) {
 					_, err := d.InboxSettle(ctx, nil, &dialect.InboxSettleParams{Tables: bad})
 					return err
 				},
+				"InboxUnpark": func() error {
+					_, err := d.InboxUnpark(ctx, nil, &dialect.InboxUnparkParams{Tables: bad})
+					return err
+				},
 				"InboxPurge": func() error {
 					_, err := d.InboxPurge(ctx, nil, &dialect.InboxPurgeParams{Tables: bad})
 					return err

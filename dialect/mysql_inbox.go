@@ -16,15 +16,15 @@ import (
 // not the transaction. No rows-affected count is read anywhere (ON DUPLICATE KEY UPDATE reports 0, 1 or 2
 // depending on clientFoundRows), and INSERT IGNORE is avoided because it would also hide truncation.
 type mysqlInboxSQL struct {
-	claim, claimRead, clearAttempts          string
-	recordFailure, readAttempts              string
-	parkInbox, parkDead                      string
-	deadGet, deadGetForUpdate, deadDelete    string
-	deadList, deadListKey                    string
-	settleLock, settleInsert, settleUpdate   string
-	purgeSelect, purgeDelete                 string
-	purgeAttemptsSelect, purgeAttemptsDelete string
-	checkInbox, checkAttempts, checkDead     string
+	claim, claimRead, clearAttempts                string
+	recordFailure, readAttempts                    string
+	parkInbox, parkDead                            string
+	deadGet, deadGetForUpdate, deadDelete          string
+	deadList, deadListKey                          string
+	settleLock, settleInsert, settleUpdate, unpark string
+	purgeSelect, purgeDelete                       string
+	purgeAttemptsSelect, purgeAttemptsDelete       string
+	checkInbox, checkAttempts, checkDead           string
 }
 
 var mysqlInboxCache sqlCache[mysqlInboxSQL]
@@ -69,6 +69,7 @@ func (d mysqlDialect) inboxSQL(t InboxTables) (*mysqlInboxSQL, error) {
 			settleLock:   "SELECT parked FROM " + q.inbox + " WHERE consumer = ? AND msg_key = ? FOR UPDATE",
 			settleInsert: "INSERT INTO " + q.inbox + " (consumer, msg_key, fingerprint, received_at) VALUES (?, ?, ?, UTC_TIMESTAMP(6))",
 			settleUpdate: "UPDATE " + q.inbox + " SET parked = FALSE, received_at = UTC_TIMESTAMP(6) WHERE consumer = ? AND msg_key = ?",
+			unpark:       "DELETE FROM " + q.inbox + " WHERE consumer = ? AND msg_key = ? AND parked = TRUE",
 
 			// A batch is chosen by a plain (non-locking, index-only) read of the purge index, then deleted
 			// through a join that forces primary-key lookups. Not "DELETE ... ORDER BY received_at LIMIT n":
@@ -271,6 +272,16 @@ func (d mysqlDialect) InboxSettle(ctx context.Context, tx DBTX, p *InboxSettlePa
 		return false, fmt.Errorf("unpark inbox key: %w", interpretError(err))
 	}
 	return true, nil
+}
+
+// InboxUnpark deletes by primary key, so it locks only the key's row.
+func (d mysqlDialect) InboxUnpark(ctx context.Context, tx DBTX, p *InboxUnparkParams) (bool, error) {
+	s, err := d.inboxSQL(p.Tables)
+	if err != nil {
+		return false, err
+	}
+	n, err := execCount(ctx, tx, "delete parked inbox key", s.unpark, p.Consumer, p.Key)
+	return n > 0, err
 }
 
 func (d mysqlDialect) InboxPurge(ctx context.Context, tx DBTX, p *InboxPurgeParams) (int, error) {

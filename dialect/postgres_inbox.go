@@ -16,14 +16,14 @@ import (
 // The existing row is then read by a second statement: under READ COMMITTED it takes a fresh snapshot that
 // sees a row committed while the INSERT waited (a CTE in the INSERT's statement would not).
 type postgresInboxSQL struct {
-	claim, claimRead, clearAttempts        string
-	recordFailure                          string
-	parkInbox, parkDead                    string
-	deadGet, deadGetForUpdate, deadDelete  string
-	deadList, deadListKey                  string
-	settleLock, settleInsert, settleUpdate string
-	purge, purgeAttempts                   string
-	checkInbox, checkAttempts, checkDead   string
+	claim, claimRead, clearAttempts                string
+	recordFailure                                  string
+	parkInbox, parkDead                            string
+	deadGet, deadGetForUpdate, deadDelete          string
+	deadList, deadListKey                          string
+	settleLock, settleInsert, settleUpdate, unpark string
+	purge, purgeAttempts                           string
+	checkInbox, checkAttempts, checkDead           string
 }
 
 var postgresInboxCache sqlCache[postgresInboxSQL]
@@ -72,6 +72,7 @@ func (d postgresDialect) inboxSQL(t InboxTables) (*postgresInboxSQL, error) {
 			settleInsert: "INSERT INTO " + q.inbox + " (consumer, msg_key, fingerprint, received_at) " +
 				"VALUES ($1, $2, $3, now()) ON CONFLICT (consumer, msg_key) DO NOTHING RETURNING TRUE",
 			settleUpdate: "UPDATE " + q.inbox + " SET parked = FALSE, received_at = now() WHERE consumer = $1 AND msg_key = $2",
+			unpark:       "DELETE FROM " + q.inbox + " WHERE consumer = $1 AND msg_key = $2 AND parked",
 
 			// The batch is chosen through the partial purge index and locked with SKIP LOCKED (a row a Replay
 			// holds is left for the next run) in a CTE, which PostgreSQL evaluates once: as an IN (subquery)
@@ -271,6 +272,16 @@ func (d postgresDialect) InboxSettle(ctx context.Context, tx DBTX, p *InboxSettl
 		return false, fmt.Errorf("unpark inbox key: %w", interpretError(err))
 	}
 	return true, nil
+}
+
+// InboxUnpark deletes by primary key, so it locks only the key's row.
+func (d postgresDialect) InboxUnpark(ctx context.Context, tx DBTX, p *InboxUnparkParams) (bool, error) {
+	s, err := d.inboxSQL(p.Tables)
+	if err != nil {
+		return false, err
+	}
+	n, err := execCount(ctx, tx, "delete parked inbox key", s.unpark, p.Consumer, p.Key)
+	return n > 0, err
 }
 
 func (d postgresDialect) InboxPurge(ctx context.Context, tx DBTX, p *InboxPurgeParams) (int, error) {

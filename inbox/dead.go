@@ -156,3 +156,34 @@ func (i *Inbox) settleDeadOnce(ctx, hctx context.Context, id int64, h ReplayHand
 	}
 	return res, nil
 }
+
+// Release takes the dead letter id out of the inbox without running anything, inside tx (the caller's
+// transaction, which it neither commits nor rolls back): it deletes the dead letter and the key's parked
+// record, so that the next delivery of the key runs the handler again as a new message, and returns the dead
+// letter as it was stored. It is the inbox half of a requeue: the broker acknowledged the parked message long
+// ago and will not deliver it again by itself, so the caller sends it again in the same transaction, e.g. by
+// enqueuing its topic, key, payload and headers in an outbox on the same database (txbox dead requeue --inbox
+// does that). If that send is rolled back, so is the release. A key that was recorded as processed meanwhile
+// stays recorded: a new delivery of it is then a Duplicate. It returns ErrDeadNotFound when the id is gone.
+func (i *Inbox) Release(ctx context.Context, tx dialect.DBTX, id int64) (DeadLetter, error) {
+	p := dialect.InboxDeadGetParams{Tables: i.tables, Consumer: i.cfg.Consumer, ID: id, ForUpdate: true}
+	row, found, err := i.d.InboxDeadGet(ctx, tx, &p)
+	if err != nil {
+		return DeadLetter{}, fmt.Errorf("inbox: release dead letter %d: %w", id, explain(err))
+	}
+	if !found {
+		return DeadLetter{}, fmt.Errorf("%w: id %d, consumer %q", ErrDeadNotFound, id, i.cfg.Consumer)
+	}
+	dl, err := deadLetter(row)
+	if err != nil {
+		return DeadLetter{}, err
+	}
+	if _, err := i.d.InboxDeadDelete(ctx, tx, &p); err != nil {
+		return DeadLetter{}, fmt.Errorf("inbox: release dead letter %d: %w", id, err)
+	}
+	if _, err := i.d.InboxUnpark(ctx, tx, &dialect.InboxUnparkParams{Tables: i.tables, Consumer: i.cfg.Consumer, Key: row.Key}); err != nil {
+		return DeadLetter{}, fmt.Errorf("inbox: release dead letter %d: %w", id, err)
+	}
+	i.log.InfoContext(ctx, "inbox: dead letter released", "dead_id", id, "key", row.Key, "topic", row.Topic)
+	return dl, nil
+}

@@ -25,7 +25,7 @@ var (
 	// ErrHandlerPanic is returned by Process and Replay when the handler panicked; the transaction was rolled
 	// back. The error is a *PanicError carrying the value and stack.
 	ErrHandlerPanic = errors.New("inbox: handler panicked")
-	// ErrDeadNotFound is returned by Replay and DropDead when no dead letter with that id exists for the
+	// ErrDeadNotFound is returned by Replay, DropDead and Release when no dead letter with that id exists for the
 	// inbox's consumer (for example because it was already replayed or dropped).
 	ErrDeadNotFound = errors.New("inbox: dead letter not found")
 )

@@ -43,13 +43,13 @@ func (i *Inbox) fail(ctx context.Context, d Delivery, fp []byte, cause error) (R
 		return Failed, cause
 	case parked:
 		i.log.WarnContext(ctx, "inbox: message parked after repeated failures", "key", d.Key,
-			"attempts", attempts, "error", cause)
+			"attempt", attempts, "error", cause)
 		return Parked, nil
 	case attempts >= i.cfg.MaxAttempts:
 		// Parking found the key recorded: another delivery processed the message meanwhile.
 		return Duplicate, nil
 	}
-	i.log.DebugContext(ctx, "inbox: delivery failed", "key", d.Key, "attempts", attempts, "error", cause)
+	i.log.DebugContext(ctx, "inbox: delivery failed", "key", d.Key, "attempt", attempts, "error", cause)
 	return Failed, cause
 }
 

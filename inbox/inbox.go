@@ -45,7 +45,7 @@ func New(db *sqlx.DB, cfg Config) (*Inbox, error) {
 		cfg:    cfg,
 		d:      cfg.Dialect,
 		tables: dialect.InboxTables{Inbox: cfg.Table, Attempts: cfg.AttemptsTable, Dead: cfg.DeadTable},
-		log:    cfg.Logger.With("component", "txbox/inbox", "consumer", cfg.Consumer),
+		log:    cfg.Logger.With("component", "txbox.inbox", "consumer", cfg.Consumer),
 	}, nil
 }
 

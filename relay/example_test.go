@@ -35,7 +35,7 @@ func ExampleRelay_Run() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := r.Run(ctx); err != nil {
-		slog.Error("relay stopped", "err", err)
+		slog.Error("relay stopped", "error", err)
 	}
 }
 

@@ -18,7 +18,7 @@ func (r *Relay) listen(ctx context.Context) {
 	for ctx.Err() == nil {
 		conn, err := r.db.Conn(ctx)
 		if err != nil {
-			r.log.WarnContext(ctx, "relay: listener cannot get a connection", "err", err)
+			r.log.WarnContext(ctx, "relay: listener cannot get a connection", "error", err)
 			sleepCtx(ctx, time.Second)
 			continue
 		}
@@ -30,7 +30,7 @@ func (r *Relay) listen(ctx context.Context) {
 		}
 		if err != nil {
 			discardConn(conn)
-			r.log.WarnContext(ctx, "relay: LISTEN failed", "err", err)
+			r.log.WarnContext(ctx, "relay: LISTEN failed", "error", err)
 			sleepCtx(ctx, time.Second)
 			continue
 		}
@@ -45,7 +45,7 @@ func (r *Relay) listen(ctx context.Context) {
 		r.listening.Add(-1)
 		discardConn(conn) // it still LISTENs; never hand it back to the pool
 		if ctx.Err() == nil {
-			r.log.WarnContext(ctx, "relay: listener connection failed, polling until it is back", "err", err)
+			r.log.WarnContext(ctx, "relay: listener connection failed, polling until it is back", "error", err)
 			sleepCtx(ctx, time.Second)
 		}
 	}

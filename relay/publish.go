@@ -79,12 +79,14 @@ func (o *outcome) record(r *Relay, row *dialect.OutboxRow, err error) bool {
 		return true
 	}
 	attempt := row.Attempts + 1
-	if attempt >= r.cfg.MaxAttempts || errors.Is(err, ErrPermanent) {
+	dead := attempt >= r.cfg.MaxAttempts || errors.Is(err, ErrPermanent)
+	if dead {
 		o.bury = append(o.bury, dialect.OutboxBuryRow{ID: row.ID, Partition: row.Partition, Error: err.Error()})
 	} else {
 		o.retry = append(o.retry, dialect.OutboxRetryRow{ID: row.ID, Partition: row.Partition, Delay: r.backoff(attempt), Error: err.Error()})
 	}
-	r.log.Warn("relay: publish failed", "id", row.ID, "topic", row.Topic, "attempt", attempt, "err", err)
+	r.log.Warn("relay: publish failed", "outbox_id", row.ID, "topic", row.Topic, "key", row.Key, "attempt", attempt,
+		"dead", dead, "error", err)
 	return false
 }
 

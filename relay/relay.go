@@ -39,7 +39,7 @@ func New(db *sqlx.DB, cfg Config) (*Relay, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	r := &Relay{db: db, cfg: cfg, d: cfg.Dialect, log: cfg.Logger, partBase: rand.IntN(outbox.Partitions)}
+	r := &Relay{db: db, cfg: cfg, d: cfg.Dialect, log: cfg.Logger.With("component", "txbox.relay"), partBase: rand.IntN(outbox.Partitions)}
 	r.wake.ch = make(chan struct{})
 	return r, nil
 }

@@ -72,7 +72,7 @@ func (w *worker) loop(ctx context.Context, drain bool, n *atomic.Int64) error {
 			if drain && ctx.Err() == nil {
 				return fmt.Errorf("relay: drain: %w", err)
 			}
-			r.log.WarnContext(ctx, "relay: batch failed", "worker", w.id, "err", err)
+			r.log.WarnContext(ctx, "relay: batch failed", "worker", w.id, "error", err)
 			// The connection may be broken or still hold partition locks: start the next batch on a fresh one.
 			w.dropConn()
 			errWait = min(max(2*errWait, r.cfg.MinPollInterval), r.cfg.MaxPollInterval)

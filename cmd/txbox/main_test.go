@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/txbox/txbox/internal/rmqtest"
 	"github.com/txbox/txbox/internal/testdb"
 )
 
@@ -31,7 +32,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	defer os.RemoveAll(dir)
-	testdb.Main(m)
+	// The tests' broker consumers leave rocketmq-client-go's own goroutines behind.
+	testdb.Main(m, rmqtest.LeakOptions()...)
 }
 
 type result struct {

@@ -15,6 +15,8 @@ func newMigrateCmd(g *globals) *cobra.Command {
 		Short: "Create or upgrade txbox's tables, or list their migrations",
 		Long: `migrate runs txbox's embedded goose migrations. Versions are recorded in txbox_migrations, never in an
 application's own goose table. Concurrent runs (several replicas starting) wait for each other.`,
+		Example: `  txbox migrate up
+  txbox migrate status`,
 	}
 	up := &cobra.Command{
 		Use:   "up",

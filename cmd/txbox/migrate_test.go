@@ -42,6 +42,18 @@ func TestCLIErrors(t *testing.T) {
 			"--dsn", "postgres://u:secret@127.0.0.1:1/x?sslmode=disable"}, 1, "cannot reach the postgres database"},
 		{"unreachable mysql", nil, []string{"migrate", "up", "--dialect", "mysql", "--connect-timeout", "5s",
 			"--dsn", "u:secret@tcp(127.0.0.1:1)/x"}, 1, "cannot reach the mysql database"},
+		{"relay without name server", []string{"TXBOX_DSN=x", "TXBOX_DIALECT=mysql", "TXBOX_ROCKETMQ_NAMESRV="}, []string{"relay"}, 2, "--namesrv"},
+		{"relay name server by host name", []string{"TXBOX_DSN=x", "TXBOX_DIALECT=mysql"}, []string{"relay", "--namesrv", "localhost:9876"}, 2, "literal IP:port"},
+		{"relay bad workers", []string{"TXBOX_DSN=x", "TXBOX_DIALECT=mysql"}, []string{"relay", "--namesrv", "127.0.0.1:9876", "--workers", "0"}, 2, "--workers"},
+		{"relay poll intervals", []string{"TXBOX_DSN=x", "TXBOX_DIALECT=mysql"}, []string{"relay", "--namesrv", "127.0.0.1:9876", "--min-poll-interval", "2s", "--max-poll-interval", "1s"}, 2, "--max-poll-interval"},
+		{"dead without table", []string{"TXBOX_DSN=x", "TXBOX_DIALECT=mysql"}, []string{"dead", "list"}, 2, "--outbox or --inbox"},
+		{"dead requeue without selection", []string{"TXBOX_DSN=x", "TXBOX_DIALECT=mysql"}, []string{"dead", "requeue", "--outbox"}, 2, "--id, --key or --all"},
+		{"dead consumer on outbox", []string{"TXBOX_DSN=x", "TXBOX_DIALECT=mysql"}, []string{"dead", "drop", "--outbox", "--consumer", "c", "--all"}, 2, "--inbox only"},
+		{"dead bad id", []string{"TXBOX_DSN=x", "TXBOX_DIALECT=mysql"}, []string{"dead", "drop", "--outbox", "--id", "x"}, 2, "--id"},
+		{"purge without duration", []string{"TXBOX_DSN=x", "TXBOX_DIALECT=mysql"}, []string{"inbox", "purge"}, 2, "--older-than is required"},
+		{"purge negative", []string{"TXBOX_DSN=x", "TXBOX_DIALECT=mysql"}, []string{"inbox", "purge", "--older-than", "-1h"}, 2, "must be positive"},
+		{"purge too short", []string{"TXBOX_DSN=x", "TXBOX_DIALECT=mysql"}, []string{"inbox", "purge", "--older-than", "10m"}, 2, "at least 1h"},
+		{"purge bad days", []string{"TXBOX_DSN=x", "TXBOX_DIALECT=mysql"}, []string{"inbox", "purge", "--older-than", "1.5d"}, 2, "whole number of days"},
 		{"bad log level", []string{"TXBOX_DSN=x", "TXBOX_DIALECT=mysql"}, []string{"status", "--log-level", "loud"}, 2, "log-level"},
 	}
 	for _, c := range cases {
@@ -59,12 +71,18 @@ func TestCLIErrors(t *testing.T) {
 }
 
 func TestHelpExplainsEachCommand(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"migrate", "up", "--help"}, {"status", "--help"}} {
-		r := run(t, nil, nil, args...)
+	for _, args := range [][]string{{"--help"}, {"migrate", "--help"}, {"migrate", "up", "--help"}, {"migrate", "status", "--help"},
+		{"status", "--help"}, {"relay", "--help"}, {"dead", "list", "--help"}, {"dead", "requeue", "--help"},
+		{"dead", "--help"}, {"dead", "drop", "--help"}, {"inbox", "--help"}, {"inbox", "purge", "--help"}} {
+		// Secrets in the environment must not show up as flag defaults.
+		r := run(t, nil, []string{"TXBOX_DSN=u:s3cr3t-marker@tcp(127.0.0.1:1)/x", "TXBOX_ROCKETMQ_SECRET_KEY=s3cr3t-marker"}, args...)
+		if strings.Contains(r.stdout, "s3cr3t-marker") {
+			t.Errorf("%v: help prints a secret from the environment:\n%s", args, r.stdout)
+		}
 		if r.code != 0 || !strings.Contains(r.stdout, "Usage:") {
 			t.Errorf("%v: code %d\n%s%s", args, r.code, r.stdout, r.stderr)
 		}
-		if len(args) > 1 && !strings.Contains(r.stdout, "Examples:") {
+		if !strings.Contains(r.stdout, "Examples:") {
 			t.Errorf("%v: help has no example:\n%s", args, r.stdout)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/txbox/txbox/dialect"
+	"github.com/txbox/txbox/migrations"
 )
 
 // globals are the flags every command shares.
@@ -36,6 +37,9 @@ func newRootCmd() *cobra.Command {
 The database comes from --dialect and --dsn, or the TXBOX_DIALECT and TXBOX_DSN environment variables:
   mysql     TXBOX_DSN='user:pass@tcp(127.0.0.1:3306)/app'
   postgres  TXBOX_DSN='postgres://user:pass@127.0.0.1:5432/app?sslmode=disable'`,
+		Example: `  export TXBOX_DIALECT=postgres TXBOX_DSN='postgres://app:secret@127.0.0.1:5432/app?sslmode=disable'
+  txbox migrate up && txbox status
+  txbox relay --namesrv 127.0.0.1:9876 --metrics-addr 127.0.0.1:9090`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -47,11 +51,13 @@ The database comes from --dialect and --dsn, or the TXBOX_DIALECT and TXBOX_DSN 
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.dialect, "dialect", os.Getenv("TXBOX_DIALECT"), "database dialect: mysql, mariadb or postgres (env TXBOX_DIALECT)")
-	pf.StringVar(&g.dsn, "dsn", os.Getenv("TXBOX_DSN"), "database DSN (env TXBOX_DSN)")
+	// The DSN usually holds a password: it is read from the environment in open, not as the flag's default,
+	// which --help would print.
+	pf.StringVar(&g.dsn, "dsn", "", "database DSN (env TXBOX_DSN)")
 	pf.StringVar(&g.logLevel, "log-level", envOr("TXBOX_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env TXBOX_LOG_LEVEL)")
 	pf.DurationVar(&g.timeout, "connect-timeout", 10*time.Second, "how long to wait for the database to answer")
 
-	root.AddCommand(newMigrateCmd(g), newStatusCmd(g))
+	root.AddCommand(newMigrateCmd(g), newStatusCmd(g), newRelayCmd(g), newDeadCmd(g), newInboxCmd(g))
 	return root
 }
 
@@ -78,6 +84,9 @@ func (g *globals) open(ctx context.Context) (*sqlx.DB, dialect.Dialect, error) {
 	d, err := dialect.Parse(g.dialect)
 	if err != nil {
 		return nil, nil, usageError{err}
+	}
+	if g.dsn == "" {
+		g.dsn = os.Getenv("TXBOX_DSN")
 	}
 	if g.dsn == "" {
 		return nil, nil, usageError{errors.New("no database: pass --dsn or set TXBOX_DSN")}
@@ -115,4 +124,24 @@ func redactDSN(dsn string) string {
 		return dsn[:start] + creds[:c] + ":***" + dsn[at:]
 	}
 	return dsn
+}
+
+// openMigrated is open plus migrations.Check: commands that read or write txbox's tables stop here, before any
+// work, when the schema is missing or behind this binary.
+func (g *globals) openMigrated(ctx context.Context) (*sqlx.DB, dialect.Dialect, error) {
+	db, d, err := g.open(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	if err := migrations.Check(cctx, db.DB, d); err != nil {
+		_ = db.Close()
+		if errors.Is(err, migrations.ErrNotMigrated) {
+			return nil, nil, fmt.Errorf("the %s database at %s is not migrated for this txbox: run `txbox migrate up` first (%w)",
+				d.Name(), redactDSN(g.dsn), err)
+		}
+		return nil, nil, fmt.Errorf("check the txbox schema: %w", err)
+	}
+	return db, d, nil
 }

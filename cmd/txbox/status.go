@@ -2,16 +2,11 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/txbox/txbox/dialect"
-	"github.com/txbox/txbox/inbox"
-	"github.com/txbox/txbox/outbox"
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -31,15 +26,9 @@ consumer. With --json it prints one JSON object (ages in nanoseconds) for script
 				return err
 			}
 			defer db.Close()
-			st, err := d.Stats(cmd.Context(), db, &dialect.StatsParams{
-				OutboxTable: outbox.DefaultTable, OutboxDeadTable: outbox.DefaultDeadTable,
-				InboxTable: inbox.DefaultTable, InboxDeadTable: inbox.DefaultDeadTable,
-			})
-			if errors.Is(err, dialect.ErrSchemaMissing) {
-				return fmt.Errorf("read status: txbox tables missing, run `txbox migrate up` first: %w", err)
-			}
+			st, err := readStats(cmd.Context(), db, d)
 			if err != nil {
-				return fmt.Errorf("read status: %w", err)
+				return err
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {

@@ -125,11 +125,11 @@ func (p *Publisher) Publish(ctx context.Context, r outbox.Record) error {
 	case res.Status != primitive.SendOK:
 		serr := &StatusError{Status: res.Status, MsgID: res.MsgID}
 		p.log.WarnContext(ctx, "relay/rocketmq: broker did not confirm a durable write; the row will be sent again",
-			"outbox_id", r.ID, "topic", r.Topic, "status", statusName(res.Status), "msg_id", res.MsgID)
+			"outbox_id", r.ID, "topic", r.Topic, "key", r.Key, "status", statusName(res.Status), "msg_id", res.MsgID)
 		return fmt.Errorf("relay/rocketmq: publish outbox row %d to %s: %w", r.ID, r.Topic, serr)
 	}
 	if p.log.Enabled(ctx, slog.LevelDebug) {
-		p.log.DebugContext(ctx, "relay/rocketmq: published", "outbox_id", r.ID, "topic", r.Topic,
+		p.log.DebugContext(ctx, "relay/rocketmq: published", "outbox_id", r.ID, "topic", r.Topic, "key", r.Key,
 			"msg_id", res.MsgID, "queue", res.MessageQueue.QueueId, "queue_offset", res.QueueOffset)
 	}
 	return nil

@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/txbox/txbox/metrics"
+	"github.com/txbox/txbox/relay"
+	"github.com/txbox/txbox/relay/rocketmq"
+)
+
+// relayFlags are txbox relay's own flags.
+type relayFlags struct {
+	namesrv         []string
+	group           string
+	batch           int
+	workers         int
+	minPoll         time.Duration
+	maxPoll         time.Duration
+	maxAttempts     int
+	sendTimeout     time.Duration
+	accessKey       string
+	secretKey       string
+	namespace       string
+	metricsAddr     string
+	shutdownTimeout time.Duration
+}
+
+func newRelayCmd(g *globals) *cobra.Command {
+	f := &relayFlags{}
+	cmd := &cobra.Command{
+		Use:   "relay",
+		Short: "Publish the outbox to RocketMQ until stopped",
+		Long: `relay claims committed rows of the outbox table, publishes them to RocketMQ and deletes the rows the broker
+confirmed (SendOK only). Several relays may run on one database: they never publish the same row at the same
+time, and rows with one sharding key reach the broker in enqueue order. A row that keeps failing is moved to the
+dead-letter table after --max-attempts (see txbox dead).
+
+SIGTERM or SIGINT stops it gracefully: batches in flight are finished (published, deleted, committed), the
+producer is shut down, and it exits 0. A second signal kills it at once; rows of an unfinished batch stay in the
+outbox and are published again (the consumers' inboxes absorb the duplicates).
+
+It refuses to start on an unmigrated schema or when no name server answers. With --metrics-addr it serves
+  /metrics  Prometheus: txbox_relay_* counters and batch durations, txbox_outbox_* and txbox_inbox_* backlog
+            gauges (read from the database at each scrape), Go and process metrics
+  /healthz  200 while the process runs
+  /readyz   200 when the database answers and the producer is started; 503 otherwise
+
+Access keys for ACL-enabled clusters are better passed through the environment than on the command line.`,
+		Example: `  export TXBOX_DIALECT=mysql TXBOX_DSN='app:secret@tcp(127.0.0.1:3306)/app'
+  txbox relay --namesrv 127.0.0.1:9876 --group orders-relay --metrics-addr 127.0.0.1:9090
+
+  # ACL cluster, credentials from the environment
+  TXBOX_ROCKETMQ_NAMESRV=10.0.0.5:9876,10.0.0.6:9876 TXBOX_ROCKETMQ_ACCESS_KEY=ak TXBOX_ROCKETMQ_SECRET_KEY=sk \
+    txbox relay --namespace prod --workers 4 --batch 1000`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runRelay(cmd, g, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringSliceVar(&f.namesrv, "namesrv", splitList(envOr("TXBOX_ROCKETMQ_NAMESRV", "")),
+		"RocketMQ name servers, literal IP:port, comma-separated (env TXBOX_ROCKETMQ_NAMESRV)")
+	fl.StringVar(&f.group, "group", envOr("TXBOX_ROCKETMQ_GROUP", rocketmq.DefaultGroup), "producer group (env TXBOX_ROCKETMQ_GROUP)")
+	fl.IntVar(&f.batch, "batch", 500, "most rows one batch claims (1 to 10000)")
+	fl.IntVar(&f.workers, "workers", 2, "batch loops, each on a database connection of its own (1 to 64)")
+	fl.DurationVar(&f.minPoll, "min-poll-interval", 10*time.Millisecond, "wait after an empty pass while messages flow")
+	fl.DurationVar(&f.maxPoll, "max-poll-interval", time.Second, "longest wait between polls of a quiet outbox")
+	fl.IntVar(&f.maxAttempts, "max-attempts", 16, "failed publishes before a row moves to the dead-letter table")
+	fl.DurationVar(&f.sendTimeout, "send-timeout", rocketmq.DefaultSendTimeout, "timeout of one send attempt to the broker")
+	// Credentials are read from the environment after parsing (fromEnv), never as flag defaults: --help prints
+	// defaults.
+	fl.StringVar(&f.accessKey, "access-key", "", "ACL access key (env TXBOX_ROCKETMQ_ACCESS_KEY)")
+	fl.StringVar(&f.secretKey, "secret-key", "", "ACL secret key (env TXBOX_ROCKETMQ_SECRET_KEY)")
+	fl.StringVar(&f.namespace, "namespace", envOr("TXBOX_ROCKETMQ_NAMESPACE", ""), "RocketMQ namespace prefixed to topics and group (env TXBOX_ROCKETMQ_NAMESPACE)")
+	fl.StringVar(&f.metricsAddr, "metrics-addr", envOr("TXBOX_METRICS_ADDR", ""), "serve /metrics, /healthz and /readyz on this address, e.g. 127.0.0.1:9090 (env TXBOX_METRICS_ADDR)")
+	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "after the last batch, how long the producer's shutdown may wait for sends in flight")
+	return cmd
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// validate checks what can be checked without connecting, so that bad flags exit 2 before any work.
+func (f *relayFlags) validate() error {
+	switch {
+	case len(f.namesrv) == 0:
+		return usageError{errors.New("no name server: pass --namesrv 127.0.0.1:9876 or set TXBOX_ROCKETMQ_NAMESRV")}
+	case f.batch < 1 || f.batch > 10000:
+		return usageError{fmt.Errorf("--batch must be between 1 and 10000, got %d", f.batch)}
+	case f.workers < 1 || f.workers > 64:
+		return usageError{fmt.Errorf("--workers must be between 1 and 64, got %d", f.workers)}
+	case f.minPoll <= 0 || f.maxPoll <= 0:
+		return usageError{errors.New("--min-poll-interval and --max-poll-interval must be positive")}
+	case f.maxPoll < f.minPoll:
+		return usageError{fmt.Errorf("--max-poll-interval (%s) must not be less than --min-poll-interval (%s)", f.maxPoll, f.minPoll)}
+	case f.maxAttempts < 1 || f.maxAttempts > 1000:
+		return usageError{fmt.Errorf("--max-attempts must be between 1 and 1000, got %d", f.maxAttempts)}
+	case f.sendTimeout < time.Millisecond:
+		return usageError{fmt.Errorf("--send-timeout must be at least 1ms, got %s", f.sendTimeout)}
+	case (f.accessKey == "") != (f.secretKey == ""):
+		return usageError{errors.New("--access-key and --secret-key go together")}
+	case f.shutdownTimeout <= 0:
+		return usageError{fmt.Errorf("--shutdown-timeout must be positive, got %s", f.shutdownTimeout)}
+	}
+	for _, ns := range f.namesrv {
+		host, port, err := net.SplitHostPort(ns)
+		if err != nil || net.ParseIP(host) == nil || port == "" {
+			// rocketmq-client-go does not resolve host names.
+			return usageError{fmt.Errorf("--namesrv %q: want a literal IP:port such as 127.0.0.1:9876", ns)}
+		}
+	}
+	if f.metricsAddr != "" {
+		if _, _, err := net.SplitHostPort(f.metricsAddr); err != nil {
+			return usageError{fmt.Errorf("--metrics-addr %q: want host:port, e.g. 127.0.0.1:9090", f.metricsAddr)}
+		}
+	}
+	return nil
+}
+
+// reachNameServer fails fast when no name server accepts a TCP connection: the client itself would only log
+// route errors at every send and keep the rows in the outbox, which looks like a stuck relay.
+func reachNameServer(ctx context.Context, addrs []string, timeout time.Duration) error {
+	var errs []error
+	for _, a := range addrs {
+		dctx, cancel := context.WithTimeout(ctx, timeout)
+		c, err := (&net.Dialer{}).DialContext(dctx, "tcp", a)
+		cancel()
+		if err == nil {
+			_ = c.Close()
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	return fmt.Errorf("cannot reach any RocketMQ name server (%s): %w", strings.Join(addrs, ", "), errors.Join(errs...))
+}
+
+func runRelay(cmd *cobra.Command, g *globals, f *relayFlags) error {
+	if f.accessKey == "" {
+		f.accessKey = os.Getenv("TXBOX_ROCKETMQ_ACCESS_KEY")
+	}
+	if f.secretKey == "" {
+		f.secretKey = os.Getenv("TXBOX_ROCKETMQ_SECRET_KEY")
+	}
+	if err := f.validate(); err != nil {
+		return err
+	}
+	log, err := g.logger()
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	db, d, err := g.openMigrated(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	// Workers, the PostgreSQL listener, and scrapes/readiness probes.
+	db.SetMaxOpenConns(f.workers + 3)
+	if err := reachNameServer(ctx, f.namesrv, g.timeout); err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	rm, err := metrics.NewRelay(reg)
+	if err != nil {
+		return err
+	}
+	if err := metrics.RegisterBacklog(reg, db, d, metrics.Tables{}); err != nil {
+		return err
+	}
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	var started atomic.Bool // the producer is up and not shutting down
+	var srv *server
+	if f.metricsAddr != "" {
+		srv, err = startServer(f.metricsAddr, reg, func(ctx context.Context) error {
+			if !started.Load() {
+				return errors.New("publisher not started")
+			}
+			if err := db.PingContext(ctx); err != nil {
+				return fmt.Errorf("database: %w", err)
+			}
+			return nil
+		}, log)
+		if err != nil {
+			return err
+		}
+		defer srv.close(log)
+	}
+
+	pub, err := rocketmq.New(rocketmq.Config{
+		NameServers: f.namesrv,
+		Group:       f.group,
+		Credentials: rocketmq.Credentials{AccessKey: f.accessKey, SecretKey: f.secretKey},
+		Namespace:   f.namespace,
+		SendTimeout: f.sendTimeout,
+		Logger:      log,
+	})
+	if err != nil {
+		return fmt.Errorf("start the RocketMQ producer: %w", err)
+	}
+	var published atomic.Int64
+	r, err := relay.New(db, relay.Config{
+		Dialect:         d,
+		Publisher:       pub,
+		BatchSize:       f.batch,
+		Workers:         f.workers,
+		MinPollInterval: f.minPoll,
+		MaxPollInterval: f.maxPoll,
+		MaxAttempts:     f.maxAttempts,
+		Logger:          log,
+		OnBatch: func(b relay.BatchInfo) {
+			rm.ObserveBatch(b)
+			if b.Err == nil {
+				published.Add(int64(b.Published))
+			}
+		},
+	})
+	if err != nil {
+		_ = pub.Shutdown(context.Background())
+		return usageError{err}
+	}
+	started.Store(true)
+	log.Info("txbox relay: started", "dialect", d.Name(), "namesrv", strings.Join(f.namesrv, ","), "group", f.group,
+		"workers", f.workers, "batch", f.batch)
+
+	runErr := r.Run(ctx) // returns once ctx ends and the batches in flight are committed
+	started.Store(false)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.shutdownTimeout)
+	defer cancel()
+	shutErr := pub.Shutdown(sctx)
+	if runErr != nil {
+		return fmt.Errorf("relay stopped: %w", runErr)
+	}
+	if shutErr != nil {
+		return shutErr
+	}
+	log.Info("txbox relay: stopped", "published", published.Load())
+	return nil
+}

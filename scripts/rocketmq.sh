@@ -47,8 +47,10 @@ cmd_install() {
 		write_admin
 		return 0
 	fi
-	command -v java >/dev/null || die "java not found: install a JDK 17+ (Debian: openjdk-17-jdk-headless)"
-	command -v mvn >/dev/null || die "mvn not found: install Maven (Debian: maven)"
+	# A JDK (javac too: the admin wrapper is compiled here) and Maven, from Debian's packages when missing.
+	if ! command -v java >/dev/null || ! command -v javac >/dev/null || ! command -v mvn >/dev/null; then
+		apt_install openjdk-17-jdk-headless maven
+	fi
 	local v
 	v=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
 	if ! [[ ${v%%.*} =~ ^[0-9]+$ ]] || ((${v%%.*} < 17)); then

@@ -4,7 +4,7 @@ SHELL := /bin/bash
 GO ?= go
 GOTEST_FLAGS ?= -race -count=1 -timeout 40m
 
-.PHONY: test test-only services services-stop services-status lint vet fmt bench
+.PHONY: test test-only demo services services-stop services-status lint vet fmt bench
 
 test: lint services
 	@eval "$$(scripts/services.sh env)" && $(GO) test $(GOTEST_FLAGS) ./...
@@ -12,6 +12,13 @@ test: lint services
 # Tests only, against services already running (or your own, via the TXBOX_* variables).
 test-only:
 	@eval "$$(scripts/services.sh env)" && $(GO) test $(GOTEST_FLAGS) ./...
+
+# The orders example end to end with failures injected, ending in a report (exit 1 if an invariant fails).
+# DB=mariadb|postgres, ORDERS=N; more flags: go run ./examples/orders/cmd/demo -h.
+DB ?= mariadb
+ORDERS ?= 1000
+demo: services
+	@eval "$$(scripts/services.sh env)" && $(GO) run ./examples/orders/cmd/demo -db $(DB) -orders $(ORDERS)
 
 services:
 	@scripts/services.sh up

@@ -30,3 +30,12 @@ func OrderOf(key string) string {
 	}
 	return ""
 }
+
+// Default topic and group names. The demo and the tests use per-run topics and group suffixes instead;
+// docker-compose.yml creates these.
+const (
+	OrderCreatedTopic     = "order-created"
+	PaymentCompletedTopic = "payment-completed"
+	OrderGroup            = "order-service"
+	PaymentGroup          = "payment-service"
+)

@@ -81,7 +81,7 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 	orders, err := orderservice.New(ctx, orderservice.Config{
 		Dialect: cfg.Dialect, DSN: cfg.OrderDSN, NameServers: cfg.NameServers, Listen: "127.0.0.1:0",
 		OrderCreatedTopic: cfg.OrderCreatedTopic, PaymentCompletedTopic: cfg.PaymentCompletedTopic,
-		Group: OrderGroup + cfg.GroupSuffix, HandlerTimeout: cfg.HandlerTimeout, FromFirstOffset: true,
+		Group: bus.OrderGroup + cfg.GroupSuffix, HandlerTimeout: cfg.HandlerTimeout, FromFirstOffset: true,
 		Faults: cfg.Faults, Logger: cfg.Logger,
 	})
 	if err != nil {
@@ -90,7 +90,7 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 	payments, err := paymentservice.New(ctx, paymentservice.Config{
 		Dialect: cfg.Dialect, DSN: cfg.PaymentDSN, NameServers: cfg.NameServers, Listen: "127.0.0.1:0",
 		OrderCreatedTopic: cfg.OrderCreatedTopic, PaymentCompletedTopic: cfg.PaymentCompletedTopic,
-		Group: PaymentGroup + cfg.GroupSuffix, HandlerTimeout: cfg.HandlerTimeout, FromFirstOffset: true,
+		Group: bus.PaymentGroup + cfg.GroupSuffix, HandlerTimeout: cfg.HandlerTimeout, FromFirstOffset: true,
 		Faults: cfg.Faults, Logger: cfg.Logger,
 	})
 	if err != nil {
@@ -225,8 +225,8 @@ func PrepareBroker(ctx context.Context, script string, cfg Config) error {
 	}{
 		{cfg.OrderCreatedTopic, 4},
 		{cfg.PaymentCompletedTopic, 4},
-		{bus.RetryTopic(OrderGroup + cfg.GroupSuffix), 1},
-		{bus.RetryTopic(PaymentGroup + cfg.GroupSuffix), 1},
+		{bus.RetryTopic(bus.OrderGroup + cfg.GroupSuffix), 1},
+		{bus.RetryTopic(bus.PaymentGroup + cfg.GroupSuffix), 1},
 	} {
 		if err := bus.CreateTopic(ctx, script, t.name, t.queues); err != nil {
 			return fmt.Errorf("demo: %w", err)
@@ -234,9 +234,3 @@ func PrepareBroker(ctx context.Context, script string, cfg Config) error {
 	}
 	return nil
 }
-
-// The services' consumer groups, before Config.GroupSuffix.
-const (
-	OrderGroup   = "order-service"
-	PaymentGroup = "payment-service"
-)

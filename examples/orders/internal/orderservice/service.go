@@ -52,13 +52,13 @@ func (c *Config) setDefaults() error {
 		c.Listen = "127.0.0.1:8080"
 	}
 	if c.OrderCreatedTopic == "" {
-		c.OrderCreatedTopic = "order-created"
+		c.OrderCreatedTopic = bus.OrderCreatedTopic
 	}
 	if c.PaymentCompletedTopic == "" {
-		c.PaymentCompletedTopic = "payment-completed"
+		c.PaymentCompletedTopic = bus.PaymentCompletedTopic
 	}
 	if c.Group == "" {
-		c.Group = "order-service"
+		c.Group = bus.OrderGroup
 	}
 	if c.HandlerTimeout == 0 {
 		c.HandlerTimeout = 10 * time.Second

@@ -53,13 +53,13 @@ func (c *Config) setDefaults() error {
 		c.Listen = "127.0.0.1:8081"
 	}
 	if c.OrderCreatedTopic == "" {
-		c.OrderCreatedTopic = "order-created"
+		c.OrderCreatedTopic = bus.OrderCreatedTopic
 	}
 	if c.PaymentCompletedTopic == "" {
-		c.PaymentCompletedTopic = "payment-completed"
+		c.PaymentCompletedTopic = bus.PaymentCompletedTopic
 	}
 	if c.Group == "" {
-		c.Group = "payment-service"
+		c.Group = bus.PaymentGroup
 	}
 	if c.HandlerTimeout == 0 {
 		c.HandlerTimeout = 10 * time.Second

@@ -1,0 +1,162 @@
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+
+	"github.com/txbox/txbox/dialect"
+)
+
+// Outbox writes messages into the outbox table. It is safe for concurrent use.
+type Outbox struct {
+	cfg     Config
+	d       dialect.Dialect
+	channel string
+	log     *slog.Logger
+}
+
+// New validates cfg, fills its defaults and returns an Outbox. Errors wrap ErrInvalidConfig.
+func New(cfg Config) (*Outbox, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	o := &Outbox{cfg: cfg, d: cfg.Dialect, log: cfg.Logger}
+	if !cfg.DisableNotify {
+		o.channel = NotifyChannel(cfg.Table)
+	}
+	return o, nil
+}
+
+// Config returns the Outbox's configuration with defaults filled in.
+func (o *Outbox) Config() Config { return o.cfg }
+
+// Enqueue writes msgs into the outbox inside tx, the caller's transaction, in one statement. It never commits
+// or rolls back tx: the messages are published if and only if the caller commits. Every message is validated
+// before anything is written; an invalid one fails the whole call with an error wrapping ErrInvalidMessage
+// (and dialect.ErrInvalidKey for a bad key) that names the message's index. An unmigrated database gives an
+// error wrapping dialect.ErrSchemaMissing.
+//
+// tx may also be a *sql.DB or *sql.Conn; the messages are then committed at once, outside any business
+// transaction, which is rarely what a producer wants.
+func (o *Outbox) Enqueue(ctx context.Context, tx dialect.DBTX, msgs ...Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	rows := make([]dialect.OutboxInsertRow, len(msgs))
+	for i := range msgs {
+		r, err := o.row(&msgs[i])
+		if err != nil {
+			return fmt.Errorf("outbox: enqueue message %d: %w", i, err)
+		}
+		rows[i] = r
+	}
+	err := o.d.OutboxInsert(ctx, tx, &dialect.OutboxInsertParams{Table: o.cfg.Table, Channel: o.channel, Rows: rows})
+	if err != nil {
+		return fmt.Errorf("outbox: enqueue %d messages into %s: %w", len(msgs), o.cfg.Table, err)
+	}
+	o.log.DebugContext(ctx, "outbox: enqueued", "count", len(msgs), "table", o.cfg.Table)
+	return nil
+}
+
+func (o *Outbox) row(m *Message) (dialect.OutboxInsertRow, error) {
+	if err := dialect.CheckText("topic", m.Topic, dialect.MaxTopicBytes, ErrInvalidMessage); err != nil {
+		return dialect.OutboxInsertRow{}, err
+	}
+	if err := dialect.CheckKey(m.Key); err != nil {
+		return dialect.OutboxInsertRow{}, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+	}
+	if m.Tag != "" {
+		if err := dialect.CheckText("tag", m.Tag, dialect.MaxTagBytes, ErrInvalidMessage); err != nil {
+			return dialect.OutboxInsertRow{}, err
+		}
+	}
+	if m.ShardingKey != "" {
+		if err := dialect.CheckText("sharding key", m.ShardingKey, dialect.MaxShardingKeyBytes, ErrInvalidMessage); err != nil {
+			return dialect.OutboxInsertRow{}, err
+		}
+	}
+	if len(m.Payload) > o.cfg.MaxPayloadBytes {
+		return dialect.OutboxInsertRow{}, fmt.Errorf("%w: payload is %d bytes, more than MaxPayloadBytes (%d)",
+			ErrInvalidMessage, len(m.Payload), o.cfg.MaxPayloadBytes)
+	}
+	headers, err := o.encodeHeaders(m.Headers)
+	if err != nil {
+		return dialect.OutboxInsertRow{}, err
+	}
+	return dialect.OutboxInsertRow{
+		Partition:   PartitionOf(m.ShardingKey),
+		Topic:       m.Topic,
+		Key:         m.Key,
+		Tag:         m.Tag,
+		ShardingKey: m.ShardingKey,
+		Payload:     m.Payload,
+		Headers:     headers,
+		DeliverAt:   m.DeliverAt,
+	}, nil
+}
+
+// encodeHeaders validates headers and returns them as a JSON object, or nil for none. Names must be non-empty
+// text without control characters (brokers use them as separators); values must be UTF-8 without NUL.
+func (o *Outbox) encodeHeaders(h map[string]string) ([]byte, error) {
+	if len(h) == 0 {
+		return nil, nil
+	}
+	for k, v := range h {
+		if err := dialect.CheckText("header name", k, o.cfg.MaxHeaderBytes, ErrInvalidMessage); err != nil {
+			return nil, err
+		}
+		for i := 0; i < len(k); i++ {
+			if k[i] < 0x20 || k[i] == 0x7f {
+				return nil, fmt.Errorf("%w: header name %q contains a control character", ErrInvalidMessage, k)
+			}
+		}
+		if v != "" {
+			if err := dialect.CheckText(fmt.Sprintf("header %q value", k), v, o.cfg.MaxHeaderBytes, ErrInvalidMessage); err != nil {
+				return nil, err
+			}
+		}
+	}
+	b, err := json.Marshal(h)
+	if err != nil {
+		return nil, fmt.Errorf("%w: encode headers: %w", ErrInvalidMessage, err)
+	}
+	if len(b) > o.cfg.MaxHeaderBytes {
+		return nil, fmt.Errorf("%w: headers take %d bytes, more than MaxHeaderBytes (%d)", ErrInvalidMessage, len(b), o.cfg.MaxHeaderBytes)
+	}
+	return b, nil
+}
+
+// DecodeHeaders turns stored headers back into a map (nil for none).
+func DecodeHeaders(b []byte) (map[string]string, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	var h map[string]string
+	if err := json.Unmarshal(b, &h); err != nil {
+		return nil, fmt.Errorf("outbox: decode headers: %w", err)
+	}
+	return h, nil
+}
+
+// RecordFromRow converts a row read by the dialect into a Record. Relays use it.
+func RecordFromRow(r *dialect.OutboxRow) (Record, error) {
+	h, err := DecodeHeaders(r.Headers)
+	if err != nil {
+		return Record{}, err
+	}
+	return Record{
+		ID: r.ID,
+		Message: Message{
+			Topic:       r.Topic,
+			Key:         r.Key,
+			Tag:         r.Tag,
+			ShardingKey: r.ShardingKey,
+			Payload:     r.Payload,
+			Headers:     h,
+		},
+		Attempt:   r.Attempts + 1,
+		CreatedAt: r.CreatedAt,
+	}, nil
+}

@@ -1,0 +1,136 @@
+package relay
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/txbox/txbox/dialect"
+	"github.com/txbox/txbox/outbox"
+)
+
+// Config configures a Relay. Dialect and Publisher are required; every other field has a default.
+type Config struct {
+	// Dialect is the database family: dialect.MySQL or dialect.Postgres. Required.
+	Dialect dialect.Dialect
+	// Publisher sends records to the broker. Required.
+	Publisher Publisher
+	// Table is the outbox table, optionally schema-qualified. Default "txbox_outbox".
+	Table string
+	// DeadTable is the dead-letter table. Default "txbox_outbox_dead".
+	DeadTable string
+	// BatchSize is the most rows one batch claims. Default 500; 1 to 10000.
+	BatchSize int
+	// Workers is the number of batch loops, each on a database connection of its own (plus one listening
+	// connection on PostgreSQL with pgx). Default 2; 1 to 64. The *sqlx.DB pool must allow Workers+1
+	// connections.
+	Workers int
+	// PublishConcurrency is the most Publish calls in flight per worker. Default 64; 1 to 4096.
+	PublishConcurrency int
+	// MinPollInterval is the first wait after a pass that found nothing; the wait doubles up to
+	// MaxPollInterval while the outbox stays empty and returns to zero when a pass finds rows. Default 10ms.
+	MinPollInterval time.Duration
+	// MaxPollInterval bounds the idle wait. On PostgreSQL with a notification listener, idle relays wait this
+	// long between polls (notifications wake them at once; polling only finds rows whose DeliverAt or backoff
+	// passed). Default 1s.
+	MaxPollInterval time.Duration
+	// RescanInterval is how often a worker restarts its scan of rows without a sharding key from the lowest
+	// id, to find rows that committed out of id order behind its position. A pass that comes up short also
+	// restarts it. Default 1s.
+	RescanInterval time.Duration
+	// MaxAttempts is how many failed publishes a row gets before it moves to the dead-letter table. Default 16;
+	// 1 to 1000.
+	MaxAttempts int
+	// MinBackoff is the delay after a first failure; it doubles per failure up to MaxBackoff, and each delay is
+	// drawn uniformly from [d/2, d] (jitter). Default 1s.
+	MinBackoff time.Duration
+	// MaxBackoff bounds the retry delay. Default 5m.
+	MaxBackoff time.Duration
+	// PublishTimeout bounds one Publish call, and so how long a batch holds its rows. Default 30s.
+	PublishTimeout time.Duration
+	// Logger receives the relay's logs (errors at Warn, batches at Debug; never payloads). Default: none.
+	Logger *slog.Logger
+	// OnBatch, if set, is called after each batch ends (committed or not), from the worker's goroutine. Tests
+	// use it to wait for work without sleeping. Default: none.
+	OnBatch func(BatchInfo)
+}
+
+// BatchInfo describes one finished batch, for Config.OnBatch.
+type BatchInfo struct {
+	Worker    int
+	Claimed   int   // rows claimed
+	Published int   // rows the Publisher confirmed (and that were deleted, if Err is nil)
+	Failed    int   // rows that failed and were scheduled for a retry
+	Buried    int   // rows moved to the dead-letter table
+	Held      int   // rows not attempted because an earlier row of their sharding key failed in the batch
+	Err       error // the batch's database error, if any (its publishes then count as unconfirmed)
+}
+
+func (c *Config) fill() error {
+	if c.Dialect == nil {
+		return fmt.Errorf("%w: Dialect is required (dialect.MySQL or dialect.Postgres)", ErrInvalidConfig)
+	}
+	if c.Publisher == nil {
+		return fmt.Errorf("%w: Publisher is required", ErrInvalidConfig)
+	}
+	if c.Table == "" {
+		c.Table = outbox.DefaultTable
+	}
+	if c.DeadTable == "" {
+		c.DeadTable = outbox.DefaultDeadTable
+	}
+	if err := dialect.ValidateIdent(c.Table); err != nil {
+		return fmt.Errorf("%w: Table: %w", ErrInvalidConfig, err)
+	}
+	if err := dialect.ValidateIdent(c.DeadTable); err != nil {
+		return fmt.Errorf("%w: DeadTable: %w", ErrInvalidConfig, err)
+	}
+	ints := []struct {
+		name     string
+		v        *int
+		def, max int
+	}{
+		{"BatchSize", &c.BatchSize, 500, 10000},
+		{"Workers", &c.Workers, 2, 64},
+		{"PublishConcurrency", &c.PublishConcurrency, 64, 4096},
+		{"MaxAttempts", &c.MaxAttempts, 16, 1000},
+	}
+	for _, f := range ints {
+		if *f.v == 0 {
+			*f.v = f.def
+		}
+		if *f.v < 1 || *f.v > f.max {
+			return fmt.Errorf("%w: %s must be between 1 and %d, got %d", ErrInvalidConfig, f.name, f.max, *f.v)
+		}
+	}
+	durs := []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"MinPollInterval", &c.MinPollInterval, 10 * time.Millisecond},
+		{"MaxPollInterval", &c.MaxPollInterval, time.Second},
+		{"RescanInterval", &c.RescanInterval, time.Second},
+		{"MinBackoff", &c.MinBackoff, time.Second},
+		{"MaxBackoff", &c.MaxBackoff, 5 * time.Minute},
+		{"PublishTimeout", &c.PublishTimeout, 30 * time.Second},
+	}
+	for _, f := range durs {
+		if *f.v == 0 {
+			*f.v = f.def
+		}
+		if *f.v < 0 {
+			return fmt.Errorf("%w: %s must be positive, got %s", ErrInvalidConfig, f.name, *f.v)
+		}
+	}
+	if c.MaxPollInterval < c.MinPollInterval {
+		return fmt.Errorf("%w: MaxPollInterval (%s) must not be less than MinPollInterval (%s)", ErrInvalidConfig, c.MaxPollInterval, c.MinPollInterval)
+	}
+	if c.MaxBackoff < c.MinBackoff {
+		return fmt.Errorf("%w: MaxBackoff (%s) must not be less than MinBackoff (%s)", ErrInvalidConfig, c.MaxBackoff, c.MinBackoff)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}

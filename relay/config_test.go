@@ -1,0 +1,42 @@
+package relay_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/txbox/txbox/dialect"
+	"github.com/txbox/txbox/relay"
+	"github.com/txbox/txbox/relay/memory"
+)
+
+func TestNewValidatesConfig(t *testing.T) {
+	db := &sqlx.DB{}
+	pub := memory.New()
+	for _, c := range []struct {
+		cfg  relay.Config
+		want string
+	}{
+		{relay.Config{Publisher: pub}, "Dialect is required"},
+		{relay.Config{Dialect: dialect.MySQL}, "Publisher is required"},
+		{relay.Config{Dialect: dialect.MySQL, Publisher: pub, BatchSize: 10001}, "BatchSize must be between 1 and 10000"},
+		{relay.Config{Dialect: dialect.MySQL, Publisher: pub, Workers: -1}, "Workers must be between 1 and 64"},
+		{relay.Config{Dialect: dialect.MySQL, Publisher: pub, MaxAttempts: 5000}, "MaxAttempts"},
+		{relay.Config{Dialect: dialect.MySQL, Publisher: pub, Table: "a.b.c"}, "Table"},
+		{relay.Config{Dialect: dialect.MySQL, Publisher: pub, DeadTable: "1x"}, "DeadTable"},
+		{relay.Config{Dialect: dialect.MySQL, Publisher: pub, PublishTimeout: -time.Second}, "PublishTimeout must be positive"},
+		{relay.Config{Dialect: dialect.MySQL, Publisher: pub, MinPollInterval: time.Minute}, "MaxPollInterval"},
+		{relay.Config{Dialect: dialect.MySQL, Publisher: pub, MinBackoff: time.Hour}, "MaxBackoff"},
+	} {
+		_, err := relay.New(db, c.cfg)
+		if !errors.Is(err, relay.ErrInvalidConfig) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("New(%+v) = %v, want %q", c.cfg, err, c.want)
+		}
+	}
+	if _, err := relay.New(nil, relay.Config{Dialect: dialect.MySQL, Publisher: pub}); !errors.Is(err, relay.ErrInvalidConfig) {
+		t.Errorf("New(nil db) = %v", err)
+	}
+}

@@ -1,0 +1,76 @@
+// Package relay publishes committed outbox rows (package outbox) to a broker through a Publisher and removes
+// each row once the Publisher has confirmed it.
+//
+//	r, err := relay.New(db, relay.Config{Dialect: dialect.Postgres, Publisher: pub})
+//	...
+//	err = r.Run(ctx) // until ctx ends
+//
+// # How a batch works
+//
+// A relay runs Config.Workers batch loops, each on a database connection of its own. One batch is one
+// transaction on that connection:
+//
+//  1. Try to take, without waiting, the session-level advisory locks (pg_try_advisory_lock, GET_LOCK) of a
+//     slice of the 64 keyed partitions (outbox.PartitionOf); the slice rotates from batch to batch.
+//  2. Read the due rows of the partitions it got, per partition in id order, leaving out every row that has an
+//     earlier row of its sharding key that is not due (in backoff or delayed). The partition lock is the claim:
+//     no other relay reads those partitions while it is held.
+//  3. Claim due rows without a sharding key with SELECT ... ORDER BY id LIMIT n FOR UPDATE SKIP LOCKED,
+//     starting after the last id this worker claimed (so MariaDB does not step over the delete-marked rows of
+//     drained batches); the scan restarts from the lowest id whenever a pass comes up short and at least every
+//     RescanInterval, so rows that commit out of id order are found.
+//  4. Publish concurrently (up to PublishConcurrency): rows without a sharding key independently, the rows of
+//     one sharding key one after another in id order; once a row of a key fails, the key's later rows in the
+//     batch are not attempted.
+//  5. In the same transaction: delete the confirmed rows; record failures (attempts+1, last_error,
+//     available_at = now + jittered exponential backoff); move rows that reached MaxAttempts (or failed with
+//     ErrPermanent) to the dead-letter table. Commit, then release the partition locks.
+//
+// On MariaDB every statement that touches claimed rows by id joins a JSON_TABLE of the ids with STRAIGHT_JOIN,
+// forcing primary-key lookups: a plain "DELETE ... WHERE id IN (...)" is planned as a full scan when the
+// statistics say the table is small, and that scan deadlocks concurrent relays.
+//
+// # Guarantees
+//
+// No loss: every committed row is published at least once. A row is deleted only in the transaction that
+// records its confirmed publish. A relay that stops (ctx ends) finishes its in-flight batches first; a relay
+// that dies (crash, SIGKILL, lost connection) loses its connection, and the database rolls back its batch and
+// releases its row and partition locks at once, so another relay (or the next run) publishes the rows again.
+// Rows of rolled-back transactions are never visible, so never published.
+//
+// No concurrent double publishing: while a batch runs, its unkeyed rows are row-locked and its keyed rows are
+// covered by the partition locks, both held by the batch's connection; no other relay or worker can claim
+// them. A row is published more than once only after a lost confirm (the broker accepted it, the Publisher
+// returned an error), a batch whose final transaction failed, or a relay that died or lost its database
+// connection mid-batch; in each case at most that batch is published again.
+//
+// How long a row stays claimed: a batch holds its rows for at most PublishTimeout (each Publish call has that
+// deadline) plus its statements; a dead connection frees them at once.
+//
+// Order per sharding key: rows with the same ShardingKey are published in id order, one at a time, by
+// whichever relay holds their partition, also across relay processes; a later row is never published before
+// an earlier one has been confirmed or dead-lettered. Ids follow insertion order; for rows inserted by
+// transactions that run concurrently, the order is the order of their ids among the rows committed when the
+// relay reads them (a row of key k that commits after a later-id row of k was published is published after
+// it). A failing row holds back only its own sharding key: other keys, including keys in the same partition,
+// continue. A row delayed with DeliverAt holds back the later rows of its key the same way. Moving a row to the
+// dead-letter table unblocks its key; a requeued dead letter goes behind the rows of its key already queued.
+// Rows without a sharding key are published in parallel and in no particular order.
+//
+// Parallelism: keyed rows spread over 64 partitions, so at most 64 batches publish keyed rows at once across
+// all relays; within a batch every sharding key publishes in parallel.
+//
+// # Wake-ups
+//
+// On PostgreSQL, outbox.Enqueue sends a NOTIFY that PostgreSQL delivers when the producer commits. A relay
+// whose *sqlx.DB uses pgx's database/sql driver ("pgx") keeps one more connection LISTENing and wakes every
+// worker on a notification; idle workers then only poll every MaxPollInterval, for rows whose DeliverAt or
+// backoff has passed. lib/pq delivers notifications only while a query runs, so with lib/pq (and on MySQL)
+// relays poll adaptively: immediately again after a pass that found rows, otherwise after MinPollInterval,
+// doubling up to MaxPollInterval while the outbox stays empty.
+//
+// # Dead letters
+//
+// Rows that failed MaxAttempts times move, with payload, headers and last error, to the dead-letter table.
+// List, requeue and drop them with outbox.Outbox.DeadLetters, Requeue and Drop.
+package relay

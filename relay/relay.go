@@ -1,0 +1,133 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/txbox/txbox/dialect"
+	"github.com/txbox/txbox/outbox"
+)
+
+// Relay publishes committed outbox rows through a Publisher and deletes what the Publisher confirmed. See the
+// package documentation for its guarantees. A Relay's Run and Drain may be called concurrently and several
+// times; each call uses connections of its own.
+type Relay struct {
+	db  *sqlx.DB
+	cfg Config
+	d   dialect.Dialect
+	log *slog.Logger
+
+	wake      wakeup
+	listening atomic.Int32 // listeners with a live LISTEN connection
+	partBase  int          // where this relay's workers start in the partition ring
+}
+
+// New validates cfg, fills its defaults and returns a Relay on db. Errors wrap ErrInvalidConfig.
+func New(db *sqlx.DB, cfg Config) (*Relay, error) {
+	if db == nil {
+		return nil, fmt.Errorf("%w: nil *sqlx.DB", ErrInvalidConfig)
+	}
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	r := &Relay{db: db, cfg: cfg, d: cfg.Dialect, log: cfg.Logger, partBase: rand.IntN(outbox.Partitions)}
+	r.wake.ch = make(chan struct{})
+	return r, nil
+}
+
+// Run publishes rows until ctx ends, then finishes the batches in flight (publishes, deletes and commits
+// them) and returns nil. It returns early with an error only when the relay cannot work at all, e.g. an
+// unmigrated schema (the error wraps dialect.ErrSchemaMissing). Transient database and broker errors are
+// logged and retried.
+func (r *Relay) Run(ctx context.Context) error {
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	if r.d.Name() == "postgres" {
+		lctx, lcancel := context.WithCancel(runCtx)
+		defer func() { lcancel(); wg.Wait() }()
+		wg.Go(func() { r.listen(lctx) })
+	}
+	errs := make(chan error, r.cfg.Workers)
+	var wwg sync.WaitGroup
+	for i := range r.cfg.Workers {
+		wwg.Go(func() {
+			w := r.newWorker(i)
+			err := w.loop(runCtx, false, nil)
+			if err != nil {
+				cancel() // the others stop too
+			}
+			errs <- err
+		})
+	}
+	wwg.Wait()
+	close(errs)
+	var first error
+	for err := range errs {
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	if first != nil && ctx.Err() == nil {
+		return first
+	}
+	return nil
+}
+
+// Drain publishes every row that is due now (rows in backoff or scheduled for later stay) with Config.Workers
+// workers and returns how many rows the Publisher confirmed. Rows held by other relays are left to them. When
+// ctx ends it finishes the batches in flight and returns the count so far with ctx's error.
+func (r *Relay) Drain(ctx context.Context) (int, error) {
+	var n atomic.Int64
+	errs := make([]error, r.cfg.Workers)
+	var wg sync.WaitGroup
+	for i := range r.cfg.Workers {
+		wg.Go(func() {
+			w := r.newWorker(i)
+			errs[i] = w.loop(ctx, true, &n)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return int(n.Load()), err
+	}
+	return int(n.Load()), ctx.Err()
+}
+
+// idleWait is how long a worker waits after a pass that found nothing, given the previous wait.
+func (r *Relay) idleWait(prev time.Duration) time.Duration {
+	if r.listening.Load() > 0 {
+		return r.cfg.MaxPollInterval // notifications wake us; polling only catches DeliverAt and backoff
+	}
+	if prev <= 0 {
+		return r.cfg.MinPollInterval
+	}
+	return min(2*prev, r.cfg.MaxPollInterval)
+}
+
+// wakeup is a broadcast signal: C returns a channel that closes at the next wake.
+type wakeup struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (w *wakeup) C() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ch
+}
+
+func (w *wakeup) broadcast() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	close(w.ch)
+	w.ch = make(chan struct{})
+}

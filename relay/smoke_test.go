@@ -1,0 +1,48 @@
+package relay_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/txbox/txbox/internal/testdb"
+	"github.com/txbox/txbox/outbox"
+	"github.com/txbox/txbox/relay/memory"
+)
+
+func TestDrainPublishesEverythingIntact(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+		ob := newOutbox(t, db)
+		var keys []string
+		enqueueMany(t, db, ob, 300, func(i int) outbox.Message {
+			k := fmt.Sprintf("k-%d", i)
+			keys = append(keys, k)
+			m := outbox.Message{Topic: "t", Key: k, Tag: "tag", Payload: []byte(k), Headers: map[string]string{"h": k}}
+			if i%3 == 0 {
+				m.ShardingKey = fmt.Sprintf("s-%d", i%7)
+			}
+			return m
+		})
+		pub := memory.New()
+		r := newRelay(t, db, pub, nil)
+		n, err := r.Drain(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 300 || pub.Len() != 300 {
+			t.Fatalf("Drain = %d, publisher has %d, want 300", n, pub.Len())
+		}
+		for _, rec := range pub.Records() {
+			if string(rec.Payload) != rec.Key || rec.Headers["h"] != rec.Key || rec.Tag != "tag" || rec.Topic != "t" || rec.Attempt != 1 {
+				t.Fatalf("record %+v mangled", rec)
+			}
+			if time.Since(rec.CreatedAt) > time.Hour || time.Since(rec.CreatedAt) < -time.Hour {
+				t.Fatalf("CreatedAt %v is off", rec.CreatedAt)
+			}
+		}
+		if c := count(t, db, "txbox_outbox"); c != 0 {
+			t.Fatalf("%d rows left", c)
+		}
+	})
+}

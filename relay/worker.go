@@ -1,0 +1,290 @@
+package relay
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/txbox/txbox/dialect"
+	"github.com/txbox/txbox/outbox"
+)
+
+// finishTimeout bounds the statements that end a batch (delete, retry, bury, commit, unlock). They run even
+// after ctx ends, so that a stopping relay leaves nothing claimed.
+const finishTimeout = 30 * time.Second
+
+// worker is one batch loop on a connection of its own: the connection carries both the batch transaction and
+// the session-level advisory locks of the partitions the batch owns, so a dead connection releases both.
+type worker struct {
+	r     *Relay
+	id    int
+	conn  *sql.Conn
+	chunk int // partitions tried per batch
+	off   int // next partition to try
+
+	cursor     int64 // unkeyed rows: highest id claimed in this scan
+	lastRescan time.Time
+	keyedFirst bool // alternates which kind of row gets the batch's room first
+}
+
+func (r *Relay) newWorker(i int) *worker {
+	chunk := (outbox.Partitions + r.cfg.Workers - 1) / r.cfg.Workers
+	return &worker{r: r, id: i, chunk: chunk, off: (r.partBase + i*chunk) % outbox.Partitions, lastRescan: time.Now()}
+}
+
+// loop runs batches until ctx ends (Run) or, when drain is set, until a full turn of the partition ring finds
+// nothing due. Published counts go to n when it is not nil.
+func (w *worker) loop(ctx context.Context, drain bool, n *atomic.Int64) error {
+	defer w.closeConn()
+	r := w.r
+	turn := (outbox.Partitions + w.chunk - 1) / w.chunk // batches to try every partition once
+	empties := 0
+	var wait, errWait time.Duration
+	for {
+		if ctx.Err() != nil {
+			if drain {
+				return ctx.Err()
+			}
+			return nil
+		}
+		wakeC := r.wake.C() // taken before the batch: a wake during it triggers another pass
+		info, err := w.batch(ctx)
+		if n != nil {
+			n.Add(int64(info.Published))
+		}
+		if r.cfg.OnBatch != nil && (info.Claimed > 0 || err != nil) {
+			r.cfg.OnBatch(info)
+		}
+		if err != nil {
+			if errors.Is(err, dialect.ErrSchemaMissing) {
+				return fmt.Errorf("relay: %w", err)
+			}
+			if drain && ctx.Err() == nil {
+				return fmt.Errorf("relay: drain: %w", err)
+			}
+			r.log.WarnContext(ctx, "relay: batch failed", "worker", w.id, "err", err)
+			// The connection may be broken or still hold partition locks: start the next batch on a fresh one.
+			w.dropConn()
+			errWait = min(max(2*errWait, r.cfg.MinPollInterval), r.cfg.MaxPollInterval)
+			sleepCtx(ctx, errWait)
+			continue
+		}
+		errWait = 0
+		if info.Claimed > 0 {
+			empties, wait = 0, 0
+			continue
+		}
+		if empties++; empties < turn {
+			continue
+		}
+		if drain {
+			return nil
+		}
+		empties = 0
+		wait = r.idleWait(wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		case <-wakeC:
+			wait = 0
+		}
+		t.Stop()
+	}
+}
+
+func (w *worker) closeConn() {
+	if w.conn == nil {
+		return
+	}
+	// Release any advisory lock before the connection goes back to the pool; if that fails, throw it away.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := w.r.d.OutboxUnlockPartitions(ctx, w.conn, &dialect.OutboxPartitionsParams{Table: w.r.cfg.Table}); err != nil {
+		discardConn(w.conn)
+	} else {
+		_ = w.conn.Close()
+	}
+	w.conn = nil
+}
+
+func (w *worker) dropConn() {
+	if w.conn != nil {
+		discardConn(w.conn)
+		w.conn = nil
+	}
+}
+
+func (w *worker) nextPartitions() []int {
+	ps := make([]int, w.chunk)
+	for i := range ps {
+		ps[i] = (w.off + i) % outbox.Partitions
+	}
+	w.off = (w.off + w.chunk) % outbox.Partitions
+	return ps
+}
+
+// batch claims due rows, publishes them and records the outcome in one transaction. Its database work runs
+// under a context that ignores ctx's cancellation (with timeouts), so a batch that has started always ends
+// cleanly; ctx only stops the next batch.
+func (w *worker) batch(ctx context.Context) (info BatchInfo, err error) {
+	r := w.r
+	info.Worker = w.id
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.PublishTimeout+2*finishTimeout)
+	defer cancel()
+	if w.conn == nil {
+		c, err := r.db.Conn(ctx)
+		if err != nil {
+			return info, fmt.Errorf("get a connection: %w", r.d.InterpretError(err))
+		}
+		w.conn = c
+	}
+	locked, err := r.d.OutboxLockPartitions(bctx, w.conn, &dialect.OutboxPartitionsParams{Table: r.cfg.Table, Partitions: w.nextPartitions()})
+	if err != nil {
+		return info, fmt.Errorf("lock partitions: %w", err)
+	}
+	if len(locked) > 0 {
+		defer func() {
+			uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+			defer ucancel()
+			if uerr := r.d.OutboxUnlockPartitions(uctx, w.conn, &dialect.OutboxPartitionsParams{Table: r.cfg.Table}); uerr != nil {
+				// A connection that may still hold partition locks must not be reused.
+				w.dropConn()
+				if err == nil {
+					err = fmt.Errorf("unlock partitions: %w", uerr)
+				}
+			}
+		}()
+	}
+	// READ COMMITTED: on MySQL the claim's scan then locks no gaps (which would block producers' inserts) and
+	// releases the rows it did not match at once.
+	tx, err := w.conn.BeginTx(bctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return info, fmt.Errorf("begin: %w", r.d.InterpretError(err))
+	}
+	done := false
+	defer func() {
+		if !done {
+			_ = tx.Rollback()
+		}
+	}()
+	rows, err := w.claim(bctx, tx, locked)
+	if err != nil {
+		return info, err
+	}
+	info.Claimed = len(rows)
+	if len(rows) == 0 {
+		done = true
+		return info, r.d.InterpretError(tx.Commit())
+	}
+	out := w.publishAll(bctx, rows)
+	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer fcancel()
+	info.Published, info.Failed, info.Buried, info.Held = len(out.published), len(out.retry), len(out.bury), out.held
+	if err := w.finish(fctx, tx, out); err != nil {
+		info.Err = err
+		return info, err
+	}
+	done = true
+	if err := tx.Commit(); err != nil {
+		info.Err = fmt.Errorf("commit: %w", r.d.InterpretError(err))
+		return info, info.Err
+	}
+	r.log.DebugContext(ctx, "relay: batch", "worker", w.id, "claimed", info.Claimed, "published", info.Published,
+		"failed", info.Failed, "buried", info.Buried, "held", info.Held)
+	return info, nil
+}
+
+// claim reads the batch: keyed rows of the partitions this worker locked (the lock is the claim) and unkeyed
+// rows locked with SKIP LOCKED, the two kinds taking turns at the batch's room.
+func (w *worker) claim(ctx context.Context, tx *sql.Tx, locked []int) ([]dialect.OutboxRow, error) {
+	r := w.r
+	limit := r.cfg.BatchSize
+	w.keyedFirst = !w.keyedFirst
+	var keyed, unkeyed []dialect.OutboxRow
+	var err error
+	if w.keyedFirst {
+		if keyed, err = w.claimKeyed(ctx, tx, locked, limit); err == nil && limit > len(keyed) {
+			unkeyed, err = w.claimUnkeyed(ctx, tx, limit-len(keyed))
+		}
+	} else {
+		if unkeyed, err = w.claimUnkeyed(ctx, tx, limit); err == nil && limit > len(unkeyed) {
+			keyed, err = w.claimKeyed(ctx, tx, locked, limit-len(unkeyed))
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return append(keyed, unkeyed...), nil
+}
+
+func (w *worker) claimKeyed(ctx context.Context, tx *sql.Tx, locked []int, limit int) ([]dialect.OutboxRow, error) {
+	if len(locked) == 0 {
+		return nil, nil
+	}
+	// Each partition's rows must be a prefix (in id order) of its due rows; cutting the union by id keeps that.
+	per := min(limit, max(16, 2*limit/len(locked)))
+	rows, err := w.r.d.OutboxSelectKeyed(ctx, tx, &dialect.OutboxSelectKeyedParams{Table: w.r.cfg.Table, Partitions: locked, PerPartition: per})
+	if err != nil {
+		return nil, fmt.Errorf("select keyed rows: %w", err)
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
+	if len(rows) > limit {
+		rows = rows[:limit]
+	}
+	return rows, nil
+}
+
+func (w *worker) claimUnkeyed(ctx context.Context, tx *sql.Tx, limit int) ([]dialect.OutboxRow, error) {
+	if time.Since(w.lastRescan) > w.r.cfg.RescanInterval {
+		w.cursor, w.lastRescan = 0, time.Now()
+	}
+	p := &dialect.OutboxClaimUnkeyedParams{Table: w.r.cfg.Table, AfterID: w.cursor, Limit: limit}
+	rows, err := w.r.d.OutboxClaimUnkeyed(ctx, tx, p)
+	if err == nil && len(rows) == 0 && w.cursor > 0 {
+		// Nothing past the cursor: look again from the start, where rows that committed out of id order,
+		// rows whose backoff ended and requeued rows may wait.
+		w.cursor, w.lastRescan = 0, time.Now()
+		p.AfterID = 0
+		rows, err = w.r.d.OutboxClaimUnkeyed(ctx, tx, p)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claim unkeyed rows: %w", err)
+	}
+	if len(rows) < limit {
+		w.cursor, w.lastRescan = 0, time.Now() // a short pass: the next starts from the beginning
+	} else {
+		w.cursor = rows[len(rows)-1].ID
+	}
+	return rows, nil
+}
+
+// finish records the batch's outcome inside its transaction.
+func (w *worker) finish(ctx context.Context, tx *sql.Tx, out *outcome) error {
+	r := w.r
+	if len(out.published) > 0 {
+		n, err := r.d.OutboxDelete(ctx, tx, &dialect.OutboxDeleteParams{Table: r.cfg.Table, IDs: out.published})
+		if err != nil {
+			return fmt.Errorf("delete %d published rows: %w", len(out.published), err)
+		}
+		if int(n) != len(out.published) {
+			r.log.WarnContext(ctx, "relay: fewer published rows deleted than claimed", "deleted", n, "published", len(out.published))
+		}
+	}
+	if len(out.retry) > 0 {
+		if err := r.d.OutboxRetry(ctx, tx, &dialect.OutboxRetryParams{Table: r.cfg.Table, Rows: out.retry}); err != nil {
+			return fmt.Errorf("record %d failed attempts: %w", len(out.retry), err)
+		}
+	}
+	if len(out.bury) > 0 {
+		if err := r.d.OutboxBury(ctx, tx, &dialect.OutboxBuryParams{Table: r.cfg.Table, DeadTable: r.cfg.DeadTable, Rows: out.bury}); err != nil {
+			return fmt.Errorf("move %d rows to %s: %w", len(out.bury), r.cfg.DeadTable, err)
+		}
+		r.log.WarnContext(ctx, "relay: rows moved to the dead-letter table", "count", len(out.bury), "table", r.cfg.DeadTable)
+	}
+	return nil
+}

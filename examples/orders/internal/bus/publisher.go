@@ -10,8 +10,8 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
 
-	"github.com/txbox/txbox/examples/orders/internal/standin/outbox"
-	"github.com/txbox/txbox/examples/orders/internal/standin/relay"
+	"github.com/txbox/txbox/outbox"
+	"github.com/txbox/txbox/relay"
 )
 
 // KeyProperty is the message property that carries the exact business key. The key is also set as the

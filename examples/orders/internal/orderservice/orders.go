@@ -14,7 +14,7 @@ import (
 
 	"github.com/txbox/txbox/dialect"
 	"github.com/txbox/txbox/examples/orders/internal/bus"
-	"github.com/txbox/txbox/examples/orders/internal/standin/outbox"
+	"github.com/txbox/txbox/outbox"
 )
 
 // Order is an order as the API shows it.

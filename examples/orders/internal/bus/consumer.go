@@ -180,7 +180,11 @@ func (c *Consumer) handle(ctx context.Context, m *primitive.MessageExt) (ack boo
 		}
 		return nil
 	}
-	res, err := c.cfg.Inbox.Process(ctx, inbox.Delivery{Key: c.cfg.InboxKey(key), Payload: m.Body}, h)
+	d := inbox.Delivery{
+		Key: c.cfg.InboxKey(key), Payload: m.Body, Headers: m.GetProperties(),
+		Topic: m.Topic, MessageID: m.MsgId, Attempt: int(m.ReconsumeTimes),
+	}
+	res, err := c.cfg.Inbox.Process(ctx, d, h)
 	switch {
 	case err != nil && slowNow:
 		st.timedOut.Add(1)
@@ -190,6 +194,12 @@ func (c *Consumer) handle(ctx context.Context, m *primitive.MessageExt) (ack boo
 		st.failed.Add(1)
 		c.log.Warn("message failed, the broker will redeliver it", "key", key, "err", err)
 		return false
+	case res == inbox.Parked:
+		// Failed Config.MaxAttempts times: parked in the inbox's dead-letter table for an operator, so the
+		// broker can forget it instead of retrying it for hours.
+		st.parked.Add(1)
+		c.log.Error("message parked in the inbox's dead letters", "key", key)
+		return true
 	case res == inbox.Duplicate:
 		switch {
 		case fault == LostAck && c.injectedBefore(LostAck, key):

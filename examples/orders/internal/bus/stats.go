@@ -16,6 +16,7 @@ type Stats struct {
 	lostAcks  atomic.Int64 // committed deliveries reported to the broker as failed (injected)
 	timedOut  atomic.Int64 // first deliveries rolled back by the handler deadline (injected slow handler)
 	failed    atomic.Int64 // other failed deliveries (returned to the broker for redelivery)
+	parked    atomic.Int64 // deliveries the inbox parked after too many failures
 }
 
 // StatsSnapshot is a copy of Stats at one instant.
@@ -30,6 +31,7 @@ type StatsSnapshot struct {
 	LostAcksInjected   int64 `json:"lost_acks_injected"`
 	TimeoutsRolledBack int64 `json:"timeouts_rolled_back"`
 	Failed             int64 `json:"failed"`
+	Parked             int64 `json:"parked"`
 }
 
 // Snapshot returns the current counts.
@@ -45,6 +47,7 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		LostAcksInjected:   s.lostAcks.Load(),
 		TimeoutsRolledBack: s.timedOut.Load(),
 		Failed:             s.failed.Load(),
+		Parked:             s.parked.Load(),
 	}
 }
 
@@ -66,5 +69,6 @@ func (s StatsSnapshot) Add(o StatsSnapshot) StatsSnapshot {
 		LostAcksInjected:   s.LostAcksInjected + o.LostAcksInjected,
 		TimeoutsRolledBack: s.TimeoutsRolledBack + o.TimeoutsRolledBack,
 		Failed:             s.Failed + o.Failed,
+		Parked:             s.Parked + o.Parked,
 	}
 }

@@ -143,6 +143,9 @@ func (r Report) Print(w io.Writer) {
 	if all.Failed > 0 {
 		row("other failed deliveries", "%d  (redelivered)", all.Failed)
 	}
+	if all.Parked > 0 {
+		row("parked (dead letters)", "%d", all.Parked)
+	}
 	row("payments per order", "%s  (%d charges for %d orders, most for one order: %d)",
 		verdict(r.ChargesOne == r.OrderRows && r.Uncharged == 0, "exactly 1", "NOT exactly 1"), r.Charges, r.OrderRows, r.ChargesMax)
 	row("orders paid", "%d of %d  (payment applied exactly once to %d)", r.OrdersPaid, r.OrderRows, r.PaymentEventsOne)

@@ -14,9 +14,12 @@ import (
 )
 
 type Delivery struct {
-	Key     string
-	Payload []byte
-	Headers map[string]string
+	Key       string
+	Payload   []byte
+	Headers   map[string]string
+	Topic     string
+	MessageID string
+	Attempt   int
 }
 
 type Handler func(ctx context.Context, tx *sqlx.Tx) error
@@ -24,8 +27,10 @@ type Handler func(ctx context.Context, tx *sqlx.Tx) error
 type Result int
 
 const (
-	Processed Result = iota + 1
+	Failed Result = iota
+	Processed
 	Duplicate
+	Parked
 )
 
 func (r Result) String() string {

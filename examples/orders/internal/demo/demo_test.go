@@ -14,12 +14,13 @@ import (
 
 	"github.com/txbox/txbox/examples/orders/internal/bus"
 	"github.com/txbox/txbox/examples/orders/internal/demo"
+	"github.com/txbox/txbox/examples/orders/internal/leaktest"
 	"github.com/txbox/txbox/internal/testdb"
 )
 
 func TestMain(m *testing.M) {
 	rlog.SetLogLevel("error")
-	testdb.Main(m, leakIgnores...)
+	testdb.Main(m, leaktest.Options()...)
 }
 
 // TestDemo runs a small demo — 100 orders, every fault injected — on each database over the real broker,

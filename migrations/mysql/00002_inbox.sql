@@ -1,4 +1,5 @@
 -- txbox inbox (MySQL 8+ / MariaDB 10.6+). Keys are VARBINARY: compared byte for byte (see 00001).
+-- Instants are UTC DATETIME(6), written and compared with UTC_TIMESTAMP(6).
 
 -- +goose NO TRANSACTION
 -- +goose Up
@@ -7,9 +8,12 @@ CREATE TABLE txbox_inbox (
     msg_key     VARBINARY(512) NOT NULL,
     fingerprint BINARY(32)     NOT NULL,
     received_at DATETIME(6)    NOT NULL,
+    -- TRUE while the message sits in txbox_inbox_dead: deliveries are acknowledged without running the handler.
+    parked      BOOLEAN        NOT NULL DEFAULT FALSE,
     PRIMARY KEY (consumer, msg_key),
-    -- Purge scans this index by age; InnoDB secondary indexes carry the primary key, so it is index-only.
-    KEY txbox_inbox_received_at (received_at)
+    -- Purge walks this index oldest first (DELETE ... ORDER BY received_at LIMIT n); InnoDB secondary indexes
+    -- carry the primary key, so the range needs no other index.
+    KEY txbox_inbox_purge (consumer, parked, received_at)
 ) ENGINE = InnoDB;
 
 -- Failed attempts, counted outside the handler's (rolled back) transaction.
@@ -17,9 +21,11 @@ CREATE TABLE txbox_inbox_attempts (
     consumer   VARBINARY(128) NOT NULL,
     msg_key    VARBINARY(512) NOT NULL,
     attempts   INT            NOT NULL,
-    last_error TEXT           NULL,
+    last_error TEXT CHARACTER SET utf8mb4 NULL,
     updated_at DATETIME(6)    NOT NULL,
-    PRIMARY KEY (consumer, msg_key)
+    PRIMARY KEY (consumer, msg_key),
+    -- Purge removes counters of keys that stopped failing (a success only clears them on redeliveries).
+    KEY txbox_inbox_attempts_purge (consumer, updated_at)
 ) ENGINE = InnoDB;
 
 CREATE TABLE txbox_inbox_dead (
@@ -29,8 +35,10 @@ CREATE TABLE txbox_inbox_dead (
     fingerprint BINARY(32)     NOT NULL,
     payload     LONGBLOB       NOT NULL,
     headers     BLOB           NULL,
+    topic       VARBINARY(255) NOT NULL DEFAULT '',
+    message_id  VARBINARY(255) NOT NULL DEFAULT '',
     attempts    INT            NOT NULL,
-    last_error  TEXT           NULL,
+    last_error  TEXT CHARACTER SET utf8mb4 NULL,
     parked_at   DATETIME(6)    NOT NULL,
     PRIMARY KEY (id),
     UNIQUE KEY txbox_inbox_dead_key (consumer, msg_key)

@@ -1,0 +1,293 @@
+package dialect
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// postgresInboxSQL is the inbox's SQL for PostgreSQL, rendered once per table set.
+//
+// A failed statement aborts a PostgreSQL transaction, so the claim cannot treat a unique violation as an
+// answer the way MySQL does: it uses INSERT ... ON CONFLICT DO NOTHING RETURNING, which waits for a concurrent
+// inserter of the same key to end and then either inserts (it rolled back) or returns no row (it committed).
+// The existing row is then read by a second statement: under READ COMMITTED it takes a fresh snapshot that
+// sees the committed row (a CTE in the same statement would not).
+type postgresInboxSQL struct {
+	claim, claimRead, clearAttempts        string
+	recordFailure                          string
+	parkInbox, parkDead                    string
+	deadGet, deadGetForUpdate, deadDelete  string
+	deadList, deadListKey                  string
+	settleLock, settleInsert, settleUpdate string
+	purge, purgeAttempts                   string
+	checkInbox, checkAttempts, checkDead   string
+}
+
+var postgresInboxCache sqlCache[postgresInboxSQL]
+
+const postgresDeadColumns = "id, consumer, msg_key, fingerprint, payload, headers, topic, message_id, attempts, last_error, parked_at"
+
+func (d postgresDialect) inboxSQL(t InboxTables) (*postgresInboxSQL, error) {
+	return postgresInboxCache.get(t, func(t InboxTables) (*postgresInboxSQL, error) {
+		q, err := quoteInboxTables(t, d.QuoteIdent)
+		if err != nil {
+			return nil, err
+		}
+		return &postgresInboxSQL{
+			claim: "INSERT INTO " + q.inbox + " (consumer, msg_key, fingerprint, received_at) " +
+				"VALUES ($1, $2, $3, COALESCE($4::timestamptz, now())) " +
+				"ON CONFLICT (consumer, msg_key) DO NOTHING RETURNING TRUE",
+			claimRead:     "SELECT fingerprint, parked FROM " + q.inbox + " WHERE consumer = $1 AND msg_key = $2",
+			clearAttempts: "DELETE FROM " + q.attempts + " WHERE consumer = $1 AND msg_key = $2",
+
+			recordFailure: "INSERT INTO " + q.attempts + " AS a (consumer, msg_key, attempts, last_error, updated_at) " +
+				"VALUES ($1, $2, 1, $3, now()) ON CONFLICT (consumer, msg_key) DO UPDATE SET " +
+				"attempts = a.attempts + 1, last_error = EXCLUDED.last_error, updated_at = EXCLUDED.updated_at " +
+				"RETURNING attempts",
+
+			parkInbox: "INSERT INTO " + q.inbox + " (consumer, msg_key, fingerprint, received_at, parked) " +
+				"VALUES ($1, $2, $3, now(), TRUE) ON CONFLICT (consumer, msg_key) DO NOTHING RETURNING TRUE",
+			parkDead: "INSERT INTO " + q.dead + " AS t (consumer, msg_key, fingerprint, payload, headers, topic, " +
+				"message_id, attempts, last_error, parked_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, now()) " +
+				"ON CONFLICT (consumer, msg_key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, " +
+				"payload = EXCLUDED.payload, headers = EXCLUDED.headers, topic = EXCLUDED.topic, " +
+				"message_id = EXCLUDED.message_id, attempts = EXCLUDED.attempts, last_error = EXCLUDED.last_error, " +
+				"parked_at = EXCLUDED.parked_at",
+
+			deadGet:          "SELECT " + postgresDeadColumns + " FROM " + q.dead + " WHERE id = $1 AND consumer = $2",
+			deadGetForUpdate: "SELECT " + postgresDeadColumns + " FROM " + q.dead + " WHERE id = $1 AND consumer = $2 FOR UPDATE",
+			deadDelete:       "DELETE FROM " + q.dead + " WHERE id = $1 AND consumer = $2",
+			deadList: "SELECT " + postgresDeadColumns + " FROM " + q.dead +
+				" WHERE consumer = $1 AND id > $2 ORDER BY id LIMIT $3",
+			deadListKey: "SELECT " + postgresDeadColumns + " FROM " + q.dead +
+				" WHERE consumer = $1 AND msg_key = $2 AND id > $3 ORDER BY id LIMIT $4",
+
+			settleLock: "SELECT parked FROM " + q.inbox + " WHERE consumer = $1 AND msg_key = $2 FOR UPDATE",
+			settleInsert: "INSERT INTO " + q.inbox + " (consumer, msg_key, fingerprint, received_at) " +
+				"VALUES ($1, $2, $3, now()) ON CONFLICT (consumer, msg_key) DO NOTHING RETURNING TRUE",
+			settleUpdate: "UPDATE " + q.inbox + " SET parked = FALSE, received_at = now() WHERE consumer = $1 AND msg_key = $2",
+
+			// The batch is chosen through the partial purge index and locked with SKIP LOCKED (a row a Replay
+			// holds is left for the next run) in a CTE, which PostgreSQL evaluates once: as an IN (subquery)
+			// the planner may rescan the subquery, and every rescan would pick further rows past the LIMIT. The
+			// outer conditions are re-checked on the latest row version.
+			purge: "WITH batch AS MATERIALIZED (SELECT msg_key FROM " + q.inbox + " WHERE consumer = $1 AND NOT parked " +
+				"AND received_at < now() - $2::bigint * INTERVAL '1 microsecond' " +
+				"ORDER BY received_at LIMIT $3 FOR UPDATE SKIP LOCKED) " +
+				"DELETE FROM " + q.inbox + " AS t USING batch WHERE t.consumer = $1 AND t.msg_key = batch.msg_key " +
+				"AND NOT t.parked AND t.received_at < now() - $2::bigint * INTERVAL '1 microsecond'",
+			purgeAttempts: "WITH batch AS MATERIALIZED (SELECT msg_key FROM " + q.attempts + " WHERE consumer = $1 " +
+				"AND updated_at < now() - $2::bigint * INTERVAL '1 microsecond' " +
+				"ORDER BY updated_at LIMIT $3 FOR UPDATE SKIP LOCKED) " +
+				"DELETE FROM " + q.attempts + " AS t USING batch WHERE t.consumer = $1 AND t.msg_key = batch.msg_key " +
+				"AND t.updated_at < now() - $2::bigint * INTERVAL '1 microsecond'",
+
+			checkInbox:    "SELECT consumer, msg_key, fingerprint, received_at, parked FROM " + q.inbox + " WHERE FALSE",
+			checkAttempts: "SELECT consumer, msg_key, attempts, last_error, updated_at FROM " + q.attempts + " WHERE FALSE",
+			checkDead:     "SELECT " + postgresDeadColumns + " FROM " + q.dead + " WHERE FALSE",
+		}, nil
+	})
+}
+
+func (d postgresDialect) InboxClaim(ctx context.Context, tx DBTX, p *InboxClaimParams) (InboxClaimResult, error) {
+	s, err := d.inboxSQL(p.Tables)
+	if err != nil {
+		return InboxClaimResult{}, err
+	}
+	var at any
+	if !p.ReceivedAt.IsZero() {
+		at = p.ReceivedAt.UTC()
+	}
+	var inserted bool
+	err = tx.QueryRowContext(ctx, s.claim, p.Consumer, p.Key, p.Fingerprint, at).Scan(&inserted)
+	switch {
+	case err == nil:
+		if p.ClearAttempts {
+			if _, err := tx.ExecContext(ctx, s.clearAttempts, p.Consumer, p.Key); err != nil {
+				return InboxClaimResult{}, fmt.Errorf("clear inbox attempts: %w", interpretError(err))
+			}
+		}
+		return InboxClaimResult{Inserted: true}, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return InboxClaimResult{}, fmt.Errorf("record inbox key: %w", interpretError(err))
+	}
+	r := InboxClaimResult{}
+	err = tx.QueryRowContext(ctx, s.claimRead, p.Consumer, p.Key).Scan(&r.Fingerprint, &r.Parked)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Purged concurrently, or a REPEATABLE READ snapshot older than the conflicting commit.
+		return r, retryableError("inbox key conflicted but is not visible (purged concurrently or snapshot too old)")
+	}
+	if err != nil {
+		return r, fmt.Errorf("read recorded inbox key: %w", interpretError(err))
+	}
+	return r, nil
+}
+
+func (d postgresDialect) InboxRecordFailure(ctx context.Context, tx DBTX, p *InboxRecordFailureParams) (int, error) {
+	s, err := d.inboxSQL(p.Tables)
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, s.recordFailure, p.Consumer, p.Key, p.LastError).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count inbox attempt: %w", interpretError(err))
+	}
+	return n, nil
+}
+
+func (d postgresDialect) InboxPark(ctx context.Context, tx DBTX, p *InboxParkParams) (bool, error) {
+	s, err := d.inboxSQL(p.Tables)
+	if err != nil {
+		return false, err
+	}
+	var ok bool
+	err = tx.QueryRowContext(ctx, s.parkInbox, p.Consumer, p.Key, p.Fingerprint).Scan(&ok)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("record parked inbox key: %w", interpretError(err))
+	}
+	payload := p.Payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	var headers any // JSON as text: lib/pq would send a []byte as bytea, which jsonb rejects
+	if len(p.Headers) > 0 {
+		headers = string(p.Headers)
+	}
+	_, err = tx.ExecContext(ctx, s.parkDead, p.Consumer, p.Key, p.Fingerprint, payload, headers, p.Topic,
+		p.MessageID, p.Attempts, p.LastError)
+	if err != nil {
+		return false, fmt.Errorf("insert inbox dead letter: %w", interpretError(err))
+	}
+	if _, err := tx.ExecContext(ctx, s.clearAttempts, p.Consumer, p.Key); err != nil {
+		return false, fmt.Errorf("clear inbox attempts: %w", interpretError(err))
+	}
+	return true, nil
+}
+
+func (d postgresDialect) InboxDeadGet(ctx context.Context, tx DBTX, p *InboxDeadGetParams) (InboxDeadRow, bool, error) {
+	s, err := d.inboxSQL(p.Tables)
+	if err != nil {
+		return InboxDeadRow{}, false, err
+	}
+	q := s.deadGet
+	if p.ForUpdate {
+		q = s.deadGetForUpdate
+	}
+	rows, err := tx.QueryContext(ctx, q, p.ID, p.Consumer)
+	if err != nil {
+		return InboxDeadRow{}, false, fmt.Errorf("read inbox dead letter: %w", interpretError(err))
+	}
+	list, err := scanPostgresDead(rows)
+	if err != nil || len(list) == 0 {
+		return InboxDeadRow{}, false, err
+	}
+	return list[0], true, nil
+}
+
+func (d postgresDialect) InboxDeadDelete(ctx context.Context, tx DBTX, p *InboxDeadGetParams) (bool, error) {
+	s, err := d.inboxSQL(p.Tables)
+	if err != nil {
+		return false, err
+	}
+	n, err := execCount(ctx, tx, "delete inbox dead letter", s.deadDelete, p.ID, p.Consumer)
+	return n > 0, err
+}
+
+func (d postgresDialect) InboxDeadList(ctx context.Context, db DBTX, p *InboxDeadListParams) ([]InboxDeadRow, error) {
+	s, err := d.inboxSQL(p.Tables)
+	if err != nil {
+		return nil, err
+	}
+	var rows *sql.Rows
+	if p.Key != "" {
+		rows, err = db.QueryContext(ctx, s.deadListKey, p.Consumer, p.Key, p.AfterID, p.Limit)
+	} else {
+		rows, err = db.QueryContext(ctx, s.deadList, p.Consumer, p.AfterID, p.Limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list inbox dead letters: %w", interpretError(err))
+	}
+	return scanPostgresDead(rows)
+}
+
+func scanPostgresDead(rows *sql.Rows) ([]InboxDeadRow, error) {
+	defer rows.Close()
+	var out []InboxDeadRow
+	for rows.Next() {
+		var r InboxDeadRow
+		var headers, lastErr sql.NullString
+		var at time.Time
+		if err := rows.Scan(&r.ID, &r.Consumer, &r.Key, &r.Fingerprint, &r.Payload, &headers, &r.Topic,
+			&r.MessageID, &r.Attempts, &lastErr, &at); err != nil {
+			return nil, fmt.Errorf("scan inbox dead letter: %w", interpretError(err))
+		}
+		if headers.Valid && headers.String != "" {
+			r.Headers = []byte(headers.String)
+		}
+		r.LastError, r.ParkedAt = lastErr.String, at.UTC()
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read inbox dead letters: %w", interpretError(err))
+	}
+	return out, nil
+}
+
+func (d postgresDialect) InboxSettle(ctx context.Context, tx DBTX, p *InboxSettleParams) (bool, error) {
+	s, err := d.inboxSQL(p.Tables)
+	if err != nil {
+		return false, err
+	}
+	var parked bool
+	err = tx.QueryRowContext(ctx, s.settleLock, p.Consumer, p.Key).Scan(&parked)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		var ok bool
+		err := tx.QueryRowContext(ctx, s.settleInsert, p.Consumer, p.Key, p.Fingerprint).Scan(&ok)
+		if errors.Is(err, sql.ErrNoRows) {
+			return false, retryableError("inbox key recorded concurrently while settling a dead letter")
+		}
+		if err != nil {
+			return false, fmt.Errorf("record inbox key: %w", interpretError(err))
+		}
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("lock inbox key: %w", interpretError(err))
+	case !parked:
+		return false, nil
+	}
+	if _, err := tx.ExecContext(ctx, s.settleUpdate, p.Consumer, p.Key); err != nil {
+		return false, fmt.Errorf("unpark inbox key: %w", interpretError(err))
+	}
+	return true, nil
+}
+
+func (d postgresDialect) InboxPurge(ctx context.Context, tx DBTX, p *InboxPurgeParams) (int, error) {
+	s, err := d.inboxSQL(p.Tables)
+	if err != nil {
+		return 0, err
+	}
+	return execCount(ctx, tx, "purge inbox keys", s.purge, p.Consumer, p.OlderThan.Microseconds(), p.Limit)
+}
+
+func (d postgresDialect) InboxPurgeAttempts(ctx context.Context, tx DBTX, p *InboxPurgeParams) (int, error) {
+	s, err := d.inboxSQL(p.Tables)
+	if err != nil {
+		return 0, err
+	}
+	return execCount(ctx, tx, "purge inbox attempts", s.purgeAttempts, p.Consumer, p.OlderThan.Microseconds(), p.Limit)
+}
+
+func (d postgresDialect) InboxCheckSchema(ctx context.Context, db DBTX, t InboxTables) error {
+	s, err := d.inboxSQL(t)
+	if err != nil {
+		return err
+	}
+	return checkQueries(ctx, db, s.checkInbox, s.checkAttempts, s.checkDead)
+}

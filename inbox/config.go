@@ -1,0 +1,160 @@
+package inbox
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/txbox/txbox/dialect"
+)
+
+// Config configures an Inbox. Only Dialect and Consumer are required; every other field documents its default,
+// which New fills in for the zero value.
+type Config struct {
+	// Dialect is the database family of the *sqlx.DB given to New: dialect.MySQL or dialect.Postgres. Required.
+	Dialect dialect.Dialect
+	// Consumer scopes keys: the same key processed by two consumers is two effects. Use one name per logical
+	// consumer (e.g. the RocketMQ consumer group, "order-service"), stable across deployments. Required; at
+	// most dialect.MaxConsumerBytes bytes of UTF-8 without NUL bytes.
+	Consumer string
+
+	// Table, AttemptsTable and DeadTable name the inbox tables created by package migrations ("schema.table"
+	// allowed, validated with dialect.ValidateIdent). Defaults: txbox_inbox, txbox_inbox_attempts,
+	// txbox_inbox_dead.
+	Table         string
+	AttemptsTable string
+	DeadTable     string
+
+	// HandlerTimeout bounds one Process (or Replay) call: recording the key, the handler, the commit and any
+	// retries after deadlocks. When it passes, the transaction is rolled back and Process returns an error
+	// matching ErrHandlerTimeout, which counts as a failed attempt. Choose it below the broker's consume
+	// timeout, with a margin, so that the transaction is gone before the broker redelivers: RocketMQ's
+	// consumer default is 15 minutes, and a redelivery that arrives while the first delivery still holds the
+	// key's lock waits for it. Shorter is better when handlers are quick: a stuck handler holds its row locks
+	// until then. Default 1 minute.
+	HandlerTimeout time.Duration
+	// MaxAttempts is how many failed deliveries of one key (handler errors, panics, timeouts) are tolerated
+	// before the message is parked in DeadTable. Failures of the database itself (connection lost, schema
+	// missing, deadlocks that exhausted RetryLimit) and cancellation of the caller's ctx are not counted.
+	// Default 10.
+	MaxAttempts int
+	// RetryLimit is how many times one Process call retries after a deadlock, lock wait timeout or
+	// serialization failure (dialect.ErrRetryable), in a new transaction, running the handler again. Default 8; -1 disables retries.
+	RetryLimit int
+	// RetryBackoff is the wait before the first such retry; it doubles each time up to RetryBackoffMax, and
+	// each wait is drawn at random from its upper half so that colliding deliveries spread out.
+	// Defaults 10ms and 1s.
+	RetryBackoff    time.Duration
+	RetryBackoffMax time.Duration
+
+	// Retention is how long a processed key is kept, and so how late a redelivery is still recognised as a
+	// duplicate. It must outlast the broker's redelivery horizon: RocketMQ retries 16 times over about
+	// 4h46m, and a producer retry or a replayed backlog can come later. At least 1 hour. Default 7 days.
+	Retention time.Duration
+	// PurgeBatchSize is how many keys one Purge statement deletes, each batch in its own short transaction.
+	// Between 1 and 10000. Default 1000.
+	PurgeBatchSize int
+	// PurgeInterval is how often RunPurger purges. Default 1 hour.
+	PurgeInterval time.Duration
+
+	// MaxPayloadBytes is the largest payload Process accepts (a parked message's payload is stored). Default
+	// 4 MiB, RocketMQ's default maximum message size.
+	MaxPayloadBytes int
+
+	// Logger receives the inbox's warnings (messages parked, failures that could not be counted) and debug
+	// traces. Payloads are never logged. Default: discard everything.
+	Logger *slog.Logger
+}
+
+// Defaults filled in by New.
+const (
+	DefaultTable           = "txbox_inbox"
+	DefaultAttemptsTable   = "txbox_inbox_attempts"
+	DefaultDeadTable       = "txbox_inbox_dead"
+	DefaultHandlerTimeout  = time.Minute
+	DefaultMaxAttempts     = 10
+	DefaultRetryLimit      = 8
+	DefaultRetryBackoff    = 10 * time.Millisecond
+	DefaultRetryBackoffMax = time.Second
+	DefaultRetention       = 7 * 24 * time.Hour
+	DefaultPurgeBatchSize  = 1000
+	DefaultPurgeInterval   = time.Hour
+	DefaultMaxPayloadBytes = 4 << 20
+
+	// MinRetention is the shortest Retention New accepts.
+	MinRetention = time.Hour
+	// MaxPurgeBatchSize is the largest PurgeBatchSize New accepts.
+	MaxPurgeBatchSize = 10000
+)
+
+// withDefaults returns c with zero values replaced by defaults, or an error naming the first bad field.
+func (c Config) withDefaults() (Config, error) {
+	bad := func(format string, args ...any) (Config, error) {
+		return c, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+	}
+	if c.Dialect == nil {
+		return bad("Dialect is required (dialect.MySQL or dialect.Postgres)")
+	}
+	if err := dialect.CheckText("Consumer", c.Consumer, dialect.MaxConsumerBytes, ErrInvalidConfig); err != nil {
+		return c, err
+	}
+	for _, t := range []struct {
+		field string
+		v     *string
+		def   string
+	}{{"Table", &c.Table, DefaultTable}, {"AttemptsTable", &c.AttemptsTable, DefaultAttemptsTable},
+		{"DeadTable", &c.DeadTable, DefaultDeadTable}} {
+		if *t.v == "" {
+			*t.v = t.def
+		}
+		if _, err := c.Dialect.QuoteIdent(*t.v); err != nil {
+			return bad("%s: %v", t.field, err)
+		}
+	}
+	if c.Table == c.AttemptsTable || c.Table == c.DeadTable || c.AttemptsTable == c.DeadTable {
+		return bad("Table, AttemptsTable and DeadTable must be three different tables")
+	}
+	setDur := func(field string, v *time.Duration, def, min time.Duration) error {
+		switch {
+		case *v == 0:
+			*v = def
+		case *v < min:
+			return fmt.Errorf("%w: %s must be at least %s, got %s", ErrInvalidConfig, field, min, *v)
+		}
+		return nil
+	}
+	setInt := func(field string, v *int, def, min, max int) error {
+		switch {
+		case *v == 0:
+			*v = def
+		case *v < min || *v > max:
+			return fmt.Errorf("%w: %s must be between %d and %d, got %d", ErrInvalidConfig, field, min, max, *v)
+		}
+		return nil
+	}
+	for _, err := range []error{
+		setDur("HandlerTimeout", &c.HandlerTimeout, DefaultHandlerTimeout, time.Millisecond),
+		setInt("MaxAttempts", &c.MaxAttempts, DefaultMaxAttempts, 1, 1000),
+		setInt("RetryLimit", &c.RetryLimit, DefaultRetryLimit, -1, 100),
+		setDur("RetryBackoff", &c.RetryBackoff, DefaultRetryBackoff, time.Microsecond),
+		setDur("RetryBackoffMax", &c.RetryBackoffMax, DefaultRetryBackoffMax, time.Microsecond),
+		setDur("Retention", &c.Retention, DefaultRetention, MinRetention),
+		setInt("PurgeBatchSize", &c.PurgeBatchSize, DefaultPurgeBatchSize, 1, MaxPurgeBatchSize),
+		setDur("PurgeInterval", &c.PurgeInterval, DefaultPurgeInterval, time.Millisecond),
+		setInt("MaxPayloadBytes", &c.MaxPayloadBytes, DefaultMaxPayloadBytes, 1, 1<<30),
+	} {
+		if err != nil {
+			return c, err
+		}
+	}
+	if c.RetryLimit < 0 {
+		c.RetryLimit = 0
+	}
+	if c.RetryBackoffMax < c.RetryBackoff {
+		return bad("RetryBackoffMax (%s) is shorter than RetryBackoff (%s)", c.RetryBackoffMax, c.RetryBackoff)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}

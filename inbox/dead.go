@@ -1,0 +1,154 @@
+package inbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/txbox/txbox/dialect"
+)
+
+// DeadLetter is a parked message: it failed MaxAttempts times and waits for Replay or DropDead. Deliveries of
+// its key meanwhile return Parked without running the handler.
+type DeadLetter struct {
+	ID        int64
+	Delivery  Delivery // Key, Payload, Headers, Topic and MessageID as delivered; Attempt is 0
+	Attempts  int      // failed deliveries counted before parking
+	LastError string   // the last failure's error text (at most 4000 bytes)
+	ParkedAt  time.Time
+}
+
+// DeadFilter selects dead letters for ListDead.
+type DeadFilter struct {
+	Key     string // only this key, when not empty
+	AfterID int64  // only ids above this one: pass the last ID of a page to get the next page
+	Limit   int    // page size; default 100, at most 1000
+}
+
+// ListDead lists the consumer's dead letters, oldest first, one page at a time (see DeadFilter).
+func (i *Inbox) ListDead(ctx context.Context, f DeadFilter) ([]DeadLetter, error) {
+	switch {
+	case f.Limit == 0:
+		f.Limit = 100
+	case f.Limit < 0 || f.Limit > 1000:
+		return nil, fmt.Errorf("inbox: list dead letters: Limit must be between 1 and 1000, got %d", f.Limit)
+	}
+	rows, err := i.d.InboxDeadList(ctx, i.db, &dialect.InboxDeadListParams{
+		Tables: i.tables, Consumer: i.cfg.Consumer, Key: f.Key, AfterID: f.AfterID, Limit: f.Limit,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("inbox: %w", explain(err))
+	}
+	out := make([]DeadLetter, 0, len(rows))
+	for _, r := range rows {
+		dl, err := deadLetter(r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, dl)
+	}
+	return out, nil
+}
+
+func deadLetter(r dialect.InboxDeadRow) (DeadLetter, error) {
+	dl := DeadLetter{
+		ID:        r.ID,
+		Delivery:  Delivery{Key: r.Key, Payload: r.Payload, Topic: r.Topic, MessageID: r.MessageID},
+		Attempts:  r.Attempts,
+		LastError: r.LastError,
+		ParkedAt:  r.ParkedAt,
+	}
+	if len(r.Headers) > 0 {
+		if err := json.Unmarshal(r.Headers, &dl.Delivery.Headers); err != nil {
+			return dl, fmt.Errorf("inbox: dead letter %d: decode headers: %w", r.ID, err)
+		}
+	}
+	return dl, nil
+}
+
+// Replay runs h once for the dead letter id, from its stored payload, in one transaction that removes the
+// dead letter and records its key as processed (so later deliveries are Duplicate). It returns Processed.
+// When h fails, everything is rolled back and the dead letter stays. Replaying an id that is gone (replayed
+// or dropped already, even concurrently) returns ErrDeadNotFound and runs nothing. If the key was recorded
+// as processed meanwhile, the dead letter is removed without running h and Replay returns Duplicate.
+// HandlerTimeout and deadlock retries apply as in Process.
+func (i *Inbox) Replay(ctx context.Context, id int64, h ReplayHandler) (Result, error) {
+	if h == nil {
+		return Failed, errNilHandler
+	}
+	return i.settleDead(ctx, id, h)
+}
+
+// DropDead discards the dead letter id without running anything: its key is recorded as processed, so that
+// later deliveries of it are acknowledged as Duplicate, until Purge removes it after Retention. It returns
+// ErrDeadNotFound when the id is gone.
+func (i *Inbox) DropDead(ctx context.Context, id int64) error {
+	_, err := i.settleDead(ctx, id, nil)
+	return err
+}
+
+func (i *Inbox) settleDead(ctx context.Context, id int64, h ReplayHandler) (Result, error) {
+	hctx, cancel := context.WithTimeout(ctx, i.cfg.HandlerTimeout)
+	defer cancel()
+	for n := 0; ; n++ {
+		res, err := i.settleDeadOnce(hctx, id, h)
+		if err == nil || !isRetryable(err) || n >= i.cfg.RetryLimit || !sleepCtx(hctx, i.backoff(n)) {
+			if err != nil && ctx.Err() == nil && hctx.Err() != nil {
+				err = fmt.Errorf("inbox: dead letter %d: not settled within HandlerTimeout (%s): %w: %w (last error: %v)",
+					id, i.cfg.HandlerTimeout, ErrHandlerTimeout, context.DeadlineExceeded, err)
+			}
+			return res, err
+		}
+	}
+}
+
+func (i *Inbox) settleDeadOnce(ctx context.Context, id int64, h ReplayHandler) (Result, error) {
+	tx, err := i.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return Failed, fmt.Errorf("inbox: dead letter %d: begin transaction: %w", id, i.d.InterpretError(err))
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			rollback(tx)
+		}
+	}()
+	p := dialect.InboxDeadGetParams{Tables: i.tables, Consumer: i.cfg.Consumer, ID: id, ForUpdate: true}
+	row, found, err := i.d.InboxDeadGet(ctx, tx, &p)
+	if err != nil {
+		return Failed, fmt.Errorf("inbox: dead letter %d: %w", id, explain(err))
+	}
+	if !found {
+		return Failed, fmt.Errorf("%w: id %d, consumer %q", ErrDeadNotFound, id, i.cfg.Consumer)
+	}
+	dl, err := deadLetter(row)
+	if err != nil {
+		return Failed, err
+	}
+	if _, err := i.d.InboxDeadDelete(ctx, tx, &p); err != nil {
+		return Failed, fmt.Errorf("inbox: dead letter %d: %w", id, err)
+	}
+	fresh, err := i.d.InboxSettle(ctx, tx, &dialect.InboxSettleParams{
+		Tables: i.tables, Consumer: i.cfg.Consumer, Key: row.Key, Fingerprint: row.Fingerprint,
+	})
+	if err != nil {
+		return Failed, fmt.Errorf("inbox: dead letter %d: %w", id, err)
+	}
+	res := Processed
+	if !fresh {
+		res = Duplicate
+	} else if h != nil {
+		err := runHandler(ctx, tx, func(ctx context.Context, tx *sqlx.Tx) error { return h(ctx, tx, dl.Delivery) })
+		if err != nil {
+			return Failed, fmt.Errorf("inbox: replay handler for dead letter %d (key %q): %w", id, row.Key, err)
+		}
+	}
+	committed = true
+	if err := tx.Commit(); err != nil {
+		return Failed, fmt.Errorf("inbox: dead letter %d: commit: %w", id, i.d.InterpretError(err))
+	}
+	return res, nil
+}

@@ -1,0 +1,112 @@
+package inbox_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/txbox/txbox/dialect"
+	"github.com/txbox/txbox/inbox"
+	"github.com/txbox/txbox/internal/testdb"
+)
+
+func TestMain(m *testing.M) { testdb.Main(m) }
+
+// newInbox returns an Inbox on db for consumer, with cfg's other fields.
+func newInbox(t testing.TB, db *testdb.DB, consumer string, cfg inbox.Config) *inbox.Inbox {
+	t.Helper()
+	cfg.Dialect, cfg.Consumer = db.Dialect, consumer
+	ib, err := inbox.New(db.DB, cfg)
+	if err != nil {
+		t.Fatalf("inbox.New: %v", err)
+	}
+	return ib
+}
+
+// createEffects creates the table test handlers write their effects to: one row per committed handler run, so
+// that a second committed effect for a key shows up as a second row (no unique key hides it).
+func createEffects(t testing.TB, db *testdb.DB) {
+	t.Helper()
+	ddl := "CREATE TABLE effects (id BIGINT AUTO_INCREMENT PRIMARY KEY, consumer VARBINARY(128) NOT NULL, " +
+		"k VARBINARY(600) NOT NULL, KEY (consumer, k)) ENGINE = InnoDB"
+	if db.Dialect == dialect.Postgres {
+		ddl = `CREATE TABLE effects (id BIGSERIAL PRIMARY KEY, consumer TEXT COLLATE "C" NOT NULL, k TEXT COLLATE "C" NOT NULL)`
+	}
+	if _, err := db.ExecContext(context.Background(), ddl); err != nil {
+		t.Fatalf("create effects: %v", err)
+	}
+}
+
+// effectHandler returns a handler that inserts one effect row for (consumer, key) in the inbox's transaction.
+func effectHandler(db *testdb.DB, consumer, key string) inbox.Handler {
+	q := db.Rebind("INSERT INTO effects (consumer, k) VALUES (?, ?)")
+	return func(ctx context.Context, tx *sqlx.Tx) error {
+		_, err := tx.ExecContext(ctx, q, consumer, key)
+		return err
+	}
+}
+
+// effects counts the effect rows of (consumer, key).
+func effects(t testing.TB, db *testdb.DB, consumer, key string) int {
+	t.Helper()
+	var n int
+	q := db.Rebind("SELECT COUNT(*) FROM effects WHERE consumer = ? AND k = ?")
+	if err := db.QueryRowContext(context.Background(), q, consumer, key).Scan(&n); err != nil {
+		t.Fatalf("count effects: %v", err)
+	}
+	return n
+}
+
+// countRows runs a COUNT(*) query written with '?' placeholders.
+func countRows(t testing.TB, db *testdb.DB, q string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRowContext(context.Background(), db.Rebind(q), args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+// waitBlockedOnMe polls until at least n other sessions wait for a lock the handler's transaction tx holds,
+// directly or queued behind another waiter, or fails at the deadline. It proves that concurrent deliveries of
+// a key are really blocked on the key while the first one is in its handler. It polls through the pool, not
+// tx: inside a transaction both servers may show a frozen view of their activity tables.
+func waitBlockedOnMe(ctx context.Context, db *testdb.DB, tx *sqlx.Tx, n int) error {
+	// Every test has its own MySQL database, so every lock wait in it is one of ours.
+	q := "SELECT COUNT(*) FROM information_schema.INNODB_TRX t " +
+		"JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id " +
+		"WHERE t.trx_state = 'LOCK WAIT' AND p.DB = DATABASE() AND ? > 0"
+	me := "SELECT CONNECTION_ID()"
+	if db.Dialect == dialect.Postgres {
+		// ON CONFLICT can wait on the speculative insertion of the waiter before it: follow the chain.
+		q = "WITH RECURSIVE w(pid) AS (" +
+			"SELECT pid FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid)) " +
+			"UNION SELECT a.pid FROM pg_stat_activity a JOIN w ON w.pid = ANY(pg_blocking_pids(a.pid))" +
+			") SELECT COUNT(*) FROM w"
+		me = "SELECT pg_backend_pid()"
+	}
+	var id int
+	if err := tx.QueryRowContext(ctx, me).Scan(&id); err != nil {
+		return fmt.Errorf("session id: %w", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var got int
+		if err := db.QueryRowContext(ctx, q, id).Scan(&got); err != nil {
+			return fmt.Errorf("count blocked sessions: %w", err)
+		}
+		if got >= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d sessions blocked on the key after 30s, want %d", got, n)
+		}
+		time.Sleep(5 * time.Millisecond) // polling the database, not waiting for background work
+	}
+}
+
+// nop is a handler that writes nothing.
+var nop inbox.Handler = func(context.Context, *sqlx.Tx) error { return nil }

@@ -1,0 +1,78 @@
+package inbox_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/txbox/txbox/inbox"
+	"github.com/txbox/txbox/internal/testdb"
+)
+
+// A handler that outlives HandlerTimeout is rolled back with a clear error, whether it honours its ctx or
+// ignores it, and the timeout counts as a failed attempt.
+func TestHandlerTimeout(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+		createEffects(t, db)
+		ctx := context.Background()
+		ib := newInbox(t, db, "c", inbox.Config{HandlerTimeout: 300 * time.Millisecond, MaxAttempts: 3})
+		d := inbox.Delivery{Key: "slow", Payload: []byte("p")}
+		honours := func(ctx context.Context, tx *sqlx.Tx) error {
+			if err := effectHandler(db, "c", d.Key)(ctx, tx); err != nil {
+				return err
+			}
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		ignores := func(ctx context.Context, tx *sqlx.Tx) error {
+			if err := effectHandler(db, "c", d.Key)(ctx, tx); err != nil {
+				return err
+			}
+			<-ctx.Done()
+			return nil // pretends to have succeeded after its deadline
+		}
+		for name, h := range map[string]inbox.Handler{"honours ctx": honours, "ignores ctx": ignores} {
+			res, err := ib.Process(ctx, d, h)
+			if res != inbox.Failed || !errors.Is(err, inbox.ErrHandlerTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("handler that %s: %v, %v; want Failed matching ErrHandlerTimeout", name, res, err)
+			}
+			if n := effects(t, db, "c", d.Key); n != 0 {
+				t.Fatalf("handler that %s: %d effects committed after the timeout", name, n)
+			}
+		}
+		if n := countRows(t, db, "SELECT attempts FROM txbox_inbox_attempts WHERE consumer = ? AND msg_key = ?", "c", d.Key); n != 2 {
+			t.Fatalf("attempts after two timeouts = %d, want 2", n)
+		}
+		if res, err := ib.Process(ctx, d, effectHandler(db, "c", d.Key)); res != inbox.Processed || err != nil {
+			t.Fatalf("quick redelivery: %v, %v; want processed", res, err)
+		}
+		if n := effects(t, db, "c", d.Key); n != 1 {
+			t.Fatalf("effects = %d, want 1", n)
+		}
+	})
+}
+
+// A caller that cancels (shutdown) gets its ctx error; that is not counted against the message.
+func TestCallerCancelIsNotCounted(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+		ib := newInbox(t, db, "c", inbox.Config{MaxAttempts: 1})
+		ctx, cancel := context.WithCancel(context.Background())
+		res, err := ib.Process(ctx, inbox.Delivery{Key: "k"}, func(hctx context.Context, tx *sqlx.Tx) error {
+			cancel()
+			<-hctx.Done()
+			return hctx.Err()
+		})
+		if res != inbox.Failed || !errors.Is(err, context.Canceled) || errors.Is(err, inbox.ErrHandlerTimeout) {
+			t.Fatalf("cancelled: %v, %v; want Failed matching context.Canceled", res, err)
+		}
+		if n := countRows(t, db, "SELECT COUNT(*) FROM txbox_inbox_attempts"); n != 0 {
+			t.Fatalf("a cancelled delivery was counted as a failure (%d rows); with MaxAttempts 1 it would be parked", n)
+		}
+		if n := countRows(t, db, "SELECT COUNT(*) FROM txbox_inbox"); n != 0 {
+			t.Fatalf("a cancelled delivery recorded its key")
+		}
+	})
+}

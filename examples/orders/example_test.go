@@ -8,7 +8,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/txbox/txbox/dialect"
-	"github.com/txbox/txbox/examples/orders/internal/standin/inbox"
+	"github.com/txbox/txbox/inbox"
 	"github.com/txbox/txbox/migrations"
 	"github.com/txbox/txbox/outbox"
 	"github.com/txbox/txbox/relay"

@@ -13,7 +13,7 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/jmoiron/sqlx"
 
-	"github.com/txbox/txbox/examples/orders/internal/standin/inbox"
+	"github.com/txbox/txbox/inbox"
 )
 
 // Message is what a consumer's handler gets: the business key the producer enqueued and the payload.

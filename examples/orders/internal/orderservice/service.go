@@ -17,8 +17,8 @@ import (
 
 	"github.com/txbox/txbox/dialect"
 	"github.com/txbox/txbox/examples/orders/internal/bus"
-	"github.com/txbox/txbox/examples/orders/internal/standin/inbox"
 	"github.com/txbox/txbox/examples/orders/internal/store"
+	"github.com/txbox/txbox/inbox"
 	"github.com/txbox/txbox/outbox"
 	"github.com/txbox/txbox/relay"
 )

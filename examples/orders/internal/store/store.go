@@ -12,7 +12,6 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/txbox/txbox/dialect"
-	"github.com/txbox/txbox/examples/orders/internal/standin"
 	"github.com/txbox/txbox/migrations"
 )
 
@@ -47,10 +46,6 @@ func Open(ctx context.Context, d dialect.Dialect, dsn string, maxConns int, sche
 	if err := migrations.Up(ctx, db.DB, d); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("txbox migrations: %w", err)
-	}
-	if err := standin.Setup(ctx, db.DB, d); err != nil {
-		_ = db.Close()
-		return nil, err
 	}
 	stmts := schema.Postgres
 	if d.Name() == "mysql" {

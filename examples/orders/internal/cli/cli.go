@@ -79,6 +79,12 @@ func NameServers(ctx context.Context, list string) ([]string, error) {
 				return nil, fmt.Errorf("name server %q: cannot resolve %s: %v", hp, host, err)
 			}
 			host = addrs[0]
+			for _, a := range addrs { // prefer IPv4: the broker advertises an IPv4 address too
+				if ip := net.ParseIP(a); ip != nil && ip.To4() != nil {
+					host = a
+					break
+				}
+			}
 		}
 		out = append(out, net.JoinHostPort(host, port))
 	}

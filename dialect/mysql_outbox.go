@@ -55,6 +55,25 @@ func (d mysqlDialect) OutboxInsert(ctx context.Context, db DBTX, p *OutboxInsert
 	return nil
 }
 
+func (mysqlDialect) OutboxPrepareConn(ctx context.Context, conn *sql.Conn) error {
+	_, err := conn.ExecContext(ctx, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+	return interpretError(err)
+}
+
+// GROUP BY on the leading column of (part, id) is a loose index scan: one dive per partition.
+func (d mysqlDialect) OutboxKeyedPartitions(ctx context.Context, db DBTX, p *OutboxKeyedPartitionsParams) ([]int, error) {
+	t, err := d.QuoteIdent(p.Table)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := db.QueryContext(ctx, "SELECT part FROM "+t+" FORCE INDEX (txbox_outbox_part) WHERE part >= 0 GROUP BY part ORDER BY part")
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	out, err := scanInts(rows)
+	return out, interpretError(err)
+}
+
 // GET_LOCK names are server-wide and at most 64 characters: the name hashes database and table.
 const mysqlLockName = "CONCAT('txbox_outbox:', LEFT(MD5(CONCAT(COALESCE(DATABASE(), ''), '.', ?)), 24), ':', j.p)"
 
@@ -102,9 +121,9 @@ func (d mysqlDialect) OutboxSelectKeyed(ctx context.Context, tx DBTX, p *OutboxS
 			b.WriteString(" UNION ALL ")
 		}
 		b.WriteString("(SELECT " + prefixCols("o.", outboxCols) + " FROM " + t + " AS o FORCE INDEX (txbox_outbox_part)" +
-			" WHERE o.part = ? AND o.available_at <= UTC_TIMESTAMP(6) AND NOT EXISTS (SELECT 1 FROM " + t + " AS b" +
+			" WHERE o.part = ? AND o.part >= 0 AND o.available_at <= UTC_TIMESTAMP(6) AND NOT EXISTS (SELECT 1 FROM " + t + " AS b" +
 			" WHERE b.sharding_key = o.sharding_key AND b.available_at > UTC_TIMESTAMP(6) AND b.id < o.id)" +
-			" ORDER BY o.id LIMIT ?)")
+			" ORDER BY o.part, o.id LIMIT ?)")
 		args = append(args, part, p.PerPartition)
 	}
 	rows, err := tx.QueryContext(ctx, b.String(), args...)
@@ -120,9 +139,12 @@ func (d mysqlDialect) OutboxClaimUnkeyed(ctx context.Context, tx DBTX, p *Outbox
 	if err != nil {
 		return nil, err
 	}
-	// Primary-key order from a remembered id: the scan seeks past the delete-marked rows that drained batches
-	// leave at the head of the index instead of stepping over them every time.
-	rows, err := tx.QueryContext(ctx, "SELECT "+outboxCols+" FROM "+t+" WHERE id > ? AND part = -1"+
+	// Id order from a remembered id: the scan seeks past the delete-marked entries that drained batches leave
+	// at the head of the index instead of stepping over them every time.
+	// FORCE INDEX (txbox_outbox_part): the scan must never touch keyed rows. Walking the primary key instead,
+	// MariaDB keeps the locks of the keyed rows it stepped over (even in READ COMMITTED) and, despite SKIP
+	// LOCKED, waits for keyed rows other relays are deleting: measured deadlocks with several relays.
+	rows, err := tx.QueryContext(ctx, "SELECT "+outboxCols+" FROM "+t+" FORCE INDEX (txbox_outbox_part) WHERE part = -1 AND id > ?"+
 		" AND available_at <= UTC_TIMESTAMP(6) ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED", p.AfterID, p.Limit)
 	if err != nil {
 		return nil, interpretError(err)

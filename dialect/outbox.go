@@ -23,6 +23,14 @@ type OutboxStore interface {
 	// transactional NOTIFY in the same round trip).
 	OutboxInsert(ctx context.Context, db DBTX, p *OutboxInsertParams) error
 
+	// OutboxPrepareConn readies a connection a relay worker keeps for its batches: READ COMMITTED for every
+	// transaction of the session (on MySQL the claim then locks no gaps, which would block producers, and
+	// releases rows it did not match). The session state stays with the connection, so the caller must not
+	// hand it back to the pool.
+	OutboxPrepareConn(ctx context.Context, conn *sql.Conn) error
+	// OutboxKeyedPartitions returns the partitions that hold at least one keyed row, in ascending order, using
+	// index dives on (part, id) rather than a scan.
+	OutboxKeyedPartitions(ctx context.Context, db DBTX, p *OutboxKeyedPartitionsParams) ([]int, error)
 	// OutboxLockPartitions tries, without waiting, to take the advisory lock of each of p.Partitions on conn
 	// and returns the ones it got. The locks belong to the connection's session: they are released by
 	// OutboxUnlockPartitions or when the connection dies.
@@ -97,6 +105,11 @@ type OutboxRow struct {
 	Headers     []byte
 	Attempts    int
 	CreatedAt   time.Time
+}
+
+// OutboxKeyedPartitionsParams are the arguments of OutboxKeyedPartitions.
+type OutboxKeyedPartitionsParams struct {
+	Table string
 }
 
 // OutboxPartitionsParams are the arguments of OutboxLockPartitions and OutboxUnlockPartitions.
@@ -261,4 +274,17 @@ func quoteTables(quote func(string) (string, error), names ...string) ([]string,
 		out[i] = q
 	}
 	return out, nil
+}
+
+func scanInts(rows *sql.Rows) ([]int, error) {
+	defer rows.Close()
+	var out []int
+	for rows.Next() {
+		var n int
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
 }

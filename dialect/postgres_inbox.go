@@ -12,9 +12,9 @@ import (
 //
 // A failed statement aborts a PostgreSQL transaction, so the claim cannot treat a unique violation as an
 // answer the way MySQL does: it uses INSERT ... ON CONFLICT DO NOTHING RETURNING, which waits for a concurrent
-// inserter of the same key to end and then either inserts (it rolled back) or returns no row (it committed).
-// The existing row is then read by a second statement: under READ COMMITTED it takes a fresh snapshot that
-// sees the committed row (a CTE in the same statement would not).
+// inserter of the same key to end and then either inserts (it rolled back) or does nothing (it committed).
+// The same statement reads the existing row; when that row was committed during the wait, the statement's
+// snapshot cannot see it and a second statement (a fresh READ COMMITTED snapshot) reads it.
 type postgresInboxSQL struct {
 	claim, claimRead, clearAttempts        string
 	recordFailure                          string
@@ -37,9 +37,14 @@ func (d postgresDialect) inboxSQL(t InboxTables) (*postgresInboxSQL, error) {
 			return nil, err
 		}
 		return &postgresInboxSQL{
-			claim: "INSERT INTO " + q.inbox + " (consumer, msg_key, fingerprint, received_at) " +
+			// One round trip for new keys and for duplicates committed before this statement began (the
+			// common redelivery); the existing row is read in the same statement.
+			claim: "WITH ins AS (INSERT INTO " + q.inbox + " (consumer, msg_key, fingerprint, received_at) " +
 				"VALUES ($1, $2, $3, COALESCE($4::timestamptz, now())) " +
-				"ON CONFLICT (consumer, msg_key) DO NOTHING RETURNING TRUE",
+				"ON CONFLICT (consumer, msg_key) DO NOTHING RETURNING TRUE) " +
+				"SELECT TRUE, NULL::bytea, FALSE FROM ins UNION ALL " +
+				"SELECT FALSE, fingerprint, parked FROM " + q.inbox + " WHERE consumer = $1 AND msg_key = $2 " +
+				"AND NOT EXISTS (SELECT 1 FROM ins)",
 			claimRead:     "SELECT fingerprint, parked FROM " + q.inbox + " WHERE consumer = $1 AND msg_key = $2",
 			clearAttempts: "DELETE FROM " + q.attempts + " WHERE consumer = $1 AND msg_key = $2",
 
@@ -101,20 +106,23 @@ func (d postgresDialect) InboxClaim(ctx context.Context, tx DBTX, p *InboxClaimP
 	if !p.ReceivedAt.IsZero() {
 		at = p.ReceivedAt.UTC()
 	}
-	var inserted bool
-	err = tx.QueryRowContext(ctx, s.claim, p.Consumer, p.Key, p.Fingerprint, at).Scan(&inserted)
+	var r InboxClaimResult
+	err = tx.QueryRowContext(ctx, s.claim, p.Consumer, p.Key, p.Fingerprint, at).Scan(&r.Inserted, &r.Fingerprint, &r.Parked)
 	switch {
-	case err == nil:
+	case err == nil && r.Inserted:
 		if p.ClearAttempts {
 			if _, err := tx.ExecContext(ctx, s.clearAttempts, p.Consumer, p.Key); err != nil {
 				return InboxClaimResult{}, fmt.Errorf("clear inbox attempts: %w", interpretError(err))
 			}
 		}
-		return InboxClaimResult{Inserted: true}, nil
+		return r, nil
+	case err == nil:
+		return r, nil
 	case !errors.Is(err, sql.ErrNoRows):
 		return InboxClaimResult{}, fmt.Errorf("record inbox key: %w", interpretError(err))
 	}
-	r := InboxClaimResult{}
+	// No row: the conflicting transaction committed while the INSERT waited for it, after this statement's
+	// snapshot was taken. Under READ COMMITTED a new statement sees it.
 	err = tx.QueryRowContext(ctx, s.claimRead, p.Consumer, p.Key).Scan(&r.Fingerprint, &r.Parked)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Purged concurrently, or a REPEATABLE READ snapshot older than the conflicting commit.

@@ -82,6 +82,28 @@ func (d postgresDialect) OutboxInsert(ctx context.Context, db DBTX, p *OutboxIns
 	return nil
 }
 
+func (postgresDialect) OutboxPrepareConn(ctx context.Context, conn *sql.Conn) error {
+	_, err := conn.ExecContext(ctx, "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED")
+	return interpretError(err)
+}
+
+// PostgreSQL has no loose index scan; the recursive CTE emulates one (a skip scan): one dive per partition.
+func (d postgresDialect) OutboxKeyedPartitions(ctx context.Context, db DBTX, p *OutboxKeyedPartitionsParams) ([]int, error) {
+	t, err := d.QuoteIdent(p.Table)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := db.QueryContext(ctx, "WITH RECURSIVE p(n) AS ("+
+		"SELECT (SELECT part FROM "+t+" WHERE part >= 0 ORDER BY part LIMIT 1)"+
+		" UNION ALL SELECT (SELECT part FROM "+t+" WHERE part > p.n ORDER BY part LIMIT 1) FROM p WHERE p.n IS NOT NULL)"+
+		" SELECT n FROM p WHERE n IS NOT NULL")
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	out, err := scanInts(rows)
+	return out, interpretError(err)
+}
+
 // Advisory lock keys: (hash of schema and table, partition). The two-int4 key space is separate from the
 // one-bigint space the migration lock uses.
 func (postgresDialect) OutboxLockPartitions(ctx context.Context, conn *sql.Conn, p *OutboxPartitionsParams) ([]int, error) {
@@ -118,13 +140,14 @@ func (d postgresDialect) OutboxSelectKeyed(ctx context.Context, tx DBTX, p *Outb
 	if err != nil {
 		return nil, err
 	}
-	// LATERAL: one short (part, id) range scan per partition. The NOT EXISTS repeats the partial index's
+	// LATERAL: one short (part, id) range scan per partition. "part >= 0" tells the planner (whose statistics
+	// often say every row has part -1) that few rows match, or it walks the primary key for ORDER BY id instead. The NOT EXISTS repeats the partial index's
 	// predicate (available_at > created_at) so that it can use it.
 	rows, err := tx.QueryContext(ctx, "SELECT "+outboxCols+" FROM unnest($1::int[]) AS p(n) CROSS JOIN LATERAL ("+
-		"SELECT "+outboxCols+" FROM "+t+" AS o WHERE o.part = p.n AND o.available_at <= now()"+
+		"SELECT "+outboxCols+" FROM "+t+" AS o WHERE o.part = p.n AND o.part >= 0 AND o.available_at <= now()"+
 		" AND NOT EXISTS (SELECT 1 FROM "+t+" AS b WHERE b.sharding_key = o.sharding_key AND b.part >= 0"+
 		" AND b.available_at > b.created_at AND b.available_at > now() AND b.id < o.id)"+
-		" ORDER BY o.id LIMIT $2) AS x", pgIntArray(p.Partitions), p.PerPartition)
+		" ORDER BY o.part, o.id LIMIT $2) AS x", pgIntArray(p.Partitions), p.PerPartition)
 	if err != nil {
 		return nil, interpretError(err)
 	}

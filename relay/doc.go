@@ -10,8 +10,9 @@
 // A relay runs Config.Workers batch loops, each on a database connection of its own. One batch is one
 // transaction on that connection:
 //
-//  1. Try to take, without waiting, the session-level advisory locks (pg_try_advisory_lock, GET_LOCK) of a
-//     slice of the 64 keyed partitions (outbox.PartitionOf); the slice rotates from batch to batch.
+//  1. Find the keyed partitions (outbox.PartitionOf) that hold rows, with one index dive per partition, and
+//     try to take, without waiting, the session-level advisory locks (pg_try_advisory_lock, GET_LOCK) of up to
+//     64/Workers of them; where the slice starts rotates from batch to batch.
 //  2. Read the due rows of the partitions it got, per partition in id order, leaving out every row that has an
 //     earlier row of its sharding key that is not due (in backoff or delayed). The partition lock is the claim:
 //     no other relay reads those partitions while it is held.

@@ -123,6 +123,8 @@ type testPub struct {
 	rng        *rand.Rand
 	inflight   map[int64]bool
 	concurrent []int64
+	keyFlight  map[string]int // by sharding key: publishes in flight
+	keyConcur  []string
 	accepted   map[string]int // by Key: times accepted (including lost confirms)
 	lost       int
 	maxSeq     map[string]int // by sharding key: highest seq accepted
@@ -132,7 +134,7 @@ type testPub struct {
 
 func newTestPub(failRate, loseRate float64) *testPub {
 	return &testPub{failRate: failRate, loseRate: loseRate, rng: rand.New(rand.NewPCG(1, 2)),
-		inflight: map[int64]bool{}, accepted: map[string]int{}, maxSeq: map[string]int{}}
+		inflight: map[int64]bool{}, keyFlight: map[string]int{}, accepted: map[string]int{}, maxSeq: map[string]int{}}
 }
 
 func (p *testPub) Publish(ctx context.Context, r outbox.Record) error {
@@ -141,11 +143,19 @@ func (p *testPub) Publish(ctx context.Context, r outbox.Record) error {
 		p.concurrent = append(p.concurrent, r.ID)
 	}
 	p.inflight[r.ID] = true
+	if r.ShardingKey != "" {
+		if p.keyFlight[r.ShardingKey]++; p.keyFlight[r.ShardingKey] > 1 {
+			p.keyConcur = append(p.keyConcur, r.ShardingKey)
+		}
+	}
 	roll := p.rng.Float64()
 	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
 		delete(p.inflight, r.ID)
+		if r.ShardingKey != "" {
+			p.keyFlight[r.ShardingKey]--
+		}
 		p.mu.Unlock()
 	}()
 	if p.block != nil {
@@ -228,6 +238,9 @@ func (p *testPub) check(t testing.TB, keys []string) {
 	defer p.mu.Unlock()
 	if len(p.concurrent) > 0 {
 		t.Errorf("%d rows published by two relays at once, e.g. id %d", len(p.concurrent), p.concurrent[0])
+	}
+	if len(p.keyConcur) > 0 {
+		t.Errorf("%d publishes ran concurrently with another of the same sharding key, e.g. %s", len(p.keyConcur), p.keyConcur[0])
 	}
 	for i, e := range p.orderErrs {
 		if i == 5 {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -97,20 +98,9 @@ func (w *worker) loop(ctx context.Context, drain bool, n *atomic.Int64) error {
 	}
 }
 
-func (w *worker) closeConn() {
-	if w.conn == nil {
-		return
-	}
-	// Release any advisory lock before the connection goes back to the pool; if that fails, throw it away.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := w.r.d.OutboxUnlockPartitions(ctx, w.conn, &dialect.OutboxPartitionsParams{Table: w.r.cfg.Table}); err != nil {
-		discardConn(w.conn)
-	} else {
-		_ = w.conn.Close()
-	}
-	w.conn = nil
-}
+// closeConn ends the worker's connection. It is never handed back to the pool: its session has READ
+// COMMITTED set and may hold partition locks.
+func (w *worker) closeConn() { w.dropConn() }
 
 func (w *worker) dropConn() {
 	if w.conn != nil {
@@ -119,13 +109,22 @@ func (w *worker) dropConn() {
 	}
 }
 
-func (w *worker) nextPartitions() []int {
-	ps := make([]int, w.chunk)
-	for i := range ps {
-		ps[i] = (w.off + i) % outbox.Partitions
+// nextPartitions picks the keyed partitions this batch tries to lock: up to chunk of the partitions that
+// hold rows, going round the ring from where the previous batch stopped, so that the workers of a relay
+// (which start chunk apart) and the relays (which start at random) spread over the partitions.
+func (w *worker) nextPartitions(ctx context.Context) ([]int, error) {
+	have, err := w.r.d.OutboxKeyedPartitions(ctx, w.conn, &dialect.OutboxKeyedPartitionsParams{Table: w.r.cfg.Table})
+	if err != nil || len(have) == 0 {
+		return nil, err
 	}
-	w.off = (w.off + w.chunk) % outbox.Partitions
-	return ps
+	start := sort.SearchInts(have, w.off) // first partition at or after the offset, wrapping round
+	n := min(w.chunk, len(have))
+	ps := make([]int, n)
+	for i := range ps {
+		ps[i] = have[(start+i)%len(have)]
+	}
+	w.off = (ps[n-1] + 1) % outbox.Partitions
+	return ps, nil
 }
 
 // batch claims due rows, publishes them and records the outcome in one transaction. Its database work runs
@@ -141,11 +140,22 @@ func (w *worker) batch(ctx context.Context) (info BatchInfo, err error) {
 		if err != nil {
 			return info, fmt.Errorf("get a connection: %w", r.d.InterpretError(err))
 		}
+		if err := r.d.OutboxPrepareConn(bctx, c); err != nil {
+			discardConn(c)
+			return info, fmt.Errorf("prepare connection: %w", err)
+		}
 		w.conn = c
 	}
-	locked, err := r.d.OutboxLockPartitions(bctx, w.conn, &dialect.OutboxPartitionsParams{Table: r.cfg.Table, Partitions: w.nextPartitions()})
+	parts, err := w.nextPartitions(bctx)
 	if err != nil {
-		return info, fmt.Errorf("lock partitions: %w", err)
+		return info, fmt.Errorf("find keyed partitions: %w", err)
+	}
+	var locked []int
+	if len(parts) > 0 {
+		locked, err = r.d.OutboxLockPartitions(bctx, w.conn, &dialect.OutboxPartitionsParams{Table: r.cfg.Table, Partitions: parts})
+		if err != nil {
+			return info, fmt.Errorf("lock partitions: %w", err)
+		}
 	}
 	if len(locked) > 0 {
 		defer func() {
@@ -160,9 +170,8 @@ func (w *worker) batch(ctx context.Context) (info BatchInfo, err error) {
 			}
 		}()
 	}
-	// READ COMMITTED: on MySQL the claim's scan then locks no gaps (which would block producers' inserts) and
-	// releases the rows it did not match at once.
-	tx, err := w.conn.BeginTx(bctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	// READ COMMITTED comes from the session (OutboxPrepareConn): asking for it here costs MySQL a round trip.
+	tx, err := w.conn.BeginTx(bctx, nil)
 	if err != nil {
 		return info, fmt.Errorf("begin: %w", r.d.InterpretError(err))
 	}
@@ -232,6 +241,11 @@ func (w *worker) claimKeyed(ctx context.Context, tx *sql.Tx, locked []int, limit
 	if err != nil {
 		return nil, fmt.Errorf("select keyed rows: %w", err)
 	}
+	for i := range rows {
+		if !slices.Contains(locked, rows[i].Partition) {
+			return nil, fmt.Errorf("select keyed rows: row %d of partition %d is outside the locked partitions %v", rows[i].ID, rows[i].Partition, locked)
+		}
+	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
 	if len(rows) > limit {
 		rows = rows[:limit]
@@ -254,6 +268,11 @@ func (w *worker) claimUnkeyed(ctx context.Context, tx *sql.Tx, limit int) ([]dia
 	}
 	if err != nil {
 		return nil, fmt.Errorf("claim unkeyed rows: %w", err)
+	}
+	for i := range rows {
+		if rows[i].Partition >= 0 {
+			return nil, fmt.Errorf("claim unkeyed rows: got row %d of partition %d", rows[i].ID, rows[i].Partition)
+		}
 	}
 	if len(rows) < limit {
 		w.cursor, w.lastRescan = 0, time.Now() // a short pass: the next starts from the beginning

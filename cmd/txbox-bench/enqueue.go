@@ -11,14 +11,28 @@ import (
 	"github.com/txbox/txbox/outbox"
 )
 
-// benchEnqueue runs n short business transactions (one INSERT) with and without one outbox message each,
-// interleaved in blocks so that both see the same machine load, and returns both rates in tx/s.
-func benchEnqueue(db *sqlx.DB, d dialect.Dialect, n int) (with, without float64, err error) {
+// benchEnqueue runs n short business transactions with and without one outbox message each, interleaved in
+// blocks so that both see the same machine load, and returns both rates in tx/s. The business transaction is
+// one INSERT (statements == 1: the harshest case, where the outbox adds a whole statement to three) or an
+// order placement: lock the customer row, insert the order, update the customer (statements == 3).
+func benchEnqueue(db *sqlx.DB, d dialect.Dialect, n, statements int) (with, without float64, err error) {
 	ctx := context.Background()
-	ddl := "CREATE TABLE bench_orders (id BIGINT PRIMARY KEY, customer VARCHAR(64) NOT NULL, amount BIGINT NOT NULL)"
-	if _, err := db.ExecContext(ctx, ddl); err != nil {
-		return 0, 0, err
+	for _, ddl := range []string{
+		"CREATE TABLE bench_orders (id BIGINT PRIMARY KEY, customer VARCHAR(64) NOT NULL, amount BIGINT NOT NULL)",
+		"CREATE TABLE bench_customers (id VARCHAR(64) PRIMARY KEY, orders BIGINT NOT NULL, spent BIGINT NOT NULL)",
+	} {
+		if _, err := db.ExecContext(ctx, ddl); err != nil {
+			return 0, 0, err
+		}
 	}
+	const customers = 1000
+	for c := range customers {
+		if _, err := db.ExecContext(ctx, d.Rebind("INSERT INTO bench_customers (id, orders, spent) VALUES (?, 0, 0)"), fmt.Sprintf("c-%d", c)); err != nil {
+			return 0, 0, err
+		}
+	}
+	lockCustomer := d.Rebind("SELECT orders FROM bench_customers WHERE id = ? FOR UPDATE")
+	updCustomer := d.Rebind("UPDATE bench_customers SET orders = orders + 1, spent = spent + ? WHERE id = ?")
 	ob, err := outbox.New(outbox.Config{Dialect: d})
 	if err != nil {
 		return 0, 0, err
@@ -33,9 +47,23 @@ func benchEnqueue(db *sqlx.DB, d dialect.Dialect, n int) (with, without float64,
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, insert, id, "c-42", 1999); err != nil {
+		customer := fmt.Sprintf("c-%d", id%customers)
+		if statements >= 3 {
+			var orders int64
+			if err := tx.QueryRowContext(ctx, lockCustomer, customer).Scan(&orders); err != nil {
+				_ = tx.Rollback()
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, insert, id, customer, 1999); err != nil {
 			_ = tx.Rollback()
 			return err
+		}
+		if statements >= 3 {
+			if _, err := tx.ExecContext(ctx, updCustomer, 1999, customer); err != nil {
+				_ = tx.Rollback()
+				return err
+			}
 		}
 		if msg {
 			key := fmt.Sprintf("%d/order-created", id)

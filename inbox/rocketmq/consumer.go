@@ -1,0 +1,359 @@
+package rocketmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	rmq "github.com/apache/rocketmq-client-go/v2"
+	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/txbox/txbox/inbox"
+	"github.com/txbox/txbox/internal/rmqlog"
+	"github.com/txbox/txbox/internal/rmqwire"
+)
+
+// Message is a delivery as the Handler sees it: the inbox.Delivery that Process records (business key, payload,
+// user headers, topic, message id, attempt) plus RocketMQ's metadata.
+type Message struct {
+	inbox.Delivery
+	Tag         string
+	ShardingKey string
+	// OutboxID is the outbox row id relay/rocketmq wrote (TXBOX_OUTBOX_ID); 0 for other producers.
+	OutboxID    int64
+	Queue       int
+	QueueOffset int64
+	BornAt      time.Time
+	StoredAt    time.Time
+}
+
+// Handler does a message's work in tx, the inbox transaction that records its key; see inbox.Handler. ctx ends
+// at the inbox's HandlerTimeout, or early when Shutdown gives up waiting.
+type Handler func(ctx context.Context, tx *sqlx.Tx, m *Message) error
+
+// Consumer feeds a RocketMQ push consumer's messages through Inbox.Process.
+type Consumer struct {
+	cfg Config
+	ib  *inbox.Inbox
+	h   Handler
+	pc  rmq.PushConsumer
+	log *slog.Logger
+
+	// base is the parent of every handler's ctx; Shutdown cancels it when its own ctx ends first.
+	base       context.Context
+	cancelBase context.CancelFunc
+
+	mu       sync.Mutex
+	closing  bool
+	inflight sync.WaitGroup
+	// released is closed once the client is shut down: callbacks that arrived during shutdown wait for it, so
+	// that their messages are neither handled nor acknowledged (their offsets stay uncommitted).
+	released chan struct{}
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// New validates cfg against the inbox's configuration, creates a push consumer subscribed to cfg.Topic and starts
+// it. Every message then goes through ib.Process with h. The topic must exist with a route (ErrStart otherwise).
+func New(ib *inbox.Inbox, cfg Config, h Handler) (*Consumer, error) {
+	return newConsumer(ib, cfg, h)
+}
+
+func newConsumer(ib *inbox.Inbox, cfg Config, h Handler, extra ...consumer.Option) (*Consumer, error) {
+	if ib == nil {
+		return nil, fmt.Errorf("%w: the *inbox.Inbox is nil", ErrInvalidConfig)
+	}
+	if h == nil {
+		return nil, fmt.Errorf("%w: the Handler is nil", ErrInvalidConfig)
+	}
+	cfg, err := cfg.withDefaults(ib.Config())
+	if err != nil {
+		return nil, err
+	}
+	rmqlog.Install(cfg.Logger, cfg.ClientLogLevel.Level())
+	opts := []consumer.Option{
+		consumer.WithNameServer(cfg.NameServers),
+		consumer.WithGroupName(cfg.Group),
+		consumer.WithInstance(cfg.InstanceName),
+		consumer.WithConsumeTimeout(cfg.ConsumeTimeout),
+		consumer.WithConsumeGoroutineNums(cfg.Goroutines),
+		// One message per callback: the callback's result applies to all of its messages.
+		consumer.WithConsumeMessageBatchMaxSize(1),
+	}
+	if cfg.Orderly {
+		// The inbox's MaxAttempts bounds retries of a failing message; the client's own limit is kept out of the
+		// way (it would send the message to %DLQ% mid-order) except for deadLetter's explicit use of it.
+		opts = append(opts, consumer.WithConsumerOrder(true), consumer.WithMaxReconsumeTimes(orderlyNoLimit),
+			consumer.WithSuspendCurrentQueueTimeMillis(cfg.SuspendTime))
+	} else {
+		opts = append(opts, consumer.WithMaxReconsumeTimes(int32(cfg.MaxReconsumeTimes)))
+	}
+	if cfg.FromFirstOffset {
+		opts = append(opts, consumer.WithConsumeFromWhere(consumer.ConsumeFromFirstOffset))
+	}
+	if cfg.Namespace != "" {
+		opts = append(opts, consumer.WithNamespace(cfg.Namespace))
+	}
+	if cfg.Credentials.AccessKey != "" {
+		opts = append(opts, consumer.WithCredentials(primitive.Credentials{
+			AccessKey: cfg.Credentials.AccessKey, SecretKey: cfg.Credentials.SecretKey,
+			SecurityToken: cfg.Credentials.SecurityToken,
+		}))
+	}
+	pc, err := rmq.NewPushConsumer(append(opts, extra...)...)
+	if err != nil {
+		return nil, fmt.Errorf("inbox/rocketmq: create push consumer: %w", err)
+	}
+	base, cancel := context.WithCancel(context.Background())
+	c := &Consumer{
+		cfg: cfg, ib: ib, h: h, pc: pc, base: base, cancelBase: cancel, released: make(chan struct{}),
+		log: cfg.Logger.With("component", "txbox.inbox.rocketmq", "group", cfg.Group, "topic", cfg.Topic),
+	}
+	sel := consumer.MessageSelector{Type: consumer.TAG, Expression: cfg.Tags}
+	if err := pc.Subscribe(cfg.Topic, sel, c.consume); err != nil {
+		cancel()
+		return nil, fmt.Errorf("inbox/rocketmq: subscribe to %s: %w", cfg.Topic, err)
+	}
+	if err := pc.Start(); err != nil {
+		cancel()
+		_ = pc.Shutdown()
+		return nil, fmt.Errorf("%w: group %s, topic %s (create the topic before starting its consumers): %w",
+			ErrStart, cfg.Group, cfg.Topic, err)
+	}
+	return c, nil
+}
+
+// orderlyNoLimit is the orderly client's reconsume limit: effectively none.
+const orderlyNoLimit = math.MaxInt32 - 1
+
+// Config returns the configuration in use, defaults filled in.
+func (c *Consumer) Config() Config { return c.cfg }
+
+// consume is the client's callback. Its result is always one of the explicit outcomes below; the zero
+// ConsumeResult (ConsumeSuccess) is never returned by accident.
+func (c *Consumer) consume(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+	if !c.enter() {
+		// Shutting down: hold the message until the client is shut down. Its process queue is dropped by then,
+		// so the client discards this result and the offset stays before the message: the next consumer of
+		// the group gets it. Nothing runs, nothing is acknowledged.
+		<-c.released
+		return c.retry(ctx, 0), nil
+	}
+	defer c.inflight.Done()
+	for _, m := range msgs {
+		switch c.handle(m) {
+		case outcomeDone:
+		case outcomeRetry:
+			return c.retry(ctx, c.cfg.SuspendTime), nil
+		case outcomeDeadLetter:
+			return c.deadLetter(ctx, m), nil
+		}
+	}
+	return consumer.ConsumeSuccess, nil
+}
+
+func (c *Consumer) enter() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return false
+	}
+	c.inflight.Add(1)
+	return true
+}
+
+// retry is the result that makes the client deliver the message again: concurrently, ConsumeRetryLater sends it
+// back to the broker (%RETRY%<group>, after the broker's delay levels); orderly, the queue is suspended for
+// suspend and the message retried in place (ConsumeRetryLater would skip it).
+func (c *Consumer) retry(ctx context.Context, suspend time.Duration) consumer.ConsumeResult {
+	if c.cfg.Orderly {
+		if oc, ok := primitive.GetOrderlyCtx(ctx); ok {
+			oc.SuspendCurrentQueueTimeMillis = int(suspend / time.Millisecond)
+		}
+		return consumer.SuspendCurrentQueueAMoment
+	}
+	return consumer.ConsumeRetryLater
+}
+
+// deadLetter hands a message the inbox cannot hold to the broker's own dead-letter queue, %DLQ%<group>: delay
+// level -1 on the way back tells the broker so.
+func (c *Consumer) deadLetter(ctx context.Context, m *primitive.MessageExt) consumer.ConsumeResult {
+	if c.cfg.Orderly {
+		// The orderly client sends a message back (with delay level -1) once its reconsume count passes the
+		// limit; push it past.
+		m.ReconsumeTimes = math.MaxInt32
+		return c.retry(ctx, 10*time.Millisecond)
+	}
+	if cc, ok := primitive.GetConcurrentlyCtx(ctx); ok {
+		cc.DelayLevelWhenNextConsume = -1
+	}
+	return consumer.ConsumeRetryLater
+}
+
+type outcome int
+
+const (
+	outcomeRetry      outcome = iota // not done: deliver again
+	outcomeDone                      // processed, duplicate or parked: acknowledge
+	outcomeDeadLetter                // cannot be parked in the inbox: broker DLQ
+)
+
+func (c *Consumer) handle(m *primitive.MessageExt) outcome {
+	msg, keyErr := c.message(m)
+	if keyErr != nil {
+		return c.park(msg, keyErr)
+	}
+	res, err := c.ib.Process(c.base, msg.Delivery, func(ctx context.Context, tx *sqlx.Tx) error {
+		return c.h(ctx, tx, msg)
+	})
+	switch {
+	case err == nil && (res == inbox.Processed || res == inbox.Duplicate):
+		c.log.Debug("inbox/rocketmq: message done", "key", msg.Key, "result", res.String(), "msg_id", msg.MessageID)
+		return outcomeDone
+	case err == nil && res == inbox.Parked:
+		return outcomeDone
+	case errors.Is(err, inbox.ErrInvalidDelivery), errors.Is(err, inbox.ErrFingerprintMismatch):
+		// Redelivery cannot fix these; park the message under a key of its own so it can be inspected.
+		return c.park(msg, fmt.Errorf("%w: %w", ErrUnusable, err))
+	case err == nil:
+		c.log.Error("inbox/rocketmq: unexpected inbox result; message will be delivered again", "key", msg.Key,
+			"result", res.String(), "msg_id", msg.MessageID)
+		return outcomeRetry
+	}
+	c.log.Warn("inbox/rocketmq: message failed; it will be delivered again", "key", msg.Key,
+		"msg_id", msg.MessageID, "attempt", msg.Attempt, "error", err)
+	return outcomeRetry
+}
+
+// message builds the handler's view of m. The error reports a missing business key; msg is complete anyway.
+func (c *Consumer) message(m *primitive.MessageExt) (*Message, error) {
+	props := m.GetProperties()
+	topic := m.Topic
+	if c.cfg.Namespace != "" {
+		topic = strings.TrimPrefix(topic, c.cfg.Namespace+"%")
+	}
+	msg := &Message{
+		Delivery: inbox.Delivery{
+			Payload:   m.Body,
+			Headers:   rmqwire.Headers(props),
+			Topic:     topic,
+			MessageID: m.MsgId,
+			Attempt:   int(max(m.ReconsumeTimes, 0)),
+		},
+		Tag:         m.GetTags(),
+		ShardingKey: m.GetShardingKey(),
+		QueueOffset: m.QueueOffset,
+		BornAt:      time.UnixMilli(m.BornTimestamp),
+		StoredAt:    time.UnixMilli(m.StoreTimestamp),
+	}
+	if m.Queue != nil {
+		msg.Queue = m.Queue.QueueId
+	}
+	if id, err := strconv.ParseInt(props[rmqwire.PropOutboxID], 10, 64); err == nil {
+		msg.OutboxID = id
+	}
+	msg.Key = props[c.cfg.KeyProperty]
+	if msg.Key == "" && c.cfg.KeyFromKeys {
+		if keys := strings.Fields(m.GetKeys()); len(keys) > 0 {
+			msg.Key = keys[0]
+		}
+	}
+	if msg.Key == "" {
+		what := "property " + c.cfg.KeyProperty
+		if c.cfg.KeyFromKeys {
+			what += " nor KEYS"
+		}
+		return msg, fmt.Errorf("%w: message %s carries no business key (neither %s)", ErrUnusable, m.MsgId, what)
+	}
+	return msg, nil
+}
+
+// park records a message that cannot be processed under its own key in the inbox's dead-letter table, under the
+// key inbox.Key("txbox-unusable", topic, message id) — stable across redeliveries of the same broker message —
+// with cause as its last error, so that it is listed, replayable and droppable like any parked message.
+//
+// The inbox parks a key after MaxAttempts counted failures, so park drives that many failures of a handler that
+// only returns cause, within this one delivery (short transactions, no broker round trips). It returns
+// outcomeRetry when the database does not answer (the message comes back), and outcomeDeadLetter when even
+// the stand-in delivery is invalid (a payload over the inbox's MaxPayloadBytes).
+func (c *Consumer) park(msg *Message, cause error) outcome {
+	d := msg.Delivery
+	d.Key = inbox.Key("txbox-unusable", d.Topic, d.MessageID)
+	fail := func(context.Context, *sqlx.Tx) error { return cause }
+	limit := c.ib.Config().MaxAttempts + 1
+	for i := 0; i < limit; i++ {
+		res, err := c.ib.Process(c.base, d, fail)
+		switch {
+		case err == nil:
+			// Parked, or Duplicate when the stand-in key was replayed or dropped meanwhile.
+			c.log.Warn("inbox/rocketmq: unusable message parked in the inbox's dead-letter table",
+				"parked_key", d.Key, "msg_id", d.MessageID, "result", res.String(), "reason", cause)
+			return outcomeDone
+		case errors.Is(err, inbox.ErrInvalidDelivery) && d.Headers != nil:
+			d.Headers = nil // headers that are not valid UTF-8: park without them
+			i--
+			continue
+		case errors.Is(err, inbox.ErrInvalidDelivery):
+			c.log.Error("inbox/rocketmq: unusable message cannot be parked in the inbox; sending it to the broker's "+
+				"dead-letter queue %DLQ%"+c.cfg.Group, "msg_id", d.MessageID, "reason", cause, "error", err)
+			return outcomeDeadLetter
+		case !errors.Is(err, cause) || c.base.Err() != nil:
+			c.log.Warn("inbox/rocketmq: could not park an unusable message; it will be delivered again",
+				"msg_id", d.MessageID, "reason", cause, "error", err)
+			return outcomeRetry
+		}
+	}
+	c.log.Warn("inbox/rocketmq: unusable message not parked yet; it will be delivered again",
+		"msg_id", d.MessageID, "reason", cause)
+	return outcomeRetry
+}
+
+// Shutdown stops handling messages and shuts the consumer down, losing nothing:
+//
+//  1. new deliveries are no longer handled (nor acknowledged) and pulling stops;
+//  2. handlers in flight are waited for — until ctx ends, when their ctx is cancelled, their transactions roll
+//     back and Shutdown returns ErrShutdown once they have returned;
+//  3. the client is shut down, which persists the group's offsets: acknowledged messages are behind them,
+//     everything else is delivered again to the group's next consumer.
+//
+// Calling it again returns the first call's result.
+func (c *Consumer) Shutdown(ctx context.Context) error {
+	c.stopOnce.Do(func() {
+		c.mu.Lock()
+		c.closing = true
+		c.mu.Unlock()
+		c.pc.Suspend()
+
+		done := make(chan struct{})
+		go func() {
+			c.inflight.Wait()
+			close(done)
+		}()
+		var errs []error
+		select {
+		case <-done:
+		case <-ctx.Done():
+			c.cancelBase()
+			<-done // cancelled handlers roll back and return promptly
+			errs = append(errs, fmt.Errorf("%w: %w", ErrShutdown, context.Cause(ctx)))
+		}
+		if err := c.pc.Shutdown(); err != nil {
+			errs = append(errs, fmt.Errorf("inbox/rocketmq: shut down push consumer: %w", err))
+		}
+		close(c.released)
+		c.cancelBase()
+		c.stopErr = errors.Join(errs...)
+	})
+	return c.stopErr
+}
+
+// Close is Shutdown without a deadline, for io.Closer.
+func (c *Consumer) Close() error { return c.Shutdown(context.Background()) }

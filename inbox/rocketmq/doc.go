@@ -1,0 +1,72 @@
+// Package rocketmq feeds Apache RocketMQ messages through an inbox (package inbox), so that each message's
+// business effect is committed once however often the broker delivers it. It runs a rocketmq-client-go/v2 push
+// consumer (Remoting protocol: point it at the name server).
+//
+//	ib, _ := inbox.New(db, inbox.Config{Dialect: dialect.MySQL, Consumer: "payment-service"})
+//	c, err := rocketmq.New(ib, rocketmq.Config{
+//		NameServers: []string{"127.0.0.1:9876"}, Group: "payment-service", Topic: "orders",
+//	}, func(ctx context.Context, tx *sqlx.Tx, m *rocketmq.Message) error {
+//		_, err := tx.ExecContext(ctx, "UPDATE orders SET paid = 1 WHERE id = ?", string(m.Payload))
+//		return err
+//	})
+//	...
+//	defer c.Shutdown(ctx)
+//
+// # Business key
+//
+// The key is read from the user property TXBOX_KEY, which relay/rocketmq writes with the outbox row's Key byte for
+// byte (KEYS holds an encoded form for the broker's index). For other producers set Config.KeyProperty to the
+// property they use, or Config.KeyFromKeys to take the first of the message's KEYS. Headers are the message's
+// user properties without RocketMQ's and txbox's own (empty-valued headers written by relay/rocketmq come back
+// as empty values).
+//
+// # Outcomes
+//
+// Each message is one Inbox.Process call in which the Handler runs; its result maps to the client explicitly
+// (rocketmq-client-go's ConsumeSuccess is the zero value, so "return 0, err" would acknowledge a failure):
+//
+//	Processed, Duplicate, Parked           → ConsumeSuccess (acknowledged)
+//	error (handler, timeout, database)     → ConsumeRetryLater, or in orderly mode SuspendCurrentQueueAMoment
+//	                                         with the queue suspended for SuspendTime
+//	unusable message (see below)           → parked in the inbox's dead-letter table, then ConsumeSuccess
+//
+// Handler failures are counted by the inbox; after its MaxAttempts the message is parked (payload, headers,
+// last error) and acknowledged, so a poison message neither loops nor blocks an orderly queue for ever. New
+// requires the broker's MaxReconsumeTimes to be at least MaxAttempts, so that the inbox parks before the broker
+// moves the message to %DLQ%<group>, and ConsumeTimeout to exceed the inbox's HandlerTimeout by HandlerMargin,
+// so that a handler has given up (and rolled back) before the client's expiry sweep redelivers its message.
+//
+// # Unusable messages
+//
+// A message without a business key, with a key or headers the inbox rejects (ErrInvalidDelivery), or whose key
+// was processed before with a different payload (ErrFingerprintMismatch) cannot be processed and redelivery will
+// not change that. It is parked in the inbox's dead-letter table under the stand-in key
+// inbox.Key("txbox-unusable", topic, message id), with an error matching ErrUnusable as its last error, and
+// acknowledged: ListDead shows it, Replay or DropDead settle it. The inbox has no call to park a delivery
+// directly, so the consumer records MaxAttempts failures of that key in quick succession within the one
+// delivery. Only a message the inbox cannot store at all (a payload over its MaxPayloadBytes) goes to the
+// broker's own %DLQ%<group> instead.
+//
+// # Orderly consumption
+//
+// With Config.Orderly each queue is consumed by one handler at a time, in queue order; with relay/rocketmq's
+// ShardingKey mapping that is per-sharding-key order. A failed message suspends its queue for SuspendTime and is
+// retried in place (the orderly client would otherwise retry it in a tight loop), until it succeeds or the inbox
+// parks it. Database outages are not counted against a message, so an orderly queue waits them out.
+//
+// # Shutdown
+//
+// Shutdown stops handling new deliveries (they are held, neither handled nor acknowledged), suspends pulling,
+// waits for the handlers in flight, and then shuts the client down, which persists the group's offsets. Messages
+// not acknowledged by then are delivered to the group's next consumer: nothing is lost, and what was delivered
+// twice is a Duplicate for the inbox. If Shutdown's ctx ends first, in-flight handlers are cancelled (their
+// transactions roll back) and Shutdown returns ErrShutdown. A consumer cannot be restarted; create a new one.
+//
+// # Clients in one process
+//
+// rocketmq-client-go shares one connection client between every client of a process with the same IP and
+// instance name, so InstanceName is unique per Consumer unless set. Two consumers of one group in one process
+// are a trap even so (they rebalance the queues between them): shut one down completely before starting the
+// next. The client's logging is process-global; New routes it to Config.Logger at Config.ClientLogLevel (Warn
+// by default) for the whole process, the last New winning (internal/rmqlog).
+package rocketmq

@@ -1,0 +1,66 @@
+package rocketmq
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+
+	"github.com/txbox/txbox/relay"
+)
+
+// Errors returned (wrapped) by this package; match them with errors.Is.
+var (
+	// ErrInvalidConfig is returned by New for a Config it cannot use; the message names the field.
+	ErrInvalidConfig = errors.New("relay/rocketmq: invalid config")
+	// ErrClosed is returned by Publish after Shutdown (or Close) began.
+	ErrClosed = errors.New("relay/rocketmq: publisher closed")
+	// ErrInvalidMessage is returned by Publish for a record that cannot become a RocketMQ message: a reserved
+	// header name, a property separator byte (0x01, 0x02) in the key, tag, sharding key or a header, or
+	// properties longer than the broker stores. Nothing was sent. Such errors also match relay.ErrPermanent, so
+	// the relay parks the row at once instead of retrying it.
+	ErrInvalidMessage = errors.New("relay/rocketmq: record cannot be sent to RocketMQ")
+	// ErrSend is returned by Publish when the client failed to send (no route, connection, timeout, broker
+	// error code). The broker may or may not have stored the message; the relay retries and the consumer's
+	// inbox absorbs a duplicate.
+	ErrSend = errors.New("relay/rocketmq: send failed")
+	// ErrNotDurable is returned by Publish when the broker answered with a status other than SendOK
+	// (FlushDiskTimeout, FlushSlaveTimeout, SlaveNotAvailable): the client reports no error for these, but the
+	// message may be lost if the broker fails now, so the row is published again. The error is a *StatusError.
+	ErrNotDurable = errors.New("relay/rocketmq: broker did not confirm a durable write")
+)
+
+// StatusError is a send the broker answered with a status other than SendOK. It matches ErrNotDurable.
+type StatusError struct {
+	Status primitive.SendStatus
+	MsgID  string // the client's message id (UNIQ_KEY) of the attempt
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("relay/rocketmq: broker answered %s for message %s: %v", statusName(e.Status), e.MsgID,
+		ErrNotDurable)
+}
+
+// Is makes errors.Is(err, ErrNotDurable) true.
+func (e *StatusError) Is(target error) bool { return target == ErrNotDurable }
+
+func statusName(s primitive.SendStatus) string {
+	switch s {
+	case primitive.SendOK:
+		return "SendOK"
+	case primitive.SendFlushDiskTimeout:
+		return "FlushDiskTimeout"
+	case primitive.SendFlushSlaveTimeout:
+		return "FlushSlaveTimeout"
+	case primitive.SendSlaveNotAvailable:
+		return "SlaveNotAvailable"
+	case primitive.SendUnknownError:
+		return "UnknownError"
+	}
+	return fmt.Sprintf("SendStatus(%d)", int(s))
+}
+
+// invalid wraps a mapping error so that it matches ErrInvalidMessage and relay.ErrPermanent.
+func invalid(err error) error {
+	return fmt.Errorf("%w (%w): %w", ErrInvalidMessage, relay.ErrPermanent, err)
+}

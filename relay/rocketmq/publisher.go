@@ -1,0 +1,156 @@
+package rocketmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	rmq "github.com/apache/rocketmq-client-go/v2"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/apache/rocketmq-client-go/v2/producer"
+
+	"github.com/txbox/txbox/internal/rmqlog"
+	"github.com/txbox/txbox/outbox"
+	"github.com/txbox/txbox/relay"
+)
+
+// Publisher is a relay.Publisher on a rocketmq-client-go producer. It is safe for concurrent use.
+type Publisher struct {
+	cfg Config
+	p   rmq.Producer
+	log *slog.Logger
+
+	// mu guards closed and the Add side of inflight, so that Shutdown's Wait never races an Add.
+	mu       sync.Mutex
+	closed   bool
+	inflight sync.WaitGroup
+	stopOnce sync.Once
+	stopErr  error
+}
+
+var _ relay.Publisher = (*Publisher)(nil)
+
+// New validates cfg, creates the producer and starts it. Starting contacts no broker yet: routes are fetched at
+// the first Publish of each topic.
+func New(cfg Config) (*Publisher, error) { return newPublisher(cfg) }
+
+func newPublisher(cfg Config, extra ...producer.Option) (*Publisher, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	rmqlog.Install(cfg.Logger, cfg.ClientLogLevel.Level())
+	opts := []producer.Option{
+		producer.WithNameServer(cfg.NameServers),
+		producer.WithGroupName(cfg.Group),
+		producer.WithInstanceName(cfg.InstanceName),
+		producer.WithSendMsgTimeout(cfg.SendTimeout),
+		producer.WithRetry(cfg.Retries),
+		// Same ShardingKey, same queue: the hash selector sends a message without one to a random queue.
+		producer.WithQueueSelector(producer.NewHashQueueSelector()),
+	}
+	if cfg.Namespace != "" {
+		opts = append(opts, producer.WithNamespace(cfg.Namespace))
+	}
+	if cfg.Credentials.AccessKey != "" {
+		opts = append(opts, producer.WithCredentials(primitive.Credentials{
+			AccessKey: cfg.Credentials.AccessKey, SecretKey: cfg.Credentials.SecretKey,
+			SecurityToken: cfg.Credentials.SecurityToken,
+		}))
+	}
+	p, err := rmq.NewProducer(append(opts, extra...)...)
+	if err != nil {
+		return nil, fmt.Errorf("relay/rocketmq: create producer: %w", err)
+	}
+	if err := p.Start(); err != nil {
+		return nil, fmt.Errorf("relay/rocketmq: start producer (group %s, instance %s): %w", cfg.Group,
+			cfg.InstanceName, err)
+	}
+	return &Publisher{cfg: cfg, p: p, log: cfg.Logger.With("component", "txbox.relay.rocketmq")}, nil
+}
+
+// Config returns the configuration in use, defaults filled in.
+func (p *Publisher) Config() Config { return p.cfg }
+
+// Publish sends r and returns nil only when the broker answered SendOK. Every other outcome is an error the
+// relay retries: a client error (ErrSend), another status such as FlushDiskTimeout (ErrNotDurable, which the
+// client itself reports as success), ctx ending first, or a record that cannot be mapped (ErrInvalidMessage,
+// which also matches relay.ErrPermanent). See the package documentation for the mapping.
+func (p *Publisher) Publish(ctx context.Context, r outbox.Record) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("relay/rocketmq: publish outbox row %d: %w", r.ID, context.Cause(ctx))
+	}
+	msg, err := newMessage(r, time.Now())
+	if err != nil {
+		return fmt.Errorf("relay/rocketmq: publish outbox row %d: %w", r.ID, err)
+	}
+	if !p.begin() {
+		return fmt.Errorf("relay/rocketmq: publish outbox row %d: %w", r.ID, ErrClosed)
+	}
+	defer p.inflight.Done()
+
+	res, err := p.p.SendSync(ctx, msg)
+	switch {
+	case err != nil:
+		if ctx.Err() != nil {
+			// The client reports a cancelled wait as its own timeout error; say what really happened.
+			return fmt.Errorf("relay/rocketmq: publish outbox row %d to %s: %w: %w (%w)", r.ID, r.Topic, ErrSend,
+				context.Cause(ctx), err)
+		}
+		return fmt.Errorf("relay/rocketmq: publish outbox row %d to %s: %w: %w", r.ID, r.Topic, ErrSend, err)
+	case res == nil:
+		return fmt.Errorf("relay/rocketmq: publish outbox row %d to %s: %w: no send result", r.ID, r.Topic, ErrSend)
+	case res.Status != primitive.SendOK:
+		serr := &StatusError{Status: res.Status, MsgID: res.MsgID}
+		p.log.WarnContext(ctx, "relay/rocketmq: broker did not confirm a durable write; the row will be sent again",
+			"outbox_id", r.ID, "topic", r.Topic, "status", statusName(res.Status), "msg_id", res.MsgID)
+		return fmt.Errorf("relay/rocketmq: publish outbox row %d to %s: %w", r.ID, r.Topic, serr)
+	}
+	if p.log.Enabled(ctx, slog.LevelDebug) {
+		p.log.DebugContext(ctx, "relay/rocketmq: published", "outbox_id", r.ID, "topic", r.Topic,
+			"msg_id", res.MsgID, "queue", res.MessageQueue.QueueId, "queue_offset", res.QueueOffset)
+	}
+	return nil
+}
+
+func (p *Publisher) begin() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.inflight.Add(1)
+	return true
+}
+
+// Shutdown stops accepting Publish calls (they return ErrClosed), waits for those in flight to return, then
+// shuts the producer down. When ctx ends first it shuts the producer down anyway and returns ctx's error; the
+// sends still waiting then fail within SendTimeout and their rows stay in the outbox. Calling it again returns the first call's result.
+func (p *Publisher) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		p.inflight.Wait()
+		close(done)
+	}()
+	var waitErr error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		waitErr = fmt.Errorf("relay/rocketmq: shutdown: publishes still in flight: %w", context.Cause(ctx))
+	}
+	p.stopOnce.Do(func() {
+		if err := p.p.Shutdown(); err != nil {
+			p.stopErr = fmt.Errorf("relay/rocketmq: shut down producer: %w", err)
+		}
+	})
+	return errors.Join(waitErr, p.stopErr)
+}
+
+// Close is Shutdown without a deadline, for io.Closer.
+func (p *Publisher) Close() error { return p.Shutdown(context.Background()) }

@@ -14,6 +14,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/txbox/txbox/inbox"
+	"github.com/txbox/txbox/internal/rmqwire"
 )
 
 // Message is what a consumer's handler gets: the business key the producer enqueued and the payload.
@@ -146,10 +147,8 @@ func (c *Consumer) consume(ctx context.Context, msgs ...*primitive.MessageExt) (
 
 // handle runs one message through the inbox and reports whether the broker may forget it.
 func (c *Consumer) handle(ctx context.Context, m *primitive.MessageExt) (ack bool) {
-	key := m.GetProperty(KeyProperty)
-	if key == "" {
-		key = m.GetKeys()
-	}
+	// The key as relay/rocketmq wrote it: exact, in a property of its own (KEYS holds it encoded).
+	key := m.GetProperty(rmqwire.PropKey)
 	if key == "" {
 		// Not ours to loop on: without a key the inbox cannot deduplicate it. A real service would park it.
 		c.log.Error("message without a business key, dropped", "topic", m.Topic, "msg_id", m.MsgId)

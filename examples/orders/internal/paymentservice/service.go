@@ -22,6 +22,7 @@ import (
 	"github.com/txbox/txbox/inbox"
 	"github.com/txbox/txbox/outbox"
 	"github.com/txbox/txbox/relay"
+	rmqrelay "github.com/txbox/txbox/relay/rocketmq"
 )
 
 // Config configures New.
@@ -162,7 +163,9 @@ func (s *Service) Run(ctx context.Context) (err error) {
 	defer func() { err = errors.Join(err, s.db.Close()) }()
 	instance := fmt.Sprintf("%s-%d-%s", s.cfg.Group, os.Getpid(), randomHex(4))
 
-	producer, err := bus.NewProducer(bus.ProducerConfig{NameServers: s.cfg.NameServers, Group: s.cfg.Group, Instance: instance + "-p"})
+	// relay/rocketmq's Publisher: the business key goes into KEYS (for the broker's tooling) and exactly into
+	// a property (for consumers); only SendOK counts as published.
+	producer, err := rmqrelay.New(rmqrelay.Config{NameServers: s.cfg.NameServers, Group: s.cfg.Group, Logger: s.log})
 	if err != nil {
 		_ = s.ln.Close()
 		return fmt.Errorf("payment service: %w", err)

@@ -88,7 +88,7 @@ func run() int {
 	if cfg.OrderDSN, cfg.PaymentDSN, err = demo.PrepareDatabases(ctx, d, serverDSN); err != nil {
 		return fail(err)
 	}
-	if err := demo.PrepareBroker(ctx, *script, cfg); err != nil {
+	if err := demo.PrepareBroker(ctx, demo.ScriptTopicCreator(*script), cfg); err != nil {
 		return fail(err)
 	}
 	rep, err := demo.Run(ctx, cfg)

@@ -216,9 +216,20 @@ func postOrder(ctx context.Context, client *http.Client, base string, cents int6
 	return nil
 }
 
-// PrepareBroker creates the run's topics and its groups' retry topics with scripts/rocketmq.sh (script is its
-// path), so that the consumers start with every route in place.
-func PrepareBroker(ctx context.Context, script string, cfg Config) error {
+// TopicCreator creates a topic with the given number of queues and returns once its route is published (a
+// consumer cannot start without one).
+type TopicCreator func(ctx context.Context, topic string, queues int) error
+
+// ScriptTopicCreator creates topics with the repository's scripts/rocketmq.sh (script is its path).
+func ScriptTopicCreator(script string) TopicCreator {
+	return func(ctx context.Context, topic string, queues int) error {
+		return bus.CreateTopic(ctx, script, topic, queues)
+	}
+}
+
+// PrepareBroker creates the run's topics and its groups' retry topics, so that the consumers start with
+// every route in place.
+func PrepareBroker(ctx context.Context, create TopicCreator, cfg Config) error {
 	for _, t := range []struct {
 		name   string
 		queues int
@@ -228,8 +239,8 @@ func PrepareBroker(ctx context.Context, script string, cfg Config) error {
 		{bus.RetryTopic(bus.OrderGroup + cfg.GroupSuffix), 1},
 		{bus.RetryTopic(bus.PaymentGroup + cfg.GroupSuffix), 1},
 	} {
-		if err := bus.CreateTopic(ctx, script, t.name, t.queues); err != nil {
-			return fmt.Errorf("demo: %w", err)
+		if err := create(ctx, t.name, t.queues); err != nil {
+			return fmt.Errorf("demo: create topic %s: %w", t.name, err)
 		}
 	}
 	return nil

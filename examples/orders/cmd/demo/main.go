@@ -43,7 +43,7 @@ func run() int {
 		lostAck  = flag.Int("lost-ack", demo.DefaultFaults.LostAckPercent, "percent of messages whose ACK is lost after commit")
 		slow     = flag.Int("slow", demo.DefaultFaults.SlowPercent, "percent of messages whose first handler outlives its deadline")
 		resend   = flag.Int("resend", demo.DefaultFaults.ResendPercent, "percent of messages the producer sends twice")
-		timeout  = flag.Duration("handler-timeout", time.Second, "inbox handler deadline in both services")
+		timeout  = flag.Duration("handler-timeout", 2*time.Second, "inbox handler deadline in both services")
 		deadline = flag.Duration("deadline", 3*time.Minute, "how long to wait for everything to settle")
 		script   = flag.String("rocketmq-script", "scripts/rocketmq.sh", "path to scripts/rocketmq.sh (creates the run's topics)")
 		verbose  = flag.Bool("v", false, "show the services' logs")

@@ -35,8 +35,9 @@ type Config struct {
 	Clients     int           // concurrent HTTP clients; default 16
 	Faults      bus.Faults    // failures to inject
 	Deadline    time.Duration // for everything to settle after the last order; default 3m
-	// HandlerTimeout is both services' inbox handler deadline. Default 1s: short, so the injected slow handlers
-	// roll back quickly.
+	// HandlerTimeout is both services' inbox handler deadline. Default 2s: short, so the injected slow handlers
+	// roll back quickly, yet far above a normal handler's few milliseconds even on a loaded machine (a handler
+	// that misses it is rolled back and redelivered, which is correct but slows the run down).
 	HandlerTimeout time.Duration
 	Progress       io.Writer    // a progress line while it runs; nil for none
 	Logger         *slog.Logger // the services' logs; default discard
@@ -63,7 +64,7 @@ func (c *Config) setDefaults() error {
 		c.Deadline = 3 * time.Minute
 	}
 	if c.HandlerTimeout == 0 {
-		c.HandlerTimeout = time.Second
+		c.HandlerTimeout = 2 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -137,7 +138,10 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 		}
 		if time.Now().After(deadline) {
 			p.done()
-			return rep, fmt.Errorf("demo: not settled after %s: order service %+v, payment service %+v", cfg.Deadline, o, pay)
+			var unpaid []string
+			_ = orders.DB().SelectContext(ctx, &unpaid, `SELECT id FROM orders WHERE status <> 'paid' ORDER BY id LIMIT 5`)
+			return rep, fmt.Errorf("demo: not settled after %s (unpaid orders include %v): order service %+v, payment service %+v",
+				cfg.Deadline, unpaid, o, pay)
 		}
 		select {
 		case <-ctx.Done():

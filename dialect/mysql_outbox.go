@@ -11,9 +11,21 @@ import (
 
 // MariaDB plans "DELETE ... WHERE id IN (...)" as a full scan when its statistics say the table is small (the
 // outbox's steady state), and that scan locks rows other relays claimed with SKIP LOCKED: deadlocks and double
-// publishing. Every statement that touches claimed rows by id therefore joins a JSON_TABLE of the ids to the
-// outbox with STRAIGHT_JOIN, which forces one primary-key lookup per id.
+// publishing. Every statement that touches claimed rows therefore joins a JSON_TABLE of (part, id) pairs to the
+// outbox with STRAIGHT_JOIN, which forces one primary-key lookup per row. The outbox is clustered on
+// (part, id): unkeyed claims and each keyed partition are then primary-key range scans that touch no other
+// rows (a scan that steps over rows keeps their locks on MariaDB, even in READ COMMITTED).
 const mysqlIDsTable = "JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) AS j"
+
+const mysqlRefsTable = "JSON_TABLE(?, '$[*]' COLUMNS (p INT PATH '$.p', id BIGINT PATH '$.id', us BIGINT PATH '$.us'," +
+	" err TEXT PATH '$.err')) AS j"
+
+type mysqlRefJSON struct {
+	P   int    `json:"p"`
+	ID  int64  `json:"id"`
+	US  int64  `json:"us,omitempty"`
+	Err string `json:"err,omitempty"`
+}
 
 func mysqlNewTime() sql.Scanner           { return &mysqlTime{} }
 func mysqlTimeOf(s sql.Scanner) time.Time { return s.(*mysqlTime).Time }
@@ -60,13 +72,13 @@ func (mysqlDialect) OutboxPrepareConn(ctx context.Context, conn *sql.Conn) error
 	return interpretError(err)
 }
 
-// GROUP BY on the leading column of (part, id) is a loose index scan: one dive per partition.
+// GROUP BY on the leading column of the primary key (part, id) is a loose index scan: one dive per partition.
 func (d mysqlDialect) OutboxKeyedPartitions(ctx context.Context, db DBTX, p *OutboxKeyedPartitionsParams) ([]int, error) {
 	t, err := d.QuoteIdent(p.Table)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := db.QueryContext(ctx, "SELECT part FROM "+t+" FORCE INDEX (txbox_outbox_part) WHERE part >= 0 GROUP BY part ORDER BY part")
+	rows, err := db.QueryContext(ctx, "SELECT part FROM "+t+" FORCE INDEX (PRIMARY) WHERE part >= 0 GROUP BY part ORDER BY part")
 	if err != nil {
 		return nil, interpretError(err)
 	}
@@ -112,7 +124,7 @@ func (d mysqlDialect) OutboxSelectKeyed(ctx context.Context, tx DBTX, p *OutboxS
 	if err != nil {
 		return nil, err
 	}
-	// One branch per partition, each a short range scan of (part, id): an IN list would make MySQL read and
+	// One branch per partition, each a short primary-key range scan: an IN list would make MySQL read and
 	// sort every row of the owned partitions.
 	var b strings.Builder
 	args := make([]any, 0, 2*len(p.Partitions))
@@ -120,7 +132,7 @@ func (d mysqlDialect) OutboxSelectKeyed(ctx context.Context, tx DBTX, p *OutboxS
 		if i > 0 {
 			b.WriteString(" UNION ALL ")
 		}
-		b.WriteString("(SELECT " + prefixCols("o.", outboxCols) + " FROM " + t + " AS o FORCE INDEX (txbox_outbox_part)" +
+		b.WriteString("(SELECT " + prefixCols("o.", outboxCols) + " FROM " + t + " AS o FORCE INDEX (PRIMARY)" +
 			" WHERE o.part = ? AND o.part >= 0 AND o.available_at <= UTC_TIMESTAMP(6) AND NOT EXISTS (SELECT 1 FROM " + t + " AS b" +
 			" WHERE b.sharding_key = o.sharding_key AND b.available_at > UTC_TIMESTAMP(6) AND b.id < o.id)" +
 			" ORDER BY o.part, o.id LIMIT ?)")
@@ -139,12 +151,11 @@ func (d mysqlDialect) OutboxClaimUnkeyed(ctx context.Context, tx DBTX, p *Outbox
 	if err != nil {
 		return nil, err
 	}
-	// Id order from a remembered id: the scan seeks past the delete-marked entries that drained batches leave
-	// at the head of the index instead of stepping over them every time.
-	// FORCE INDEX (txbox_outbox_part): the scan must never touch keyed rows. Walking the primary key instead,
-	// MariaDB keeps the locks of the keyed rows it stepped over (even in READ COMMITTED) and, despite SKIP
-	// LOCKED, waits for keyed rows other relays are deleting: measured deadlocks with several relays.
-	rows, err := tx.QueryContext(ctx, "SELECT "+outboxCols+" FROM "+t+" FORCE INDEX (txbox_outbox_part) WHERE part = -1 AND id > ?"+
+	// A primary-key range of partition -1, from a remembered id: the scan seeks past the delete-marked rows
+	// drained batches leave at the head instead of stepping over them every time, and never touches keyed
+	// rows. Stepping over those (as a scan of an id-only key would), MariaDB keeps their locks even in READ
+	// COMMITTED and, despite SKIP LOCKED, waited for keyed rows other relays were deleting: measured deadlocks.
+	rows, err := tx.QueryContext(ctx, "SELECT "+outboxCols+" FROM "+t+" FORCE INDEX (PRIMARY) WHERE part = -1 AND id > ?"+
 		" AND available_at <= UTC_TIMESTAMP(6) ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED", p.AfterID, p.Limit)
 	if err != nil {
 		return nil, interpretError(err)
@@ -154,26 +165,25 @@ func (d mysqlDialect) OutboxClaimUnkeyed(ctx context.Context, tx DBTX, p *Outbox
 }
 
 func (d mysqlDialect) OutboxDelete(ctx context.Context, tx DBTX, p *OutboxDeleteParams) (int64, error) {
-	if len(p.IDs) == 0 {
+	if len(p.Rows) == 0 {
 		return 0, nil
 	}
 	t, err := d.QuoteIdent(p.Table)
 	if err != nil {
 		return 0, err
 	}
-	ids, _ := json.Marshal(p.IDs)
-	res, err := tx.ExecContext(ctx, "DELETE o FROM "+mysqlIDsTable+" STRAIGHT_JOIN "+t+" AS o ON o.id = j.id", string(ids))
+	js := make([]mysqlRefJSON, len(p.Rows))
+	for i, r := range p.Rows {
+		js[i] = mysqlRefJSON{P: r.Partition, ID: r.ID}
+	}
+	data, _ := json.Marshal(js)
+	res, err := tx.ExecContext(ctx, "DELETE o FROM "+mysqlRefsTable+" STRAIGHT_JOIN "+t+" AS o ON o.part = j.p AND o.id = j.id",
+		string(data))
 	if err != nil {
 		return 0, interpretError(err)
 	}
 	n, _ := res.RowsAffected()
 	return n, nil
-}
-
-type mysqlRetryJSON struct {
-	ID  int64  `json:"id"`
-	US  int64  `json:"us"`
-	Err string `json:"err"`
 }
 
 func (d mysqlDialect) OutboxRetry(ctx context.Context, tx DBTX, p *OutboxRetryParams) error {
@@ -184,13 +194,12 @@ func (d mysqlDialect) OutboxRetry(ctx context.Context, tx DBTX, p *OutboxRetryPa
 	if err != nil {
 		return err
 	}
-	js := make([]mysqlRetryJSON, len(p.Rows))
+	js := make([]mysqlRefJSON, len(p.Rows))
 	for i, r := range p.Rows {
-		js[i] = mysqlRetryJSON{ID: r.ID, US: r.Delay.Microseconds(), Err: clipError(r.Error)}
+		js[i] = mysqlRefJSON{P: r.Partition, ID: r.ID, US: r.Delay.Microseconds(), Err: clipError(r.Error)}
 	}
 	data, _ := json.Marshal(js)
-	_, err = tx.ExecContext(ctx, "UPDATE JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$.id', us BIGINT PATH '$.us',"+
-		" err TEXT PATH '$.err')) AS j STRAIGHT_JOIN "+t+" AS o ON o.id = j.id"+
+	_, err = tx.ExecContext(ctx, "UPDATE "+mysqlRefsTable+" STRAIGHT_JOIN "+t+" AS o ON o.part = j.p AND o.id = j.id"+
 		" SET o.attempts = o.attempts + 1, o.available_at = UTC_TIMESTAMP(6) + INTERVAL j.us MICROSECOND,"+
 		" o.last_error = j.err", string(data))
 	return interpretError(err)
@@ -204,23 +213,22 @@ func (d mysqlDialect) OutboxBury(ctx context.Context, tx DBTX, p *OutboxBuryPara
 	if err != nil {
 		return err
 	}
-	js := make([]mysqlRetryJSON, len(p.Rows))
-	ids := make([]int64, len(p.Rows))
+	js := make([]mysqlRefJSON, len(p.Rows))
+	refs := make([]OutboxRowRef, len(p.Rows))
 	for i, r := range p.Rows {
-		js[i] = mysqlRetryJSON{ID: r.ID, Err: clipError(r.Error)}
-		ids[i] = r.ID
+		js[i] = mysqlRefJSON{P: r.Partition, ID: r.ID, Err: clipError(r.Error)}
+		refs[i] = OutboxRowRef{ID: r.ID, Partition: r.Partition}
 	}
 	data, _ := json.Marshal(js)
 	_, err = tx.ExecContext(ctx, "INSERT INTO "+q[1]+" (id, part, topic, msg_key, tag, sharding_key, payload, headers,"+
 		" attempts, created_at, dead_at, last_error)"+
 		" SELECT o.id, o.part, o.topic, o.msg_key, o.tag, o.sharding_key, o.payload, o.headers, o.attempts + 1,"+
 		" o.created_at, UTC_TIMESTAMP(6), j.err"+
-		" FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$.id', err TEXT PATH '$.err')) AS j"+
-		" STRAIGHT_JOIN "+q[0]+" AS o ON o.id = j.id", string(data))
+		" FROM "+mysqlRefsTable+" STRAIGHT_JOIN "+q[0]+" AS o ON o.part = j.p AND o.id = j.id", string(data))
 	if err != nil {
 		return interpretError(err)
 	}
-	_, err = d.OutboxDelete(ctx, tx, &OutboxDeleteParams{Table: p.Table, IDs: ids})
+	_, err = d.OutboxDelete(ctx, tx, &OutboxDeleteParams{Table: p.Table, Rows: refs})
 	return err
 }
 

@@ -132,17 +132,25 @@ type OutboxClaimUnkeyedParams struct {
 	Limit   int
 }
 
+// OutboxRowRef names an outbox row. MySQL clusters the outbox on (part, id), so it needs both to reach a row
+// through the primary key.
+type OutboxRowRef struct {
+	ID        int64
+	Partition int
+}
+
 // OutboxDeleteParams are the arguments of OutboxDelete.
 type OutboxDeleteParams struct {
 	Table string
-	IDs   []int64
+	Rows  []OutboxRowRef
 }
 
 // OutboxRetryRow is one failed attempt.
 type OutboxRetryRow struct {
-	ID    int64
-	Delay time.Duration
-	Error string
+	ID        int64
+	Partition int
+	Delay     time.Duration
+	Error     string
 }
 
 // OutboxRetryParams are the arguments of OutboxRetry.
@@ -153,8 +161,9 @@ type OutboxRetryParams struct {
 
 // OutboxBuryRow is one row going to the dead-letter table. Attempts counts the failure that buried it.
 type OutboxBuryRow struct {
-	ID    int64
-	Error string
+	ID        int64
+	Partition int
+	Error     string
 }
 
 // OutboxBuryParams are the arguments of OutboxBury.

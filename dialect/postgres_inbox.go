@@ -12,9 +12,9 @@ import (
 //
 // A failed statement aborts a PostgreSQL transaction, so the claim cannot treat a unique violation as an
 // answer the way MySQL does: it uses INSERT ... ON CONFLICT DO NOTHING RETURNING, which waits for a concurrent
-// inserter of the same key to end and then either inserts (it rolled back) or does nothing (it committed).
-// The same statement reads the existing row; when that row was committed during the wait, the statement's
-// snapshot cannot see it and a second statement (a fresh READ COMMITTED snapshot) reads it.
+// inserter of the same key to end and then either inserts (it rolled back) or returns no row (it committed).
+// The existing row is then read by a second statement: under READ COMMITTED it takes a fresh snapshot that
+// sees a row committed while the INSERT waited (a CTE in the INSERT's statement would not).
 type postgresInboxSQL struct {
 	claim, claimRead, clearAttempts        string
 	recordFailure                          string
@@ -37,14 +37,12 @@ func (d postgresDialect) inboxSQL(t InboxTables) (*postgresInboxSQL, error) {
 			return nil, err
 		}
 		return &postgresInboxSQL{
-			// One round trip for new keys and for duplicates committed before this statement began (the
-			// common redelivery); the existing row is read in the same statement.
-			claim: "WITH ins AS (INSERT INTO " + q.inbox + " (consumer, msg_key, fingerprint, received_at) " +
+			// A plain INSERT, not a CTE that also reads the existing row: reading it in the same statement would
+			// save a round trip for duplicates (10% in BenchmarkProcess) but costs more on every new key
+			// (inbox/raw 0.46 → 0.55 with lib/pq, 0.62 → 0.64 with pgx, medians of five runs).
+			claim: "INSERT INTO " + q.inbox + " (consumer, msg_key, fingerprint, received_at) " +
 				"VALUES ($1, $2, $3, COALESCE($4::timestamptz, now())) " +
-				"ON CONFLICT (consumer, msg_key) DO NOTHING RETURNING TRUE) " +
-				"SELECT TRUE, NULL::bytea, FALSE FROM ins UNION ALL " +
-				"SELECT FALSE, fingerprint, parked FROM " + q.inbox + " WHERE consumer = $1 AND msg_key = $2 " +
-				"AND NOT EXISTS (SELECT 1 FROM ins)",
+				"ON CONFLICT (consumer, msg_key) DO NOTHING RETURNING TRUE, NULL::bytea, FALSE",
 			claimRead:     "SELECT fingerprint, parked FROM " + q.inbox + " WHERE consumer = $1 AND msg_key = $2",
 			clearAttempts: "DELETE FROM " + q.attempts + " WHERE consumer = $1 AND msg_key = $2",
 
@@ -121,8 +119,7 @@ func (d postgresDialect) InboxClaim(ctx context.Context, tx DBTX, p *InboxClaimP
 	case !errors.Is(err, sql.ErrNoRows):
 		return InboxClaimResult{}, fmt.Errorf("record inbox key: %w", interpretError(err))
 	}
-	// No row: the conflicting transaction committed while the INSERT waited for it, after this statement's
-	// snapshot was taken. Under READ COMMITTED a new statement sees it.
+	// No row: the key is recorded (perhaps committed while the INSERT waited). A new statement sees it.
 	err = tx.QueryRowContext(ctx, s.claimRead, p.Consumer, p.Key).Scan(&r.Fingerprint, &r.Parked)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Purged concurrently, or a REPEATABLE READ snapshot older than the conflicting commit.

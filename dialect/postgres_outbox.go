@@ -170,14 +170,18 @@ func (d postgresDialect) OutboxClaimUnkeyed(ctx context.Context, tx DBTX, p *Out
 }
 
 func (d postgresDialect) OutboxDelete(ctx context.Context, tx DBTX, p *OutboxDeleteParams) (int64, error) {
-	if len(p.IDs) == 0 {
+	if len(p.Rows) == 0 {
 		return 0, nil
 	}
 	t, err := d.QuoteIdent(p.Table)
 	if err != nil {
 		return 0, err
 	}
-	res, err := tx.ExecContext(ctx, "DELETE FROM "+t+" WHERE id = ANY($1::bigint[])", pgIntArray(p.IDs))
+	ids := make([]int64, len(p.Rows))
+	for i, r := range p.Rows {
+		ids[i] = r.ID
+	}
+	res, err := tx.ExecContext(ctx, "DELETE FROM "+t+" WHERE id = ANY($1::bigint[])", pgIntArray(ids))
 	if err != nil {
 		return 0, interpretError(err)
 	}

@@ -25,13 +25,15 @@ type Config struct {
 	AttemptsTable string
 	DeadTable     string
 
-	// HandlerTimeout bounds one Process (or Replay) call: recording the key, the handler, the commit and any
-	// retries after deadlocks. When it passes, the transaction is rolled back and Process returns an error
-	// matching ErrHandlerTimeout, which counts as a failed attempt. Choose it below the broker's consume
-	// timeout, with a margin, so that the transaction is gone before the broker redelivers: RocketMQ's
-	// consumer default is 15 minutes, and a redelivery that arrives while the first delivery still holds the
-	// key's lock waits for it. Shorter is better when handlers are quick: a stuck handler holds its row locks
-	// until then. Default 1 minute.
+	// HandlerTimeout bounds one Process (or Replay) call: the handler, the commit and any retries after
+	// deadlocks. When it passes, the handler's ctx ends and the transaction is rolled back at once, even if
+	// the handler is stuck outside the database, so the key's lock is released; Process returns an error
+	// matching ErrHandlerTimeout, which counts as a failed attempt. (A delivery that spent the time waiting
+	// for another delivery of the same key gets the same error, not counted: its handler never ran.) Choose
+	// it below the broker's consume timeout, with a margin, so that the transaction is gone before the broker
+	// redelivers: RocketMQ's consumer default is 15 minutes, and a redelivery that arrives while the first
+	// delivery still holds the key waits for it. Shorter is better when handlers are quick: a stuck handler
+	// holds its row locks until then. Default 1 minute.
 	HandlerTimeout time.Duration
 	// MaxAttempts is how many failed deliveries of one key (handler errors, panics, timeouts) are tolerated
 	// before the message is parked in DeadTable. Failures of the database itself (connection lost, schema

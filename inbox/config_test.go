@@ -16,6 +16,7 @@ import (
 
 // Invariant 9: bad configuration is refused by New with the field's name.
 func TestNewValidatesConfig(t *testing.T) {
+	t.Parallel()
 	db, err := sqlx.Open("mysql", "u:p@tcp(127.0.0.1:1)/x") // never connected
 	if err != nil {
 		t.Fatal(err)
@@ -66,6 +67,7 @@ func TestNewValidatesConfig(t *testing.T) {
 
 // Invariant 9: oversized payloads and unstorable metadata are refused before any SQL.
 func TestInvalidDeliveries(t *testing.T) {
+	t.Parallel()
 	db, err := sqlx.Open("mysql", "u:p@tcp(127.0.0.1:1)/x") // never reached: validation comes first
 	if err != nil {
 		t.Fatal(err)

@@ -94,7 +94,7 @@ func (i *Inbox) settleDead(ctx context.Context, id int64, h ReplayHandler) (Resu
 	hctx, cancel := context.WithTimeout(ctx, i.cfg.HandlerTimeout)
 	defer cancel()
 	for n := 0; ; n++ {
-		res, err := i.settleDeadOnce(hctx, id, h)
+		res, err := i.settleDeadOnce(ctx, hctx, id, h)
 		if err == nil || !isRetryable(err) || n >= i.cfg.RetryLimit || !sleepCtx(hctx, i.backoff(n)) {
 			if err != nil && ctx.Err() == nil && hctx.Err() != nil {
 				err = fmt.Errorf("inbox: dead letter %d: not settled within HandlerTimeout (%s): %w: %w (last error: %v)",
@@ -105,7 +105,9 @@ func (i *Inbox) settleDead(ctx context.Context, id int64, h ReplayHandler) (Resu
 	}
 }
 
-func (i *Inbox) settleDeadOnce(ctx context.Context, id int64, h ReplayHandler) (Result, error) {
+// settleDeadOnce is one transaction; like processOnce, only the handler runs under hctx and the transaction
+// is rolled back when hctx ends.
+func (i *Inbox) settleDeadOnce(ctx, hctx context.Context, id int64, h ReplayHandler) (Result, error) {
 	tx, err := i.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return Failed, fmt.Errorf("inbox: dead letter %d: begin transaction: %w", id, i.d.InterpretError(err))
@@ -116,6 +118,8 @@ func (i *Inbox) settleDeadOnce(ctx context.Context, id int64, h ReplayHandler) (
 			rollback(tx)
 		}
 	}()
+	stop := context.AfterFunc(hctx, func() { rollback(tx) })
+	defer stop()
 	p := dialect.InboxDeadGetParams{Tables: i.tables, Consumer: i.cfg.Consumer, ID: id, ForUpdate: true}
 	row, found, err := i.d.InboxDeadGet(ctx, tx, &p)
 	if err != nil {
@@ -141,7 +145,7 @@ func (i *Inbox) settleDeadOnce(ctx context.Context, id int64, h ReplayHandler) (
 	if !fresh {
 		res = Duplicate
 	} else if h != nil {
-		err := runHandler(ctx, tx, func(ctx context.Context, tx *sqlx.Tx) error { return h(ctx, tx, dl.Delivery) })
+		err := runHandler(hctx, tx, func(ctx context.Context, tx *sqlx.Tx) error { return h(ctx, tx, dl.Delivery) })
 		if err != nil {
 			return Failed, fmt.Errorf("inbox: replay handler for dead letter %d (key %q): %w", id, row.Key, err)
 		}

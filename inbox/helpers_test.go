@@ -3,6 +3,7 @@ package inbox_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,10 +76,12 @@ func countRows(t testing.TB, db *testdb.DB, q string, args ...any) int {
 // a key are really blocked on the key while the first one is in its handler. It polls through the pool, not
 // tx: inside a transaction both servers may show a frozen view of their activity tables.
 func waitBlockedOnMe(ctx context.Context, db *testdb.DB, tx *sqlx.Tx, n int) error {
-	// Every test has its own MySQL database, so every lock wait in it is one of ours.
-	q := "SELECT COUNT(*) FROM information_schema.INNODB_TRX t " +
-		"JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id " +
-		"WHERE t.trx_state = 'LOCK WAIT' AND p.DB = DATABASE() AND ? > 0"
+	// Every test has its own MySQL database, and only the key under test is inserted while its first
+	// delivery is in the handler, so a session executing the claim's INSERT is a session waiting for the key.
+	// (INNODB_TRX would say so directly, but MariaDB 10.11 under load often lists such waiters as running or
+	// leaves them out.)
+	q := "SELECT COUNT(*) FROM information_schema.PROCESSLIST " +
+		"WHERE DB = DATABASE() AND INFO LIKE 'INSERT INTO `txbox_inbox`%' AND ID <> ?"
 	me := "SELECT CONNECTION_ID()"
 	if db.Dialect == dialect.Postgres {
 		// ON CONFLICT can wait on the speculative insertion of the waiter before it: follow the chain.
@@ -102,10 +105,26 @@ func waitBlockedOnMe(ctx context.Context, db *testdb.DB, tx *sqlx.Tx, n int) err
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d sessions blocked on the key after 30s, want %d", got, n)
+			return fmt.Errorf("only %d sessions blocked on the key after 30s, want %d; sessions: %s", got, n, sessions(ctx, db))
 		}
 		time.Sleep(5 * time.Millisecond) // polling the database, not waiting for background work
 	}
+}
+
+// sessions describes the test database's sessions, for failure messages.
+func sessions(ctx context.Context, db *testdb.DB) string {
+	q := "SELECT CONCAT(p.ID, ' ', COALESCE(p.COMMAND, ''), ' ', COALESCE(p.STATE, ''), ' ', " +
+		"COALESCE(t.trx_state, 'no trx'), ' ', LEFT(COALESCE(p.INFO, ''), 40)) FROM information_schema.PROCESSLIST p " +
+		"LEFT JOIN information_schema.INNODB_TRX t ON p.ID = t.trx_mysql_thread_id WHERE p.DB = DATABASE()"
+	if db.Dialect == dialect.Postgres {
+		q = "SELECT pid || ' ' || COALESCE(state, '') || ' ' || COALESCE(wait_event_type, '') || ' ' || " +
+			"pg_blocking_pids(pid)::text || ' ' || LEFT(query, 40) FROM pg_stat_activity WHERE datname = current_database()"
+	}
+	var out []string
+	if err := db.SelectContext(ctx, &out, q); err != nil {
+		return err.Error()
+	}
+	return strings.Join(out, "; ")
 }
 
 // nop is a handler that writes nothing.

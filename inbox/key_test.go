@@ -8,6 +8,7 @@ import (
 )
 
 func TestKey(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		parts []string
 		want  string

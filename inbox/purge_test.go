@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/txbox/txbox/dialect"
 	"github.com/txbox/txbox/inbox"
 	"github.com/txbox/txbox/internal/testdb"
 )
@@ -84,6 +85,14 @@ func TestPurgeRemovesOnlyExpiredKeysInBatches(t *testing.T) {
 				}
 				if res, err := ib.Process(pctx, inbox.Delivery{Key: "fresh-0", Payload: []byte("p")}, nop); err != nil || res != inbox.Duplicate {
 					inBatchErr = errors.Join(inBatchErr, fmt.Errorf("redelivery during an open purge batch: %v, %v", res, err))
+				}
+				// The batch locks its own rows and no others: the oldest key is locked (deleted, uncommitted),
+				// the newest expired key, due in a later batch, is not.
+				if locked(t, db, c, "old-0") != true {
+					inBatchErr = errors.Join(inBatchErr, errors.New("the first batch does not hold the oldest key (probe broken?)"))
+				}
+				if locked(t, db, c, fmt.Sprintf("old-%d", old-1)) {
+					inBatchErr = errors.Join(inBatchErr, errors.New("the first batch locks an expired key beyond its batch"))
 				}
 			}
 		})
@@ -163,4 +172,32 @@ func TestRunPurger(t *testing.T) {
 			t.Fatal("RunPurger did not return after its ctx was cancelled")
 		}
 	})
+}
+
+// locked reports whether another transaction holds a lock on the inbox row (consumer, key), probing with
+// SELECT ... FOR UPDATE NOWAIT in a transaction of its own.
+func locked(t *testing.T, db *testdb.DB, consumer, key string) bool {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		t.Fatalf("probe: %v", err)
+	}
+	defer tx.Rollback()
+	var n int
+	q := db.Rebind("SELECT COUNT(*) FROM txbox_inbox WHERE consumer = ? AND msg_key = ? FOR UPDATE NOWAIT")
+	if db.Dialect == dialect.Postgres {
+		// PostgreSQL does not allow FOR UPDATE with an aggregate.
+		q = "SELECT COUNT(*) FROM (SELECT 1 FROM txbox_inbox WHERE consumer = $1 AND msg_key = $2 FOR UPDATE NOWAIT) AS l"
+	}
+	err = tx.QueryRowContext(ctx, q, consumer, key).Scan(&n)
+	switch dialect.Classify(err) {
+	case dialect.KindRetryable:
+		return true
+	case dialect.KindOther:
+		if err != nil {
+			t.Fatalf("probe %s: %v", key, err)
+		}
+	}
+	return false
 }

@@ -76,3 +76,41 @@ func TestCallerCancelIsNotCounted(t *testing.T) {
 		}
 	})
 }
+
+// A handler stuck outside the database (ignoring its ctx) does not keep the key locked past HandlerTimeout:
+// its transaction is rolled back at the deadline, so a redelivery runs while the stuck handler still hangs.
+func TestStuckHandlerReleasesKeyAtDeadline(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+		createEffects(t, db)
+		ctx := context.Background()
+		impatient := newInbox(t, db, "c", inbox.Config{HandlerTimeout: time.Second})
+		patient := newInbox(t, db, "c", inbox.Config{HandlerTimeout: 30 * time.Second})
+		d := inbox.Delivery{Key: "stuck", Payload: []byte("p")}
+		inHandler, release := make(chan struct{}), make(chan struct{})
+		firstErr := make(chan error, 1)
+		go func() {
+			_, err := impatient.Process(ctx, d, func(ctx context.Context, tx *sqlx.Tx) error {
+				close(inHandler) // the key is recorded (uncommitted) and locked
+				<-release        // stuck, deaf to ctx
+				return effectHandler(db, "c", d.Key)(ctx, tx)
+			})
+			firstErr <- err
+		}()
+		select {
+		case <-inHandler:
+		case err := <-firstErr:
+			t.Fatalf("first delivery ended before its handler ran: %v", err)
+		}
+		res, err := patient.Process(ctx, d, effectHandler(db, "c", d.Key))
+		close(release)
+		if res != inbox.Processed || err != nil {
+			t.Fatalf("redelivery while the first handler is stuck: %v, %v; want processed", res, err)
+		}
+		if err := <-firstErr; !errors.Is(err, inbox.ErrHandlerTimeout) {
+			t.Fatalf("stuck delivery: %v; want ErrHandlerTimeout", err)
+		}
+		if n := effects(t, db, "c", d.Key); n != 1 {
+			t.Fatalf("effects = %d, want 1", n)
+		}
+	})
+}

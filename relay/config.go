@@ -27,8 +27,9 @@ type Config struct {
 	Workers int
 	// PublishConcurrency is the most Publish calls in flight per worker. Default 64; 1 to 4096.
 	PublishConcurrency int
-	// MinPollInterval is the first wait after a pass that found nothing; the wait doubles up to
-	// MaxPollInterval while the outbox stays empty and returns to zero when a pass finds rows. Default 10ms.
+	// MinPollInterval is the wait after a pass that found nothing while messages flow (some worker of the
+	// relay found rows within the last MaxPollInterval); once the relay is quiet the wait doubles up to
+	// MaxPollInterval, and it returns to zero when a pass finds rows. Default 10ms.
 	MinPollInterval time.Duration
 	// MaxPollInterval bounds the idle wait. On PostgreSQL with a notification listener, idle relays wait this
 	// long between polls (notifications wake them at once; polling only finds rows whose DeliverAt or backoff

@@ -27,9 +27,12 @@
 //     available_at = now + jittered exponential backoff); move rows that reached MaxAttempts (or failed with
 //     ErrPermanent) to the dead-letter table. Commit, then release the partition locks.
 //
-// On MariaDB every statement that touches claimed rows by id joins a JSON_TABLE of the ids with STRAIGHT_JOIN,
-// forcing primary-key lookups: a plain "DELETE ... WHERE id IN (...)" is planned as a full scan when the
-// statistics say the table is small, and that scan deadlocks concurrent relays.
+// On MySQL/MariaDB the outbox is clustered on (part, id), so that the unkeyed claim and each keyed partition
+// are primary-key range scans that never step over another partition's rows (MariaDB keeps the locks of rows a
+// locking scan stepped over, even in READ COMMITTED, and then waits for them despite SKIP LOCKED: deadlocks).
+// Every statement that touches claimed rows joins a JSON_TABLE of their (part, id) with STRAIGHT_JOIN, forcing
+// primary-key lookups: a plain "DELETE ... WHERE id IN (...)" is planned as a full scan when the statistics say
+// the table is small, and that scan deadlocks concurrent relays.
 //
 // # Guarantees
 //
@@ -67,8 +70,9 @@
 // whose *sqlx.DB uses pgx's database/sql driver ("pgx") keeps one more connection LISTENing and wakes every
 // worker on a notification; idle workers then only poll every MaxPollInterval, for rows whose DeliverAt or
 // backoff has passed. lib/pq delivers notifications only while a query runs, so with lib/pq (and on MySQL)
-// relays poll adaptively: immediately again after a pass that found rows, otherwise after MinPollInterval,
-// doubling up to MaxPollInterval while the outbox stays empty.
+// relays poll adaptively: immediately again after a pass that found rows, after MinPollInterval while messages
+// flow (any worker found rows within the last MaxPollInterval), and with a wait doubling up to MaxPollInterval
+// once the outbox has been quiet that long. DeliverAt delays a row: it is not published before that instant.
 //
 // # Dead letters
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 // outcome is what publishing a batch produced.
 type outcome struct {
 	mu        sync.Mutex
-	published []int64
+	published []dialect.OutboxRowRef
 	retry     []dialect.OutboxRetryRow
 	bury      []dialect.OutboxBuryRow
 	held      int
@@ -27,35 +28,44 @@ type outcome struct {
 func (w *worker) publishAll(ctx context.Context, rows []dialect.OutboxRow) *outcome {
 	out := &outcome{}
 	groups := make(map[string][]*dialect.OutboxRow)
-	var order [][]*dialect.OutboxRow
+	var singles [][]*dialect.OutboxRow
 	for i := range rows {
 		row := &rows[i]
 		if row.Partition < 0 || row.ShardingKey == "" {
-			order = append(order, []*dialect.OutboxRow{row})
+			singles = append(singles, []*dialect.OutboxRow{row})
 			continue
 		}
 		groups[row.ShardingKey] = append(groups[row.ShardingKey], row)
 	}
+	// Sharding keys first, longest first: their rows go one after another, so they set the batch's length.
+	order := make([][]*dialect.OutboxRow, 0, len(groups)+len(singles))
 	for _, g := range groups {
 		order = append(order, g) // rows are in id order: claimKeyed sorted them
 	}
-	sem := make(chan struct{}, w.r.cfg.PublishConcurrency)
+	slices.SortFunc(order, func(a, b []*dialect.OutboxRow) int { return len(b) - len(a) })
+	order = append(order, singles...)
+	// A fixed pool takes groups from a channel: cheaper than a goroutine per group when most groups are one
+	// unkeyed row.
+	work := make(chan []*dialect.OutboxRow)
 	var wg sync.WaitGroup
-	for _, g := range order {
+	for range min(len(order), w.r.cfg.PublishConcurrency) {
 		wg.Go(func() {
-			for i, row := range g {
-				sem <- struct{}{}
-				err := w.publishOne(ctx, row)
-				<-sem
-				if !out.record(w.r, row, err) {
-					out.mu.Lock()
-					out.held += len(g) - i - 1
-					out.mu.Unlock()
-					return
+			for g := range work {
+				for i, row := range g {
+					if !out.record(w.r, row, w.publishOne(ctx, row)) {
+						out.mu.Lock()
+						out.held += len(g) - i - 1
+						out.mu.Unlock()
+						break
+					}
 				}
 			}
 		})
 	}
+	for _, g := range order {
+		work <- g
+	}
+	close(work)
 	wg.Wait()
 	return out
 }
@@ -65,14 +75,14 @@ func (o *outcome) record(r *Relay, row *dialect.OutboxRow, err error) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if err == nil {
-		o.published = append(o.published, row.ID)
+		o.published = append(o.published, dialect.OutboxRowRef{ID: row.ID, Partition: row.Partition})
 		return true
 	}
 	attempt := row.Attempts + 1
 	if attempt >= r.cfg.MaxAttempts || errors.Is(err, ErrPermanent) {
-		o.bury = append(o.bury, dialect.OutboxBuryRow{ID: row.ID, Error: err.Error()})
+		o.bury = append(o.bury, dialect.OutboxBuryRow{ID: row.ID, Partition: row.Partition, Error: err.Error()})
 	} else {
-		o.retry = append(o.retry, dialect.OutboxRetryRow{ID: row.ID, Delay: r.backoff(attempt), Error: err.Error()})
+		o.retry = append(o.retry, dialect.OutboxRetryRow{ID: row.ID, Partition: row.Partition, Delay: r.backoff(attempt), Error: err.Error()})
 	}
 	r.log.Warn("relay: publish failed", "id", row.ID, "topic", row.Topic, "attempt", attempt, "err", err)
 	return false

@@ -27,6 +27,7 @@ type Relay struct {
 
 	wake      wakeup
 	listening atomic.Int32 // listeners with a live LISTEN connection
+	active    atomic.Int64 // unix nanoseconds of the last batch (of any worker) that claimed rows
 	partBase  int          // where this relay's workers start in the partition ring
 }
 
@@ -102,12 +103,15 @@ func (r *Relay) Drain(ctx context.Context) (int, error) {
 	return int(n.Load()), ctx.Err()
 }
 
-// idleWait is how long a worker waits after a pass that found nothing, given the previous wait.
+// idleWait is how long a worker waits after a pass that found nothing, given the previous wait. While any
+// worker of the relay found rows within the last MaxPollInterval, messages are flowing: the wait stays at
+// MinPollInterval (a worker that backed off on its own would add its whole wait to the latency of the next
+// message). Only a quiet relay backs off.
 func (r *Relay) idleWait(prev time.Duration) time.Duration {
 	if r.listening.Load() > 0 {
 		return r.cfg.MaxPollInterval // notifications wake us; polling only catches DeliverAt and backoff
 	}
-	if prev <= 0 {
+	if prev <= 0 || time.Since(time.Unix(0, r.active.Load())) < r.cfg.MaxPollInterval {
 		return r.cfg.MinPollInterval
 	}
 	return min(2*prev, r.cfg.MaxPollInterval)

@@ -76,6 +76,7 @@ func (w *worker) loop(ctx context.Context, drain bool, n *atomic.Int64) error {
 		}
 		errWait = 0
 		if info.Claimed > 0 {
+			r.active.Store(time.Now().UnixNano())
 			empties, wait = 0, 0
 			continue
 		}
@@ -286,7 +287,7 @@ func (w *worker) claimUnkeyed(ctx context.Context, tx *sql.Tx, limit int) ([]dia
 func (w *worker) finish(ctx context.Context, tx *sql.Tx, out *outcome) error {
 	r := w.r
 	if len(out.published) > 0 {
-		n, err := r.d.OutboxDelete(ctx, tx, &dialect.OutboxDeleteParams{Table: r.cfg.Table, IDs: out.published})
+		n, err := r.d.OutboxDelete(ctx, tx, &dialect.OutboxDeleteParams{Table: r.cfg.Table, Rows: out.published})
 		if err != nil {
 			return fmt.Errorf("delete %d published rows: %w", len(out.published), err)
 		}

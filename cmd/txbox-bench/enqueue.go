@@ -33,7 +33,7 @@ func benchEnqueue(db *sqlx.DB, d dialect.Dialect, n, statements int) (with, with
 	}
 	lockCustomer := d.Rebind("SELECT orders FROM bench_customers WHERE id = ? FOR UPDATE")
 	updCustomer := d.Rebind("UPDATE bench_customers SET orders = orders + 1, spent = spent + ? WHERE id = ?")
-	ob, err := outbox.New(outbox.Config{Dialect: d})
+	ob, err := outbox.New(outbox.Config{Dialect: d, DisableNotify: !*notify})
 	if err != nil {
 		return 0, 0, err
 	}

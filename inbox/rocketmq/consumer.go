@@ -242,7 +242,7 @@ func (c *Consumer) message(m *primitive.MessageExt) (*Message, error) {
 	}
 	msg := &Message{
 		Delivery: inbox.Delivery{
-			Payload:   m.Body,
+			Payload:   rmqwire.Body(props, m.Body),
 			Headers:   rmqwire.Headers(props),
 			Topic:     topic,
 			MessageID: m.MsgId,

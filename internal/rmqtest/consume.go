@@ -10,7 +10,8 @@ import (
 
 // Collect starts a plain push consumer (fresh group, from the first offset) on topic and sends every message it
 // receives to the returned channel, acknowledging it. The consumer is shut down when the test ends. Tests use it
-// to look at what a publisher wrote without txbox's consumer in between.
+// to look at what a publisher wrote without txbox's consumer in between. Start it only when there is something to
+// read: shutting a consumer down while its first rebalance runs trips a data race inside the client.
 func (b Broker) Collect(t testing.TB, topic string, opts ...consumer.Option) <-chan *primitive.MessageExt {
 	t.Helper()
 	ch := make(chan *primitive.MessageExt, 10000)
@@ -44,6 +45,10 @@ func (b Broker) Collect(t testing.TB, topic string, opts ...consumer.Option) <-c
 	}
 	t.Cleanup(func() {
 		close(done)
+		// Suspended first: a rebalance the broker triggers during Shutdown races with it inside the client
+		// (rmqClient.close is read without synchronisation; apache/rocketmq-client-go#1115), and a suspended
+		// consumer skips those rebalances.
+		c.Suspend()
 		_ = c.Shutdown()
 	})
 	return ch

@@ -209,6 +209,9 @@ func Admin(t testing.TB, args ...string) string {
 //   - a pull request in flight (pushConsumer.pullMessage) waits for the broker's long-poll answer (up to 30 s);
 //   - an orderly queue's consume loop polls an empty queue for up to 5 s (processQueue.takeMessages), even after
 //     Shutdown dropped it (apache/rocketmq-client-go#628);
+//   - a rebalance or heartbeat started by Start (rmqClient.RebalanceImmediately,
+//     rmqClient.SendHeartbeatToAllBrokerWithLock, defaultConsumer.doBalance) finishes its broker round trip after
+//     a quick Shutdown;
 //   - the client's package-level cache janitor (go-cache) runs for the life of the process;
 //   - a connection reader (remotingClient.connect.func1) whose connection was opened by a background loop while
 //     the client was shutting down stays until the broker closes the idle connection.
@@ -227,6 +230,9 @@ func LeakOptions() []testdb.LeakOption {
 		testdb.IgnoreAnyFunction(internal+"/remote.(*remotingClient).connect.func1"),
 		testdb.IgnoreAnyFunction(consumer+".(*pushConsumer).pullMessage"),
 		testdb.IgnoreAnyFunction(consumer+".(*processQueue).takeMessages"),
+		testdb.IgnoreAnyFunction(internal+".(*rmqClient).RebalanceImmediately"),
+		testdb.IgnoreAnyFunction(internal+".(*rmqClient).SendHeartbeatToAllBrokerWithLock"),
+		testdb.IgnoreAnyFunction(consumer+".(*defaultConsumer).doBalance"),
 		testdb.IgnoreTopFunction("github.com/patrickmn/go-cache.(*janitor).Run"))
 	for i := 1; i <= 3; i++ {
 		opts = append(opts, testdb.IgnoreAnyFunction(fmt.Sprintf("%s.(*pushConsumer).Start.func1.%d", consumer, i)))

@@ -22,7 +22,30 @@ const (
 	// PropEmptyHeaders lists the names of headers whose value is empty, EncodeKey-encoded and separated by
 	// single spaces: the client silently drops properties with empty values.
 	PropEmptyHeaders = "TXBOX_EMPTY_HEADERS"
+	// PropEmptyBody marks a message whose payload is empty: the broker rejects a message without a body
+	// (NullPointerException in the send processor), so such a message carries the one byte emptyBodyStandIn and
+	// this property, and Body restores the empty payload.
+	PropEmptyBody = "TXBOX_EMPTY_BODY"
 )
+
+// emptyBodyStandIn is the body sent for an empty payload.
+var emptyBodyStandIn = []byte{0}
+
+// EncodeBody returns the body to send for payload and whether PropEmptyBody must be set.
+func EncodeBody(payload []byte) ([]byte, bool) {
+	if len(payload) == 0 {
+		return emptyBodyStandIn, true
+	}
+	return payload, false
+}
+
+// Body returns a received message's payload: empty when PropEmptyBody is set, else the body.
+func Body(props map[string]string, body []byte) []byte {
+	if props[PropEmptyBody] != "" {
+		return []byte{}
+	}
+	return body
+}
 
 // MaxPropertiesLen is the longest serialized property block the broker stores (its length is a 16-bit field).
 const MaxPropertiesLen = 32767
@@ -106,7 +129,7 @@ func init() {
 		DLQ_ORIGIN_MESSAGE_ID CRC32 WAIT_STORE_MSG_OK`) {
 		reserved[n] = true
 	}
-	for _, n := range []string{PropKey, PropOutboxID, PropEmptyHeaders} {
+	for _, n := range []string{PropKey, PropOutboxID, PropEmptyHeaders, PropEmptyBody} {
 		reserved[n] = true
 	}
 }

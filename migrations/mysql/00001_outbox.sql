@@ -21,9 +21,11 @@ CREATE TABLE txbox_outbox (
     available_at DATETIME(6)    NOT NULL,
     created_at   DATETIME(6)    NOT NULL,
     last_error   TEXT           NULL,
-    PRIMARY KEY (id),
-    -- Keyed claims: each owned partition in id order.
-    KEY txbox_outbox_part (part, id),
+    -- Clustered on (part, id): unkeyed claims (part -1) and each keyed partition are primary-key range scans
+    -- in id order that never step over (and so never lock) rows of other partitions.
+    PRIMARY KEY (part, id),
+    -- AUTO_INCREMENT needs an index that starts with id.
+    KEY txbox_outbox_id (id),
     -- "Is an earlier row of this sharding key not due yet?" (a failed row holds back its key).
     KEY txbox_outbox_key_due (sharding_key, available_at)
 ) ENGINE = InnoDB;

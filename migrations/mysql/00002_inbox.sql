@@ -11,8 +11,8 @@ CREATE TABLE txbox_inbox (
     -- TRUE while the message sits in txbox_inbox_dead: deliveries are acknowledged without running the handler.
     parked      BOOLEAN        NOT NULL DEFAULT FALSE,
     PRIMARY KEY (consumer, msg_key),
-    -- Purge walks this index oldest first (DELETE ... ORDER BY received_at LIMIT n); InnoDB secondary indexes
-    -- carry the primary key, so the range needs no other index.
+    -- Purge reads a batch of keys from this index oldest first (index-only: InnoDB secondary indexes carry the
+    -- primary key), then deletes them by primary key.
     KEY txbox_inbox_purge (consumer, parked, received_at)
 ) ENGINE = InnoDB;
 

@@ -34,6 +34,10 @@ type Config struct {
 	// queue for messages with a ShardingKey. The relay retries a failed row anyway; client retries only make a
 	// broker hiccup cheaper. Default 2; a negative value means none.
 	Retries int
+	// MaxBatch is the most messages one send request carries. Concurrent Publish calls whose messages go to the
+	// same queue are sent together (see the package documentation); nothing waits for a batch to fill. 1
+	// disables batching. Between 1 and 1024. Default 32.
+	MaxBatch int
 	// Logger receives the publisher's warnings (sends the broker did not confirm as durable) and debug traces;
 	// payloads are never logged. It also receives rocketmq-client-go's own log records (see ClientLogLevel).
 	// Default slog.Default().
@@ -56,6 +60,7 @@ const (
 	DefaultGroup       = "txbox-relay"
 	DefaultSendTimeout = 3 * time.Second
 	DefaultRetries     = 2
+	DefaultMaxBatch    = 32
 )
 
 func (c Config) withDefaults() (Config, error) {
@@ -98,6 +103,12 @@ func (c Config) withDefaults() (Config, error) {
 		c.Retries = 0
 	case c.Retries > 100:
 		return bad("Retries must be at most 100, got %d", c.Retries)
+	}
+	switch {
+	case c.MaxBatch == 0:
+		c.MaxBatch = DefaultMaxBatch
+	case c.MaxBatch < 1 || c.MaxBatch > 1024:
+		return bad("MaxBatch must be between 1 and 1024, got %d", c.MaxBatch)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -20,7 +20,9 @@
 // # Mapping of an outbox record to a message
 //
 //	Topic        → topic (with Namespace: "ns%topic")
-//	Payload      → body (the client compresses bodies over 4 KiB; consumers see the original bytes)
+//	Payload      → body (the client compresses bodies over 4 KiB; consumers see the original bytes). The broker
+//	               rejects an empty body, so an empty payload is sent as one zero byte with the property
+//	               TXBOX_EMPTY_BODY=1, and inbox/rocketmq hands the handler an empty payload again.
 //	Key          → user property TXBOX_KEY, byte for byte; and the KEYS property, the broker's key index, with
 //	               '%' written "%25" and ' ' written "%20" (the client joins KEYS with spaces and the broker
 //	               splits on them). A key without '%' or ' ' is indexed as is, so operators find a message with
@@ -43,9 +45,18 @@
 // moves the row to its dead-letter table at once instead of retrying it MaxAttempts times. Property names and
 // the key encoding are shared with inbox/rocketmq (see internal/rmqwire).
 //
-// Messages are sent one at a time with SendSync. Batched sends (one request for many messages) were not added:
-// a batch goes to one queue, so it would have to be grouped by sharding key to keep per-key order, and the relay
-// already keeps up to Workers×PublishConcurrency sends in flight (see BenchmarkRelayToBroker for figures).
+// # Batching
+//
+// The relay keeps many Publish calls in flight (Workers × PublishConcurrency), never two of one sharding key.
+// Publish calls whose messages go to the same queue while a send to that queue is under way are coalesced into
+// one batch request of up to MaxBatch messages (1 MiB): the broker's per-request cost, not the bytes, limits
+// throughput. Nothing waits for a batch to fill — an idle queue sends a lone message at once — and per-key order
+// holds, because a sharding key's next message is only published after Publish returned for the previous one and
+// its queue is the one the client's hash selector picks (FNV-1a of the sharding key modulo the queue count). A
+// batch succeeds or fails as a whole; all its Publish calls get the same error. Timer messages (DeliverAt) and
+// bodies over 64 KiB are sent alone. MaxBatch: 1 turns batching off. On the 2-core test machine batching took
+// relay→broker throughput from about 0.6× to about 2× a bare SendSync loop with the same concurrency (see
+// BenchmarkRelayToBroker and BenchmarkBareSendSync).
 //
 // # Clients in one process
 //

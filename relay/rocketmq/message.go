@@ -49,7 +49,11 @@ func newMessage(r outbox.Record, now time.Time) (*primitive.Message, error) {
 		return nil, invalid(fmt.Errorf("properties (key, tag, sharding key, headers) take %d bytes, more than the "+
 			"%d the broker stores", n, maxPropertiesLen))
 	}
-	msg := primitive.NewMessage(r.Topic, r.Payload)
+	body, empty := rmqwire.EncodeBody(r.Payload)
+	if empty {
+		props[rmqwire.PropEmptyBody] = "1"
+	}
+	msg := primitive.NewMessage(r.Topic, body)
 	// WithProperties, not WithProperty: the latter drops empty values silently, and every value set here
 	// is non-empty anyway (empty headers travel in rmqwire.PropEmptyHeaders).
 	msg.WithProperties(props)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	rmq "github.com/apache/rocketmq-client-go/v2"
@@ -29,6 +30,22 @@ type Publisher struct {
 	inflight sync.WaitGroup
 	stopOnce sync.Once
 	stopErr  error
+
+	// topics holds a *topicGate per topic: see send.
+	topics sync.Map
+	// sel is the producer's queue selector; lanes, spread and senders serve batching (batch.go).
+	sel     *selector
+	lanes   sync.Map // laneKey → *lane
+	spread  atomic.Uint64
+	senders sync.WaitGroup
+}
+
+// topicGate serialises the sends to a topic until one has succeeded. Concurrent first sends to a topic race
+// inside the client — one loads the route while another finds the queues but not yet the broker's address and
+// fails at once with "route info not found" — so the first send goes alone.
+type topicGate struct {
+	mu   sync.Mutex
+	warm atomic.Bool
 }
 
 var _ relay.Publisher = (*Publisher)(nil)
@@ -43,14 +60,16 @@ func newPublisher(cfg Config, extra ...producer.Option) (*Publisher, error) {
 		return nil, err
 	}
 	rmqlog.Install(cfg.Logger, cfg.ClientLogLevel.Level())
+	sel := &selector{}
 	opts := []producer.Option{
 		producer.WithNameServer(cfg.NameServers),
 		producer.WithGroupName(cfg.Group),
 		producer.WithInstanceName(cfg.InstanceName),
 		producer.WithSendMsgTimeout(cfg.SendTimeout),
 		producer.WithRetry(cfg.Retries),
-		// Same ShardingKey, same queue: the hash selector sends a message without one to a random queue.
-		producer.WithQueueSelector(producer.NewHashQueueSelector()),
+		// Same ShardingKey, same queue (the client's hash selector, FNV-1a modulo the queue count); batches go
+		// to their lane's queue.
+		producer.WithQueueSelector(sel),
 	}
 	if cfg.Namespace != "" {
 		opts = append(opts, producer.WithNamespace(cfg.Namespace))
@@ -69,7 +88,7 @@ func newPublisher(cfg Config, extra ...producer.Option) (*Publisher, error) {
 		return nil, fmt.Errorf("relay/rocketmq: start producer (group %s, instance %s): %w", cfg.Group,
 			cfg.InstanceName, err)
 	}
-	return &Publisher{cfg: cfg, p: p, log: cfg.Logger.With("component", "txbox.relay.rocketmq")}, nil
+	return &Publisher{cfg: cfg, p: p, sel: sel, log: cfg.Logger.With("component", "txbox.relay.rocketmq")}, nil
 }
 
 // Config returns the configuration in use, defaults filled in.
@@ -92,7 +111,7 @@ func (p *Publisher) Publish(ctx context.Context, r outbox.Record) error {
 	}
 	defer p.inflight.Done()
 
-	res, err := p.p.SendSync(ctx, msg)
+	res, err := p.send(ctx, msg)
 	switch {
 	case err != nil:
 		if ctx.Err() != nil {
@@ -114,6 +133,34 @@ func (p *Publisher) Publish(ctx context.Context, r outbox.Record) error {
 			"msg_id", res.MsgID, "queue", res.MessageQueue.QueueId, "queue_offset", res.QueueOffset)
 	}
 	return nil
+}
+
+func (p *Publisher) send(ctx context.Context, msg *primitive.Message) (*primitive.SendResult, error) {
+	v, _ := p.topics.LoadOrStore(msg.Topic, &topicGate{})
+	g := v.(*topicGate)
+	if g.warm.Load() {
+		sent := msg.Topic
+		if p.cfg.Namespace != "" {
+			sent = p.cfg.Namespace + "%" + msg.Topic
+		}
+		if n := p.sel.count(sent); p.cfg.MaxBatch > 1 && n > 0 && batchable(msg) {
+			return p.batched(ctx, msg, sent, n)
+		}
+		return p.p.SendSync(ctx, msg)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	res, err := p.p.SendSync(ctx, msg)
+	if err == nil {
+		g.warm.Store(true)
+	}
+	return res, err
+}
+
+// batchable: timer messages and large bodies go alone (the broker rejects timers in batches; the client
+// compresses only single messages).
+func batchable(msg *primitive.Message) bool {
+	return len(msg.Body) <= maxBatchedBody && msg.GetProperty(primitive.PropertyTimerDeliverMS) == ""
 }
 
 func (p *Publisher) begin() bool {
@@ -145,6 +192,10 @@ func (p *Publisher) Shutdown(ctx context.Context) error {
 		waitErr = fmt.Errorf("relay/rocketmq: shutdown: publishes still in flight: %w", context.Cause(ctx))
 	}
 	p.stopOnce.Do(func() {
+		if waitErr == nil {
+			// Every caller has returned, so the lanes are empty or sending their last batch.
+			p.senders.Wait()
+		}
 		if err := p.p.Shutdown(); err != nil {
 			p.stopErr = fmt.Errorf("relay/rocketmq: shut down producer: %w", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -176,6 +177,9 @@ func TestPublishRoundTrip(t *testing.T) {
 	}
 }
 
+// msgRow is a row of queryMsgByKey's answer: message id, queue id, queue offset.
+var msgRow = regexp.MustCompile(`(?m)^[0-9A-Fa-f]{32}\s+\d+\s+\d+\s*$`)
+
 // TestKeyFoundByBrokerTooling runs the broker's own admin tool: an operator looking for a business key finds the
 // message under it.
 func TestKeyFoundByBrokerTooling(t *testing.T) {
@@ -199,7 +203,7 @@ func TestKeyFoundByBrokerTooling(t *testing.T) {
 		deadline := time.Now().Add(20 * time.Second)
 		for {
 			out := rmqtest.Admin(t, "queryMsgByKey", "-n", b.Namesrv, "-t", topic, "-k", k)
-			if strings.Contains(out, "Message ID") && strings.Count(out, "\n") >= 2 && !strings.Contains(out, "Exception") {
+			if msgRow.MatchString(out) {
 				t.Logf("queryMsgByKey -k %s:\n%s", k, out)
 				break
 			}
@@ -268,9 +272,9 @@ func TestShutdownWaitsAndRejects(t *testing.T) {
 	topic := b.Topic(t, 1)
 	release := make(chan struct{})
 	entered := make(chan struct{})
-	var held atomic.Bool
+	var armed, held atomic.Bool
 	hold := func(ctx context.Context, req, reply interface{}, next primitive.Invoker) error {
-		if held.CompareAndSwap(false, true) { // only the first send is held
+		if armed.Load() && held.CompareAndSwap(false, true) { // only the first send after arming is held
 			close(entered)
 			<-release
 		}
@@ -278,6 +282,10 @@ func TestShutdownWaitsAndRejects(t *testing.T) {
 	}
 	p := newPublisher(t, b, producer.WithInterceptor(hold))
 	r := outbox.Record{ID: 1, Message: outbox.Message{Topic: topic, Key: "k", Payload: []byte("x")}}
+	if err := p.Publish(context.Background(), r); err != nil { // the topic's route is loaded
+		t.Fatal(err)
+	}
+	armed.Store(true)
 	var wg sync.WaitGroup
 	var pubErr error
 	wg.Add(1)
@@ -288,7 +296,11 @@ func TestShutdownWaitsAndRejects(t *testing.T) {
 	// Shutdown must not return while the send is in flight; new publishes are refused meanwhile.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if err := p.Publish(context.Background(), r); errors.Is(err, rocketmq.ErrClosed) {
+		// A publish that slipped in before Shutdown may queue behind the held send (same batch lane): bound it.
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		err := p.Publish(ctx, r)
+		cancel()
+		if errors.Is(err, rocketmq.ErrClosed) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -307,5 +319,115 @@ func TestShutdownWaitsAndRejects(t *testing.T) {
 	}
 	if err := <-shut; err != nil {
 		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+// TestBatchingCoalescesConcurrentPublishes: concurrent Publish calls share send requests, every message arrives
+// intact with its own message id, and a sharding key lands on the same queue batched or not.
+func TestBatchingCoalescesConcurrentPublishes(t *testing.T) {
+	t.Parallel()
+	b := rmqtest.Get(t)
+	topic := b.Topic(t, 4)
+	var requests atomic.Int64
+	count := func(ctx context.Context, req, reply interface{}, next primitive.Invoker) error {
+		requests.Add(1)
+		return next(ctx, req, reply)
+	}
+	batched := newPublisher(t, b, producer.WithInterceptor(count))
+	single, err := rocketmq.New(rocketmq.Config{NameServers: b.NameServers(), Group: rmqtest.Name(t, "S"), MaxBatch: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer single.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rec := func(i int, prefix string) outbox.Record {
+		return outbox.Record{ID: int64(i), Message: outbox.Message{Topic: topic, Key: fmt.Sprintf("%s/%d", prefix, i),
+			ShardingKey: fmt.Sprintf("sk-%d", i%16), Payload: []byte(fmt.Sprint(i))}}
+	}
+	// One message per sharding key alone, for the reference queue.
+	for i := range 16 {
+		if err := single.Publish(ctx, rec(i, "single")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const n = 400
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 64)
+	for i := range n {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := batched.Publish(ctx, rec(i, "batched")); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if r := requests.Load(); r >= n {
+		t.Fatalf("%d send requests for %d messages: nothing was batched", r, n)
+	} else {
+		t.Logf("%d messages in %d send requests", n, r)
+	}
+	queueOf := map[string]int{}
+	ids := map[string]bool{}
+	got := b.Collect(t, topic)
+	for range n + 16 {
+		var m *primitive.MessageExt
+		select {
+		case m = <-got:
+		case <-ctx.Done():
+			t.Fatal("not every message arrived")
+		}
+		if ids[m.MsgId] {
+			t.Fatalf("message id %s seen twice", m.MsgId)
+		}
+		ids[m.MsgId] = true
+		key := m.GetProperty(rmqwire.PropKey)
+		var i int
+		fmt.Sscan(string(m.Body), &i)
+		if !strings.HasSuffix(key, "/"+string(m.Body)) || m.GetShardingKey() != fmt.Sprintf("sk-%d", i%16) {
+			t.Fatalf("message %s: key %q, body %q, sharding key %q", m.MsgId, key, m.Body, m.GetShardingKey())
+		}
+		sk := m.GetShardingKey()
+		if q, ok := queueOf[sk]; ok && q != m.Queue.QueueId {
+			t.Fatalf("sharding key %s on queues %d and %d", sk, q, m.Queue.QueueId)
+		}
+		queueOf[sk] = m.Queue.QueueId
+	}
+}
+
+// TestDeliverAtDelaysDelivery: a record whose DeliverAt is still ahead becomes a timer message that the broker
+// hands out at that instant, not before.
+func TestDeliverAtDelaysDelivery(t *testing.T) {
+	t.Parallel()
+	b := rmqtest.Get(t)
+	topic := b.Topic(t, 1)
+	p := newPublisher(t, b)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	at := time.Now().Add(3 * time.Second)
+	if err := p.Publish(ctx, outbox.Record{ID: 1, Message: outbox.Message{Topic: topic, Key: "later", Payload: []byte("x"), DeliverAt: at}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Publish(ctx, outbox.Record{ID: 2, Message: outbox.Message{Topic: topic, Key: "now", Payload: []byte("y")}}); err != nil {
+		t.Fatal(err)
+	}
+	got := b.Collect(t, topic)
+	for range 2 {
+		select {
+		case m := <-got:
+			arrived := time.Now()
+			if m.GetProperty(rmqwire.PropKey) == "later" && arrived.Before(at.Add(-100*time.Millisecond)) {
+				t.Fatalf("timer message arrived %s before its DeliverAt", at.Sub(arrived))
+			}
+		case <-ctx.Done():
+			t.Fatal("messages did not arrive")
+		}
 	}
 }

@@ -1,0 +1,174 @@
+package rocketmq
+
+import (
+	"context"
+	"hash/fnv"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+)
+
+// Batching.
+//
+// The relay keeps many Publish calls in flight, never two of one sharding key. Under that load the broker's
+// per-request cost dominates, so concurrent Publish calls headed for the same queue are coalesced: each queue
+// of a topic has a lane; a Publish call joins its queue's lane and waits, and the lane's sender takes whatever
+// has gathered (at most MaxBatch messages, at most maxBatchBytes) into one batch request. Nothing waits for a
+// batch to fill: an idle lane sends a lone message at once. Order per sharding key is untouched — a key's next
+// message is only published after Publish returned for the previous one, so one batch never holds two messages
+// of a key, and the key's queue is the one the hash selector would have chosen.
+//
+// A batch succeeds or fails as a whole: every Publish in it gets the batch's error (ErrSend, ErrNotDurable)
+// and the relay retries those rows.
+
+// maxBatchBytes bounds a batch's encoded size, well below the broker's 4 MiB message limit.
+const maxBatchBytes = 1 << 20
+
+// maxBatchedBody: larger bodies are sent alone, where the client can compress them (it never compresses
+// batches).
+const maxBatchedBody = 64 << 10
+
+// selector picks queues like the client's hash selector (FNV-1a of the sharding key modulo the queue count;
+// random without a sharding key) and remembers each topic's queue count, which lanes need. A message that
+// carries a lane (batches, see laneQueue) goes to that lane's queue.
+type selector struct {
+	counts sync.Map // topic (as sent, with namespace) → int
+}
+
+// laneQueue marks a message with the index of the queue its lane sends to (an index into the route's queue
+// list, as the hash selector uses, not a broker queue id).
+func laneQueue(i int) *primitive.MessageQueue { return &primitive.MessageQueue{QueueId: i} }
+
+func (s *selector) Select(msg *primitive.Message, mqs []*primitive.MessageQueue, _ string) *primitive.MessageQueue {
+	if len(mqs) == 0 {
+		return nil
+	}
+	if n, ok := s.counts.Load(msg.Topic); !ok || n.(int) != len(mqs) {
+		s.counts.Store(msg.Topic, len(mqs))
+	}
+	if msg.Queue != nil && msg.Queue.QueueId < len(mqs) {
+		return mqs[msg.Queue.QueueId]
+	}
+	if k := msg.GetShardingKey(); k != "" {
+		return mqs[queueIndex(k, len(mqs))]
+	}
+	return mqs[rand.IntN(len(mqs))]
+}
+
+func (s *selector) count(topic string) int {
+	if n, ok := s.counts.Load(topic); ok {
+		return n.(int)
+	}
+	return 0
+}
+
+// queueIndex is the client's hash selector: FNV-1a, as int, modulo n, made non-negative.
+func queueIndex(shardingKey string, n int) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(shardingKey))
+	i := int(h.Sum32()) % n
+	if i < 0 {
+		i = -i
+	}
+	return i
+}
+
+type batchReq struct {
+	msg  *primitive.Message
+	size int
+	done chan batchResult // buffered: the sender never blocks on a caller that gave up
+	gone atomic.Bool      // the caller's ctx ended before its message was taken
+}
+
+type batchResult struct {
+	res *primitive.SendResult
+	err error
+}
+
+type lane struct {
+	mu      sync.Mutex
+	queue   []*batchReq
+	sending bool
+}
+
+type laneKey struct {
+	topic string
+	queue int
+}
+
+// batched sends msg through its queue's lane and waits for the batch's outcome.
+func (p *Publisher) batched(ctx context.Context, msg *primitive.Message, sentTopic string, queues int) (*primitive.SendResult, error) {
+	idx := 0
+	if k := msg.GetShardingKey(); k != "" {
+		idx = queueIndex(k, queues)
+	} else {
+		idx = int(p.spread.Add(1) % uint64(queues))
+	}
+	// The client sets UNIQ_KEY only on messages it sends alone; a batched message needs its own too.
+	msg.WithProperty(primitive.PropertyUniqueClientMessageIdKeyIndex, primitive.CreateUniqID())
+	msg.Queue = laneQueue(idx)
+	req := &batchReq{msg: msg, size: len(msg.Marshal()), done: make(chan batchResult, 1)}
+
+	v, _ := p.lanes.LoadOrStore(laneKey{sentTopic, idx}, &lane{})
+	l := v.(*lane)
+	l.mu.Lock()
+	l.queue = append(l.queue, req)
+	if !l.sending {
+		l.sending = true
+		p.senders.Add(1)
+		go p.runLane(l)
+	}
+	l.mu.Unlock()
+
+	select {
+	case r := <-req.done:
+		return r.res, r.err
+	case <-ctx.Done():
+		req.gone.Store(true)
+		return nil, ctx.Err()
+	}
+}
+
+// runLane sends the lane's gathered messages batch after batch until the lane is empty.
+func (p *Publisher) runLane(l *lane) {
+	defer p.senders.Done()
+	for {
+		l.mu.Lock()
+		var batch []*batchReq
+		size := 0
+		rest := l.queue[:0]
+		for _, r := range l.queue {
+			switch {
+			case r.gone.Load():
+				// its caller returned already; not sending it saves a duplicate
+			case len(batch) < p.cfg.MaxBatch && (len(batch) == 0 || size+r.size <= maxBatchBytes):
+				batch = append(batch, r)
+				size += r.size
+			default:
+				rest = append(rest, r)
+			}
+		}
+		l.queue = rest
+		if len(batch) == 0 {
+			l.sending = false
+			l.mu.Unlock()
+			return
+		}
+		l.mu.Unlock()
+
+		msgs := make([]*primitive.Message, len(batch))
+		for i, r := range batch {
+			msgs[i] = r.msg
+		}
+		// The batch outlives any one caller's ctx: bound it by the client's own attempts instead.
+		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.SendTimeout*time.Duration(p.cfg.Retries+1))
+		res, err := p.p.SendSync(ctx, msgs...)
+		cancel()
+		for _, r := range batch {
+			r.done <- batchResult{res, err}
+		}
+	}
+}

@@ -79,5 +79,5 @@ func Example_inbox() {
 		log.Print(err) // nothing was committed: tell the broker to redeliver (RocketMQ: ConsumeRetryLater)
 		return
 	}
-	// Processed, or Duplicate (this key's effects were already committed): acknowledge (ConsumeSuccess).
+	// Processed, Duplicate (already committed) or Parked (in the dead letters): acknowledge (ConsumeSuccess).
 }

@@ -114,6 +114,7 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 	p := progress{w: cfg.Progress, start: start}
 	var created atomic.Int64
 	rep = Report{Dialect: cfg.Dialect.Name(), Orders: cfg.Orders, Faults: cfg.Faults, HandlerTimeout: cfg.HandlerTimeout}
+	createStart := time.Now()
 	if err := createOrders(ctx, cfg, "http://"+orders.Addr(), &created, func() {
 		p.line(created.Load(), cfg.Orders, orders, payments)
 	}); err != nil {
@@ -121,6 +122,7 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 		return rep, err
 	}
 	rep.Created = int(created.Load())
+	rep.CreateElapsed = time.Since(createStart)
 
 	// Settled: every order paid and every duplicate the faults produced has been delivered and absorbed.
 	// Faults pick messages by key alone, so the counts are known: one redelivery per injected lost ACK, one

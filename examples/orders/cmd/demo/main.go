@@ -40,6 +40,7 @@ func run() int {
 		db       = flag.String("db", cli.Env("TXBOX_DEMO_DB", "mariadb"), "database: mariadb (or mysql) or postgres")
 		n        = flag.Int("orders", orders, "number of orders to create")
 		clients  = flag.Int("clients", 16, "concurrent HTTP clients")
+		rate     = flag.Int("rate", 0, "orders per second (0: as fast as the clients go)")
 		lostAck  = flag.Int("lost-ack", demo.DefaultFaults.LostAckPercent, "percent of messages whose ACK is lost after commit")
 		slow     = flag.Int("slow", demo.DefaultFaults.SlowPercent, "percent of messages whose first handler outlives its deadline")
 		resend   = flag.Int("resend", demo.DefaultFaults.ResendPercent, "percent of messages the producer sends twice")
@@ -75,7 +76,7 @@ func run() int {
 
 	run := randomHex(4)
 	cfg := demo.Config{
-		Dialect: d, NameServers: ns, Orders: *n, Clients: *clients,
+		Dialect: d, NameServers: ns, Orders: *n, Clients: *clients, Rate: *rate,
 		OrderCreatedTopic:     "txbox-demo-" + run + "-order-created",
 		PaymentCompletedTopic: "txbox-demo-" + run + "-payment-completed",
 		GroupSuffix:           "-" + run,

@@ -33,6 +33,7 @@ type Config struct {
 	GroupSuffix string
 	Orders      int           // default 1000
 	Clients     int           // concurrent HTTP clients; default 16
+	Rate        int           // orders per second; 0 (default): as fast as the clients go, a burst
 	Faults      bus.Faults    // failures to inject
 	Deadline    time.Duration // for everything to settle after the last order; default 3m
 	// HandlerTimeout is both services' inbox handler deadline. Default 2s: short, so the injected slow handlers
@@ -59,6 +60,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Clients == 0 {
 		c.Clients = 16
+	}
+	if c.Rate < 0 {
+		return fmt.Errorf("demo: Rate must not be negative, not %d", c.Rate)
 	}
 	if c.Deadline == 0 {
 		c.Deadline = 3 * time.Minute
@@ -181,8 +185,21 @@ func createOrders(ctx context.Context, cfg Config, base string, created *atomic.
 	}
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
+	var pace <-chan time.Time // nil (never ready) without a rate
+	if cfg.Rate > 0 {
+		p := time.NewTicker(time.Second / time.Duration(cfg.Rate))
+		defer p.Stop()
+		pace = p.C
+	}
 feed:
 	for i := range cfg.Orders {
+		if pace != nil {
+			select {
+			case <-pace:
+			case <-ctx.Done():
+				break feed
+			}
+		}
 		for {
 			select {
 			case next <- i:

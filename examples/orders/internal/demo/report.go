@@ -132,7 +132,7 @@ func (r Report) Print(w io.Writer) {
 	fmt.Fprintf(&b, "txbox orders demo on %s: %d orders in %s\n", r.Dialect, r.Orders, r.Elapsed.Round(100*time.Millisecond))
 	fmt.Fprintf(&b, "  faults injected: %d%% lost ACKs, %d%% slow handlers (deadline %s), %d%% producer re-sends\n\n",
 		r.Faults.LostAckPercent, r.Faults.SlowPercent, r.HandlerTimeout, r.Faults.ResendPercent)
-	row("orders created", "%d in %s  (POST /orders; latency below includes the queue this burst builds)",
+	row("orders created", "%d in %s  (POST /orders; a burst builds a queue that the latency below includes)",
 		r.Created, r.CreateElapsed.Round(100*time.Millisecond))
 	row("messages published", "%d  (order-created %d, payment-completed %d; %d of them re-sends)",
 		all.Published, o.Published, p.Published, all.Resent)

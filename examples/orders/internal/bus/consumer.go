@@ -138,30 +138,50 @@ func (c *Consumer) consume(ctx context.Context, msgs ...*primitive.MessageExt) (
 	}
 	defer c.inFlight.Done()
 	for _, m := range msgs {
-		if !c.handle(ctx, m) {
+		switch c.handle(ctx, m) {
+		case ack:
+		case retry:
+			return consumer.ConsumeRetryLater, nil
+		case deadLetter:
+			// Delay level -1 on the way back sends the message straight to %DLQ%<group>, where an operator
+			// finds it, instead of 16 pointless redeliveries.
+			if cc, ok := primitive.GetConcurrentlyCtx(ctx); ok {
+				cc.DelayLevelWhenNextConsume = -1
+			}
 			return consumer.ConsumeRetryLater, nil
 		}
 	}
 	return consumer.ConsumeSuccess, nil
 }
 
-// handle runs one message through the inbox and reports whether the broker may forget it.
-func (c *Consumer) handle(ctx context.Context, m *primitive.MessageExt) (ack bool) {
-	// The key as relay/rocketmq wrote it: exact, in a property of its own (KEYS holds it encoded).
-	key := m.GetProperty(rmqwire.PropKey)
+type outcome int
+
+const (
+	retry      outcome = iota // nothing committed (or an injected lost ACK): deliver again
+	ack                       // processed, duplicate or parked: the broker may forget it
+	deadLetter                // unusable (no business key): to the broker's dead-letter queue
+)
+
+// handle runs one message through the inbox and says what the broker should do with it.
+func (c *Consumer) handle(ctx context.Context, m *primitive.MessageExt) outcome {
+	props := m.GetProperties()
+	// The message as relay/rocketmq wrote it (package rmqwire): the exact key in a property of its own (KEYS
+	// holds it encoded), user headers apart from the broker's properties, an empty payload restored.
+	key := props[rmqwire.PropKey]
 	if key == "" {
-		// Not ours to loop on: without a key the inbox cannot deduplicate it. A real service would park it.
-		c.log.Error("message without a business key, dropped", "topic", m.Topic, "msg_id", m.MsgId)
+		// Without a business key the inbox cannot deduplicate it, and redelivery will not add one.
+		c.log.Error("message without a business key, sent to the dead-letter queue", "topic", m.Topic, "msg_id", m.MsgId)
 		c.cfg.Stats.failed.Add(1)
-		return true
+		return deadLetter
 	}
+	payload := rmqwire.Body(props, m.Body)
 	st := c.cfg.Stats
 	st.delivered.Add(1)
 	fault := c.cfg.Faults.For(key)
 
 	slowNow := false
 	h := func(ctx context.Context, tx *sqlx.Tx) error {
-		if err := c.cfg.Handler(ctx, tx, Message{Key: key, Payload: m.Body}); err != nil {
+		if err := c.cfg.Handler(ctx, tx, Message{Key: key, Payload: payload}); err != nil {
 			return err
 		}
 		if fault == Slow && c.once(Slow, key) {
@@ -180,25 +200,25 @@ func (c *Consumer) handle(ctx context.Context, m *primitive.MessageExt) (ack boo
 		return nil
 	}
 	d := inbox.Delivery{
-		Key: c.cfg.InboxKey(key), Payload: m.Body, Headers: m.GetProperties(),
-		Topic: m.Topic, MessageID: m.MsgId, Attempt: int(m.ReconsumeTimes),
+		Key: c.cfg.InboxKey(key), Payload: payload, Headers: rmqwire.Headers(props),
+		Topic: m.Topic, MessageID: m.MsgId, Attempt: int(max(m.ReconsumeTimes, 0)),
 	}
 	res, err := c.cfg.Inbox.Process(ctx, d, h)
 	switch {
 	case err != nil && slowNow:
 		st.timedOut.Add(1)
 		c.log.Debug("slow handler rolled back", "key", key)
-		return false
+		return retry
 	case err != nil:
 		st.failed.Add(1)
 		c.log.Warn("message failed, the broker will redeliver it", "key", key, "err", err)
-		return false
+		return retry
 	case res == inbox.Parked:
 		// Failed Config.MaxAttempts times: parked in the inbox's dead-letter table for an operator, so the
 		// broker can forget it instead of retrying it for hours.
 		st.parked.Add(1)
 		c.log.Error("message parked in the inbox's dead letters", "key", key)
-		return true
+		return ack
 	case res == inbox.Duplicate:
 		switch {
 		case fault == LostAck && c.injectedBefore(LostAck, key):
@@ -208,15 +228,16 @@ func (c *Consumer) handle(ctx context.Context, m *primitive.MessageExt) (ack boo
 		default:
 			st.dupOther.Add(1)
 		}
-		return true
+		return ack
 	}
 	st.processed.Add(1)
 	if fault == LostAck && c.once(LostAck, key) {
-		// Committed, but the broker is told otherwise: exactly what it sees when an ACK is lost.
+		// Committed, but the broker is told otherwise: to the broker this is a lost ACK, and it delivers the
+		// message again.
 		st.lostAcks.Add(1)
-		return false
+		return retry
 	}
-	return true
+	return ack
 }
 
 // once reports whether this is the first time fault is injected for key.

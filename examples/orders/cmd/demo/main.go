@@ -48,6 +48,7 @@ func run() int {
 		deadline = flag.Duration("deadline", 3*time.Minute, "how long to wait for everything to settle")
 		script   = flag.String("rocketmq-script", "scripts/rocketmq.sh", "path to scripts/rocketmq.sh (creates the run's topics)")
 		verbose  = flag.Bool("v", false, "show the services' logs")
+		noInbox  = flag.Bool("without-inbox", false, "apply every delivery in a plain transaction, as without txbox: expect double charges and exit 1")
 	)
 	flag.Parse()
 
@@ -82,7 +83,7 @@ func run() int {
 		GroupSuffix:           "-" + run,
 		Faults:                bus.Faults{LostAckPercent: *lostAck, SlowPercent: *slow, ResendPercent: *resend},
 		HandlerTimeout:        *timeout, Deadline: *deadline,
-		Progress: os.Stderr, Logger: log,
+		WithoutInbox: *noInbox, Progress: os.Stderr, Logger: log,
 	}
 	fmt.Fprintf(os.Stderr, "txbox orders demo: %s, %d orders, run %s\n", *db, *n, run)
 	fmt.Fprintln(os.Stderr, "  preparing databases txbox_demo_orders and txbox_demo_payments, topics and retry topics")

@@ -48,6 +48,9 @@ type ConsumerConfig struct {
 	// FromFirstOffset makes a new consumer group start at the beginning of the topic (tests and the demo use
 	// fresh topics); the default is RocketMQ's, the last offset.
 	FromFirstOffset bool
+	// WithoutInbox, when set, runs the handler in a plain transaction on this database instead of through the
+	// inbox: what a consumer without txbox does. The demo's -without-inbox shows what that costs.
+	WithoutInbox *sqlx.DB
 }
 
 // Consumer is a RocketMQ push consumer that runs every message through an inbox.
@@ -203,7 +206,13 @@ func (c *Consumer) handle(ctx context.Context, m *primitive.MessageExt) outcome 
 		Key: c.cfg.InboxKey(key), Payload: payload, Headers: rmqwire.Headers(props),
 		Topic: m.Topic, MessageID: m.MsgId, Attempt: int(max(m.ReconsumeTimes, 0)),
 	}
-	res, err := c.cfg.Inbox.Process(ctx, d, h)
+	var res inbox.Result
+	var err error
+	if c.cfg.WithoutInbox != nil {
+		res, err = c.withoutInbox(ctx, h)
+	} else {
+		res, err = c.cfg.Inbox.Process(ctx, d, h)
+	}
 	switch {
 	case err != nil && slowNow:
 		st.timedOut.Add(1)
@@ -238,6 +247,28 @@ func (c *Consumer) handle(ctx context.Context, m *primitive.MessageExt) outcome 
 		return retry
 	}
 	return ack
+}
+
+// withoutInbox runs h in a transaction of its own, with the same deadline as the inbox would set: every
+// delivery is applied, duplicates included.
+func (c *Consumer) withoutInbox(ctx context.Context, h inbox.Handler) (inbox.Result, error) {
+	if c.cfg.HandlerTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.HandlerTimeout)
+		defer cancel()
+	}
+	tx, err := c.cfg.WithoutInbox.BeginTxx(ctx, nil)
+	if err != nil {
+		return inbox.Failed, err
+	}
+	if err := h(ctx, tx); err != nil {
+		_ = tx.Rollback()
+		return inbox.Failed, err
+	}
+	if err := tx.Commit(); err != nil {
+		return inbox.Failed, err
+	}
+	return inbox.Processed, nil
 }
 
 // once reports whether this is the first time fault is injected for key.

@@ -40,8 +40,11 @@ type Config struct {
 	// roll back quickly, yet far above a normal handler's few milliseconds even on a loaded machine (a handler
 	// that misses it is rolled back and redelivered, which is correct but slows the run down).
 	HandlerTimeout time.Duration
-	Progress       io.Writer    // a progress line while it runs; nil for none
-	Logger         *slog.Logger // the services' logs; default discard
+	// WithoutInbox makes both services apply every delivery in a plain transaction, as consumers without txbox
+	// do: the same faults then charge and pay orders more than once, and the report says so.
+	WithoutInbox bool
+	Progress     io.Writer    // a progress line while it runs; nil for none
+	Logger       *slog.Logger // the services' logs; default discard
 }
 
 // DefaultFaults is what the demo injects unless told otherwise.
@@ -87,7 +90,7 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 		Dialect: cfg.Dialect, DSN: cfg.OrderDSN, NameServers: cfg.NameServers, Listen: "127.0.0.1:0",
 		OrderCreatedTopic: cfg.OrderCreatedTopic, PaymentCompletedTopic: cfg.PaymentCompletedTopic,
 		Group: bus.OrderGroup + cfg.GroupSuffix, HandlerTimeout: cfg.HandlerTimeout, FromFirstOffset: true,
-		Faults: cfg.Faults, Logger: cfg.Logger,
+		WithoutInbox: cfg.WithoutInbox, Faults: cfg.Faults, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return Report{}, err
@@ -96,7 +99,7 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 		Dialect: cfg.Dialect, DSN: cfg.PaymentDSN, NameServers: cfg.NameServers, Listen: "127.0.0.1:0",
 		OrderCreatedTopic: cfg.OrderCreatedTopic, PaymentCompletedTopic: cfg.PaymentCompletedTopic,
 		Group: bus.PaymentGroup + cfg.GroupSuffix, HandlerTimeout: cfg.HandlerTimeout, FromFirstOffset: true,
-		Faults: cfg.Faults, Logger: cfg.Logger,
+		WithoutInbox: cfg.WithoutInbox, Faults: cfg.Faults, Logger: cfg.Logger,
 	})
 	if err != nil {
 		_ = orders.Close()
@@ -117,7 +120,8 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 
 	p := progress{w: cfg.Progress, start: start}
 	var created atomic.Int64
-	rep = Report{Dialect: cfg.Dialect.Name(), Orders: cfg.Orders, Faults: cfg.Faults, HandlerTimeout: cfg.HandlerTimeout}
+	rep = Report{Dialect: cfg.Dialect.Name(), Orders: cfg.Orders, Faults: cfg.Faults, HandlerTimeout: cfg.HandlerTimeout,
+		WithoutInbox: cfg.WithoutInbox}
 	createStart := time.Now()
 	if err := createOrders(ctx, cfg, "http://"+orders.Addr(), &created, func() {
 		p.line(created.Load(), cfg.Orders, orders, payments)
@@ -137,9 +141,7 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 	for {
 		o, pay := orders.Stats(), payments.Stats()
 		p.line(created.Load(), cfg.Orders, orders, payments)
-		if o.Processed >= int64(rep.Created) && pay.Processed >= int64(rep.Created) &&
-			o.DuplicateLostAck >= o.LostAcksInjected && pay.DuplicateLostAck >= pay.LostAcksInjected &&
-			pay.DuplicateResent >= o.Resent && o.DuplicateResent >= pay.Resent {
+		if settled(int64(rep.Created), o, pay, cfg.WithoutInbox) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -163,6 +165,20 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 		return rep, err
 	}
 	return rep, nil
+}
+
+// settled reports whether every delivery the run causes has been handled. With the inbox: each order
+// processed once by each service, and one absorbed duplicate per injected lost ACK and per re-send. Without
+// it every delivery is applied, so each service must have applied its upstream's messages, the lost ACKs'
+// redeliveries and the re-sent copies.
+func settled(orders int64, o, pay bus.StatsSnapshot, withoutInbox bool) bool {
+	if withoutInbox {
+		return pay.Processed >= orders+pay.LostAcksInjected+o.Resent &&
+			o.Processed >= pay.Processed+o.LostAcksInjected+pay.Resent
+	}
+	return o.Processed >= orders && pay.Processed >= orders &&
+		o.DuplicateLostAck >= o.LostAcksInjected && pay.DuplicateLostAck >= pay.LostAcksInjected &&
+		pay.DuplicateResent >= o.Resent && o.DuplicateResent >= pay.Resent
 }
 
 // createOrders posts cfg.Orders orders from cfg.Clients goroutines.

@@ -106,3 +106,41 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// TestDemoWithoutInbox runs the same faults with the services applying every delivery in a plain
+// transaction, as consumers without txbox do, and checks that the report's invariants catch the result:
+// orders charged and paid more than once. It keeps TestDemo from passing by checking nothing.
+func TestDemoWithoutInbox(t *testing.T) {
+	broker := rmqtest.Get(t)
+	tg := testdb.Targets[0] // mariadb; the point is the check, not the dialect
+	orderDB, paymentDB := testdb.Open(t, tg), testdb.Open(t, tg)
+	run := randomHex(4)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cfg := demo.Config{
+		Dialect: tg.Dialect, OrderDSN: orderDB.DSN, PaymentDSN: paymentDB.DSN, NameServers: broker.NameServers(),
+		OrderCreatedTopic: "demo-" + run + "-order-created", PaymentCompletedTopic: "demo-" + run + "-payment-completed",
+		GroupSuffix: "-" + run, Orders: 60, WithoutInbox: true,
+		Faults:         bus.Faults{LostAckPercent: 10, SlowPercent: 5, ResendPercent: 10},
+		HandlerTimeout: 5 * time.Second,
+		Deadline:       2 * time.Minute,
+		Logger:         slog.New(slog.NewTextHandler(newTestWriter(t), &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	create := func(_ context.Context, topic string, queues int) error {
+		broker.CreateTopic(t, topic, queues)
+		return nil
+	}
+	if err := demo.PrepareBroker(ctx, create, cfg); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := demo.Run(ctx, cfg)
+	var b strings.Builder
+	rep.Print(&b)
+	t.Logf("report:\n%s", b.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Check() == nil || rep.ChargesMax < 2 || rep.PaymentEventsOne == rep.OrderRows {
+		t.Fatalf("without the inbox the faults should charge and pay some orders twice; the report found nothing wrong")
+	}
+}

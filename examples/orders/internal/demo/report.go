@@ -24,6 +24,7 @@ type Report struct {
 	Faults         bus.Faults
 	HandlerTimeout time.Duration
 	Elapsed        time.Duration // from start to settled
+	WithoutInbox   bool          // the services applied every delivery (Config.WithoutInbox)
 
 	OrderService   bus.StatsSnapshot // consumes payment-completed, publishes order-created
 	PaymentService bus.StatsSnapshot // consumes order-created, publishes payment-completed
@@ -132,6 +133,9 @@ func (r Report) Print(w io.Writer) {
 	fmt.Fprintf(&b, "txbox orders demo on %s: %d orders in %s\n", r.Dialect, r.Orders, r.Elapsed.Round(100*time.Millisecond))
 	fmt.Fprintf(&b, "  faults injected: %d%% lost ACKs, %d%% slow handlers (deadline %s), %d%% producer re-sends\n\n",
 		r.Faults.LostAckPercent, r.Faults.SlowPercent, r.HandlerTimeout, r.Faults.ResendPercent)
+	if r.WithoutInbox {
+		fmt.Fprintf(&b, "  WITHOUT the inbox: every delivery is applied, duplicates included\n")
+	}
 	row("orders created", "%d in %s  (POST /orders; a burst builds a queue that the latency below includes)",
 		r.Created, r.CreateElapsed.Round(100*time.Millisecond))
 	row("messages published", "%d  (order-created %d, payment-completed %d; %d of them re-sends)",

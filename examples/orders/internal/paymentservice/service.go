@@ -42,8 +42,11 @@ type Config struct {
 	HandlerTimeout time.Duration
 	// FromFirstOffset starts a new consumer group at the beginning of its topic (tests, the demo).
 	FromFirstOffset bool
-	Faults          bus.Faults   // failures to inject; none by default
-	Logger          *slog.Logger // default: discard
+	// WithoutInbox applies every delivery, duplicates included, in a plain transaction: the demo's
+	// -without-inbox, to show what the inbox prevents. Never in a real service.
+	WithoutInbox bool
+	Faults       bus.Faults   // failures to inject; none by default
+	Logger       *slog.Logger // default: discard
 }
 
 func (c *Config) setDefaults() error {
@@ -180,6 +183,7 @@ func (s *Service) Run(ctx context.Context) (err error) {
 		NameServers: s.cfg.NameServers, Group: s.cfg.Group, Instance: instance + "-c", Topic: s.cfg.OrderCreatedTopic,
 		Inbox: s.inbox, InboxKey: inboxKey, Handler: s.pay, HandlerTimeout: s.cfg.HandlerTimeout,
 		Faults: s.cfg.Faults, Stats: &s.stats, Logger: s.log, FromFirstOffset: s.cfg.FromFirstOffset,
+		WithoutInbox: withoutInbox(s),
 	})
 	if err != nil {
 		_ = s.ln.Close()
@@ -227,3 +231,10 @@ func randomHex(n int) string {
 
 // Close releases what New acquired, for a service whose Run is never called (Run releases it itself).
 func (s *Service) Close() error { return errors.Join(s.ln.Close(), s.db.Close()) }
+
+func withoutInbox(s *Service) *sqlx.DB {
+	if s.cfg.WithoutInbox {
+		return s.db
+	}
+	return nil
+}

@@ -147,17 +147,39 @@ func (c *Consumer) consume(ctx context.Context, msgs ...*primitive.MessageExt) (
 		<-c.released
 		return c.retry(ctx, 0), nil
 	}
-	defer c.inflight.Done()
+	left := false
+	defer func() {
+		if !left {
+			c.inflight.Done() // also when something below panics (the client recovers it)
+		}
+	}()
+	res := consumer.ConsumeSuccess
 	for _, m := range msgs {
 		switch c.handle(m) {
 		case outcomeDone:
+			continue
 		case outcomeRetry:
-			return c.retry(ctx, c.cfg.SuspendTime), nil
+			res = c.retry(ctx, c.cfg.SuspendTime)
 		case outcomeDeadLetter:
-			return c.deadLetter(ctx, m), nil
+			res = c.deadLetter(ctx, m)
 		}
+		break
 	}
-	return consumer.ConsumeSuccess, nil
+	if res != consumer.ConsumeSuccess && c.isClosing() {
+		// A handler cut short by Shutdown: hand the message to the group's next consumer the same way as one
+		// that arrived during shutdown, rather than sending it back to the broker while the client shuts down.
+		left = true
+		c.inflight.Done()
+		<-c.released
+		return c.retry(ctx, 0), nil
+	}
+	return res, nil
+}
+
+func (c *Consumer) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
 }
 
 func (c *Consumer) enter() bool {

@@ -281,3 +281,88 @@ func TestShutdownWhileFlowingLosesNothing(t *testing.T) {
 	waitFor(t, 90*time.Second, "all effects", func() bool { return e.countEffects() >= len(want) })
 	e.exactlyOnce(want)
 }
+
+// TestConcurrentPoisonIsParked: with concurrent consumption a failing message goes back to the broker and is
+// redelivered until the inbox parks it after MaxAttempts; then it is acknowledged and stops coming back.
+func TestConcurrentPoisonIsParked(t *testing.T) {
+	t.Parallel()
+	e := newBed(t, target(t, fastTarget), 1, inbox.Config{MaxAttempts: 3})
+	var runs attempts
+	e.consumer(nil, func(ctx context.Context, tx *sqlx.Tx, m *rocketmq.Message) error {
+		runs.inc(m.Key)
+		if m.Key == "poison" {
+			return errors.New("cannot handle this")
+		}
+		return effect(ctx, tx, m, 0)
+	})
+	e.publish(1, "poison", "", "p")
+	e.publish(2, "fine", "", "f")
+	var dead []inbox.DeadLetter
+	waitFor(t, 60*time.Second, "the poison message parked", func() bool {
+		var err error
+		dead, err = e.ib.ListDead(context.Background(), inbox.DeadFilter{Key: "poison"})
+		return err == nil && len(dead) == 1
+	})
+	if dead[0].Attempts != 3 || runs.get("poison") != 3 {
+		t.Fatalf("parked after %d attempts, handler ran %d times; want 3 and 3", dead[0].Attempts, runs.get("poison"))
+	}
+	e.exactlyOnce([]string{"fine"})
+}
+
+// TestFingerprintMismatchIsParked: a key reused for a different payload (a producer bug) is not redelivered for
+// ever: the second message is parked under a stand-in key, with the mismatch as its error.
+func TestFingerprintMismatchIsParked(t *testing.T) {
+	t.Parallel()
+	e := newBed(t, target(t, fastTarget), 1, inbox.Config{})
+	e.consumer(nil, func(ctx context.Context, tx *sqlx.Tx, m *rocketmq.Message) error { return effect(ctx, tx, m, 0) })
+	e.publish(1, "reused", "", "first payload")
+	waitFor(t, 30*time.Second, "the first message", func() bool { return e.effects()["reused"] == 1 })
+	e.publish(2, "reused", "", "another payload")
+	var dead []inbox.DeadLetter
+	waitFor(t, 30*time.Second, "the second message parked", func() bool {
+		var err error
+		dead, err = e.ib.ListDead(context.Background(), inbox.DeadFilter{})
+		return err == nil && len(dead) == 1
+	})
+	if !strings.HasPrefix(dead[0].Delivery.Key, "txbox-unusable/") || string(dead[0].Delivery.Payload) != "another payload" ||
+		!strings.Contains(dead[0].LastError, "different payload") {
+		t.Fatalf("dead letter %+v", dead[0])
+	}
+	e.exactlyOnce([]string{"reused"})
+}
+
+// TestShutdownDeadlineCancelsHandlers: a handler that does not finish before Shutdown's ctx ends is cancelled, its
+// transaction rolls back, Shutdown reports ErrShutdown, and the message goes to the group's next consumer.
+func TestShutdownDeadlineCancelsHandlers(t *testing.T) {
+	t.Parallel()
+	e := newBed(t, target(t, fastTarget), 1, inbox.Config{})
+	entered := make(chan struct{}, 1)
+	first := e.consumer(nil, func(ctx context.Context, tx *sqlx.Tx, m *rocketmq.Message) error {
+		if err := effect(ctx, tx, m, 0); err != nil {
+			return err
+		}
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-ctx.Done() // stuck until cancelled
+		return ctx.Err()
+	})
+	e.publish(1, "stuck", "", "s")
+	select {
+	case <-entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the handler never ran")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := first.Shutdown(ctx); !errors.Is(err, rocketmq.ErrShutdown) {
+		t.Fatalf("Shutdown = %v, want ErrShutdown", err)
+	}
+	if n := e.countEffects(); n != 0 {
+		t.Fatalf("%d effects committed by a cancelled handler", n)
+	}
+	e.consumer(nil, func(ctx context.Context, tx *sqlx.Tx, m *rocketmq.Message) error { return effect(ctx, tx, m, 0) })
+	waitFor(t, 60*time.Second, "the message at the next consumer", func() bool { return e.countEffects() == 1 })
+	e.exactlyOnce([]string{"stuck"})
+}

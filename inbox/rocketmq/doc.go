@@ -60,7 +60,9 @@
 // waits for the handlers in flight, and then shuts the client down, which persists the group's offsets. Messages
 // not acknowledged by then are delivered to the group's next consumer: nothing is lost, and what was delivered
 // twice is a Duplicate for the inbox. If Shutdown's ctx ends first, in-flight handlers are cancelled (their
-// transactions roll back) and Shutdown returns ErrShutdown. A consumer cannot be restarted; create a new one.
+// transactions roll back) and Shutdown returns ErrShutdown; their messages, like any that fail while Shutdown
+// runs, are held unacknowledged instead of being sent back to a broker the client is leaving. The client logs
+// "processQueue is dropped without process consume result" (Warn) for each message held this way. A consumer cannot be restarted; create a new one.
 //
 // # Clients in one process
 //

@@ -44,7 +44,7 @@ type Publisher struct {
 // inside the client — one loads the route while another finds the queues but not yet the broker's address and
 // fails at once with "route info not found" — so the first send goes alone.
 type topicGate struct {
-	mu   sync.Mutex
+	turn chan struct{} // capacity 1: holding a token is sending alone
 	warm atomic.Bool
 }
 
@@ -136,25 +136,35 @@ func (p *Publisher) Publish(ctx context.Context, r outbox.Record) error {
 }
 
 func (p *Publisher) send(ctx context.Context, msg *primitive.Message) (*primitive.SendResult, error) {
-	v, _ := p.topics.LoadOrStore(msg.Topic, &topicGate{})
+	v, ok := p.topics.Load(msg.Topic)
+	if !ok {
+		v, _ = p.topics.LoadOrStore(msg.Topic, &topicGate{turn: make(chan struct{}, 1)})
+	}
 	g := v.(*topicGate)
-	if g.warm.Load() {
-		sent := msg.Topic
-		if p.cfg.Namespace != "" {
-			sent = p.cfg.Namespace + "%" + msg.Topic
+	if !g.warm.Load() {
+		select {
+		case g.turn <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		if n := p.sel.count(sent); p.cfg.MaxBatch > 1 && n > 0 && batchable(msg) {
-			return p.batched(ctx, msg, sent, n)
+		if !g.warm.Load() {
+			defer func() { <-g.turn }()
+			res, err := p.p.SendSync(ctx, msg)
+			if err == nil {
+				g.warm.Store(true)
+			}
+			return res, err
 		}
-		return p.p.SendSync(ctx, msg)
+		<-g.turn // warmed up while this call waited
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	res, err := p.p.SendSync(ctx, msg)
-	if err == nil {
-		g.warm.Store(true)
+	sent := msg.Topic
+	if p.cfg.Namespace != "" {
+		sent = p.cfg.Namespace + "%" + msg.Topic
 	}
-	return res, err
+	if n := p.sel.count(sent); p.cfg.MaxBatch > 1 && n > 0 && batchable(msg) {
+		return p.batched(ctx, msg, sent, n)
+	}
+	return p.p.SendSync(ctx, msg)
 }
 
 // batchable: timer messages and large bodies go alone (the broker rejects timers in batches; the client

@@ -10,7 +10,7 @@ NORACE_TESTS = $(GO) test -count=1 -timeout 10m -run Orderly ./inbox/rocketmq/
 # inside rocketmq-client-go (apache/rocketmq-client-go#1115); any race through txbox code fails at once.
 GOTEST = $(GO) run ./internal/gotest
 
-.PHONY: test test-only services services-stop services-status lint vet fmt bench bench-inbox bench-relay
+.PHONY: test test-only demo services services-stop services-status lint vet fmt bench bench-inbox bench-relay
 
 test: lint services
 	@eval "$$(scripts/services.sh env)" && $(GOTEST) $(GOTEST_FLAGS) ./... && $(NORACE_TESTS)
@@ -18,6 +18,13 @@ test: lint services
 # Tests only, against services already running (or your own, via the TXBOX_* variables).
 test-only:
 	@eval "$$(scripts/services.sh env)" && $(GOTEST) $(GOTEST_FLAGS) ./... && $(NORACE_TESTS)
+
+# The orders example end to end with failures injected, ending in a report (exit 1 if an invariant fails).
+# DB=mariadb|postgres, ORDERS=N; more flags: go run ./examples/orders/cmd/demo -h.
+DB ?= mariadb
+ORDERS ?= 1000
+demo: services
+	@eval "$$(scripts/services.sh env)" && $(GO) run ./examples/orders/cmd/demo -db $(DB) -orders $(ORDERS)
 
 services:
 	@scripts/services.sh up

@@ -1,0 +1,50 @@
+// Command order-service runs the example's order service: HTTP POST /orders on TXBOX_LISTEN (default
+// :8080), its relay, and its payment-completed consumer, until SIGINT or SIGTERM.
+//
+// Environment: TXBOX_DB (mysql, mariadb or postgres), TXBOX_DSN (its own database), TXBOX_ROCKETMQ_NAMESRV,
+// and optionally TXBOX_LISTEN, TXBOX_ORDER_CREATED_TOPIC, TXBOX_PAYMENT_COMPLETED_TOPIC, TXBOX_LOG_LEVEL.
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/txbox/txbox/dialect"
+	"github.com/txbox/txbox/examples/orders/internal/cli"
+	"github.com/txbox/txbox/examples/orders/internal/orderservice"
+)
+
+func main() {
+	log := cli.Logger()
+	if err := run(log); err != nil {
+		log.Error("order service failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(log *slog.Logger) error {
+	ctx, stop := cli.SignalContext()
+	defer stop()
+	d, err := dialect.Parse(cli.Env(cli.EnvDB, ""))
+	if err != nil {
+		return fmt.Errorf("%s: %w", cli.EnvDB, err)
+	}
+	ns, err := cli.NameServers(ctx, cli.Env(cli.EnvNameServer, ""))
+	if err != nil {
+		return err
+	}
+	svc, err := orderservice.New(ctx, orderservice.Config{
+		Dialect:               d,
+		DSN:                   cli.Env(cli.EnvDSN, ""),
+		NameServers:           ns,
+		Listen:                cli.Env(cli.EnvListen, ":8080"),
+		OrderCreatedTopic:     cli.Env(cli.EnvOrderCreatedTopic, ""),
+		PaymentCompletedTopic: cli.Env(cli.EnvPaymentCompletedTopic, ""),
+		Logger:                log,
+	})
+	if err != nil {
+		return err
+	}
+	return svc.Run(ctx)
+}

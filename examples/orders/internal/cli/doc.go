@@ -1,0 +1,3 @@
+// Package cli is what the example's commands share: environment variables, logging, signals and name-server
+// addresses.
+package cli

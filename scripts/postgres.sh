@@ -53,7 +53,9 @@ host all all 127.0.0.1/32 scram-sha-256
 HBA
 	fi
 	log "starting on 127.0.0.1:$PORT"
-	as_pg "$bin/pg_ctl" -D "$DATA" -l "$DIR/postgres.log" -w -t 60 start >/dev/null ||
+	# Retried for a while: after a crash (or a kill) the old server's processes can take a moment to exit, and
+	# until they have, PostgreSQL refuses to start on the data directory they still hold.
+	wait_until 60 "pg_ctl start" as_pg "$bin/pg_ctl" -D "$DATA" -l "$DIR/postgres.log" -w -t 60 start ||
 		die "pg_ctl start failed; see $DIR/postgres.log"
 	wait_until 60 "postgres to accept connections" ready || die "postgres not ready; see $DIR/postgres.log"
 	as_pg "$bin/psql" -q -h "$DIR" -p "$PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 >/dev/null <<SQL

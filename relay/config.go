@@ -47,7 +47,9 @@ type Config struct {
 	MinBackoff time.Duration
 	// MaxBackoff bounds the retry delay. Default 5m.
 	MaxBackoff time.Duration
-	// PublishTimeout bounds one Publish call, and so how long a batch holds its rows. Default 30s.
+	// PublishTimeout bounds the publishing of one batch: every Publish call of a batch gets the same deadline,
+	// PublishTimeout after the batch starts publishing, and rows not started by then stay in the outbox
+	// untouched (no attempt counted). It therefore bounds how long a batch holds its rows. Default 30s.
 	PublishTimeout time.Duration
 	// Logger receives the relay's logs (errors at Warn, batches at Debug; never payloads). Default: none.
 	Logger *slog.Logger

@@ -48,8 +48,8 @@
 // returned an error), a batch whose final transaction failed, or a relay that died or lost its database
 // connection mid-batch; in each case at most that batch is published again.
 //
-// How long a row stays claimed: a batch holds its rows for at most PublishTimeout (each Publish call has that
-// deadline) plus its statements; a dead connection frees them at once.
+// How long a row stays claimed: a batch holds its rows for at most PublishTimeout (all Publish calls of the
+// batch share that deadline) plus its statements; a dead connection frees them at once.
 //
 // Order per sharding key: rows with the same ShardingKey are published in id order, one at a time, by
 // whichever relay holds their partition, also across relay processes; a later row is never published before

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -314,4 +315,62 @@ func TestSchemaMissing(t *testing.T) {
 			t.Fatalf("Run: %v, want ErrSchemaMissing", err)
 		}
 	}, testdb.Unmigrated())
+}
+
+// PublishTimeout bounds a batch's publishing as a whole: a Publish call that hangs is cut off at the batch's
+// deadline, and the rows the batch had not started by then stay untouched (no attempt counted), so the next
+// batch publishes them as first attempts.
+func TestPublishTimeoutBoundsTheBatch(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+		ctx := context.Background()
+		ob := newOutbox(t, db)
+		enqueueMany(t, db, ob, 5, func(i int) outbox.Message { return outbox.Message{Topic: "t", Key: "k" + strconv.Itoa(i)} })
+		var hung string // the key of the batch's first call, which hangs until the deadline
+		var mu sync.Mutex
+		pub := memory.New()
+		inner := relay.PublisherFunc(func(ctx context.Context, r outbox.Record) error {
+			mu.Lock()
+			first := hung == ""
+			if first {
+				hung = r.Key
+			}
+			mu.Unlock()
+			if first {
+				<-ctx.Done()
+				return ctx.Err()
+			}
+			return pub.Publish(ctx, r)
+		})
+		var first relay.BatchInfo
+		var batches atomic.Int32
+		r := newRelay(t, db, inner, func(c *relay.Config) {
+			c.Workers, c.PublishConcurrency, c.PublishTimeout = 1, 1, 200*time.Millisecond
+			c.OnBatch = func(b relay.BatchInfo) {
+				if batches.Add(1) == 1 {
+					first = b
+				}
+			}
+		})
+		if _, err := r.Drain(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if first.Claimed != 5 || first.Failed != 1 || first.Held != 4 || first.Published != 0 {
+			t.Fatalf("first batch %+v, want 5 claimed, 1 failed (cut off), 4 held", first)
+		}
+		waitUntil(t, 30*time.Second, "every row published", func() bool {
+			if _, err := r.Drain(ctx); err != nil {
+				t.Fatal(err)
+			}
+			return pub.Len() == 5
+		})
+		for _, rec := range pub.Records() {
+			want := 1
+			if rec.Key == hung {
+				want = 2 // the row whose call was cut off comes back as its second attempt
+			}
+			if rec.Attempt != want {
+				t.Errorf("%s published as attempt %d, want %d", rec.Key, rec.Attempt, want)
+			}
+		}
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/txbox/txbox/dialect"
@@ -15,7 +16,6 @@ import (
 
 // outcome is what publishing a batch produced.
 type outcome struct {
-	mu        sync.Mutex
 	published []dialect.OutboxRowRef
 	retry     []dialect.OutboxRetryRow
 	bury      []dialect.OutboxBuryRow
@@ -24,60 +24,76 @@ type outcome struct {
 
 // publishAll publishes rows concurrently: each row without a sharding key on its own, the rows of one sharding
 // key one after another in id order. When a row of a key fails, the key's later rows in the batch are not
-// attempted (they stay in the outbox, untouched), so they can never overtake it.
+// attempted (they stay in the outbox, untouched), so they can never overtake it. Every Publish call of the
+// batch shares one deadline, PublishTimeout from now; rows not started by then stay untouched too.
 func (w *worker) publishAll(ctx context.Context, rows []dialect.OutboxRow) *outcome {
-	out := &outcome{}
-	groups := make(map[string][]*dialect.OutboxRow)
-	var singles [][]*dialect.OutboxRow
+	groups := make(map[string][]int)
+	var singles [][]int
 	for i := range rows {
-		row := &rows[i]
-		if row.Partition < 0 || row.ShardingKey == "" {
-			singles = append(singles, []*dialect.OutboxRow{row})
+		if rows[i].Partition < 0 || rows[i].ShardingKey == "" {
+			singles = append(singles, []int{i})
 			continue
 		}
-		groups[row.ShardingKey] = append(groups[row.ShardingKey], row)
+		groups[rows[i].ShardingKey] = append(groups[rows[i].ShardingKey], i)
 	}
 	// Sharding keys first, longest first: their rows go one after another, so they set the batch's length.
-	order := make([][]*dialect.OutboxRow, 0, len(groups)+len(singles))
+	order := make([][]int, 0, len(groups)+len(singles))
 	for _, g := range groups {
 		order = append(order, g) // rows are in id order: claimKeyed sorted them
 	}
-	slices.SortFunc(order, func(a, b []*dialect.OutboxRow) int { return len(b) - len(a) })
+	slices.SortFunc(order, func(a, b []int) int { return len(b) - len(a) })
 	order = append(order, singles...)
-	// A fixed pool takes groups from a channel: cheaper than a goroutine per group when most groups are one
-	// unkeyed row.
-	work := make(chan []*dialect.OutboxRow)
-	var wg sync.WaitGroup
-	for range min(len(order), w.r.cfg.PublishConcurrency) {
-		wg.Go(func() {
-			for g := range work {
-				for i, row := range g {
-					if !out.record(w.r, row, w.publishOne(ctx, row)) {
-						out.mu.Lock()
-						out.held += len(g) - i - 1
-						out.mu.Unlock()
-						break
-					}
+
+	pctx, cancel := context.WithTimeout(ctx, w.r.cfg.PublishTimeout)
+	defer cancel()
+	// Each row's result has its own slot, written by the one goroutine that publishes it: no lock per row.
+	tried := make([]bool, len(rows))
+	errs := make([]error, len(rows))
+	var next atomic.Int64
+	publish := func() {
+		for {
+			gi := int(next.Add(1) - 1)
+			if gi >= len(order) {
+				return
+			}
+			for _, i := range order[gi] {
+				if pctx.Err() != nil {
+					break // out of time: the rest of the batch stays untouched, no attempt counted
+				}
+				tried[i] = true
+				if errs[i] = w.publishOne(pctx, &rows[i]); errs[i] != nil {
+					break
 				}
 			}
-		})
+		}
 	}
-	for _, g := range order {
-		work <- g
+	if n := min(len(order), w.r.cfg.PublishConcurrency); n > 1 {
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(publish)
+		}
+		wg.Wait()
+	} else {
+		publish()
 	}
-	close(work)
-	wg.Wait()
+
+	out := &outcome{published: make([]dialect.OutboxRowRef, 0, len(rows))}
+	for i := range rows {
+		row := &rows[i]
+		switch {
+		case !tried[i]:
+			out.held++
+		case errs[i] == nil:
+			out.published = append(out.published, dialect.OutboxRowRef{ID: row.ID, Partition: row.Partition})
+		default:
+			out.failed(w.r, row, errs[i])
+		}
+	}
 	return out
 }
 
-// record files one publish result and reports whether it succeeded.
-func (o *outcome) record(r *Relay, row *dialect.OutboxRow, err error) bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if err == nil {
-		o.published = append(o.published, dialect.OutboxRowRef{ID: row.ID, Partition: row.Partition})
-		return true
-	}
+// failed files a failed publish: a retry with backoff, or the dead-letter table.
+func (o *outcome) failed(r *Relay, row *dialect.OutboxRow, err error) {
 	attempt := row.Attempts + 1
 	dead := attempt >= r.cfg.MaxAttempts || errors.Is(err, ErrPermanent)
 	if dead {
@@ -87,7 +103,6 @@ func (o *outcome) record(r *Relay, row *dialect.OutboxRow, err error) bool {
 	}
 	r.log.Warn("relay: publish failed", "outbox_id", row.ID, "topic", row.Topic, "key", row.Key, "attempt", attempt,
 		"dead", dead, "error", err)
-	return false
 }
 
 func (w *worker) publishOne(ctx context.Context, row *dialect.OutboxRow) (err error) {
@@ -100,9 +115,7 @@ func (w *worker) publishOne(ctx context.Context, row *dialect.OutboxRow) (err er
 			err = fmt.Errorf("%w: %v", ErrPublishPanic, p)
 		}
 	}()
-	pctx, cancel := context.WithTimeout(ctx, w.r.cfg.PublishTimeout)
-	defer cancel()
-	return w.r.cfg.Publisher.Publish(pctx, rec)
+	return w.r.cfg.Publisher.Publish(ctx, rec)
 }
 
 // backoff is the delay after the attempt-th failure: MinBackoff doubled per earlier failure, capped at

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -32,6 +33,7 @@ var (
 	producer = flag.Int("producers", 8, "concurrent producers in the latency run")
 	notify   = flag.Bool("notify", true, "PostgreSQL: Enqueue sends NOTIFY in the enqueue benchmark (outbox.Config.DisableNotify)")
 	parts    = flag.String("parts", "enqueue,drain,latency", "benchmarks to run")
+	cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of the whole run (this process only, not the database) to this file")
 )
 
 type target struct {
@@ -50,6 +52,18 @@ type result struct {
 
 func main() {
 	flag.Parse()
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var targets []target
 	if dsn := os.Getenv("TXBOX_MYSQL_DSN"); dsn != "" && *only != "postgres" {
 		targets = append(targets, target{name: "mariadb", driver: "mysql", dsn: dsn, options: "go-sql-driver/mysql, interpolateParams=true", d: dialect.MySQL})

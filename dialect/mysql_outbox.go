@@ -142,7 +142,7 @@ func (d mysqlDialect) OutboxSelectKeyed(ctx context.Context, tx DBTX, p *OutboxS
 	if err != nil {
 		return nil, interpretError(err)
 	}
-	out, err := scanOutboxRows(rows, mysqlNewTime, mysqlTimeOf)
+	out, err := scanOutboxRows(rows, p.PerPartition*len(p.Partitions), mysqlNewTime, mysqlTimeOf)
 	return out, interpretError(err)
 }
 
@@ -160,7 +160,7 @@ func (d mysqlDialect) OutboxClaimUnkeyed(ctx context.Context, tx DBTX, p *Outbox
 	if err != nil {
 		return nil, interpretError(err)
 	}
-	out, err := scanOutboxRows(rows, mysqlNewTime, mysqlTimeOf)
+	out, err := scanOutboxRows(rows, p.Limit, mysqlNewTime, mysqlTimeOf)
 	return out, interpretError(err)
 }
 

@@ -226,13 +226,17 @@ func clipError(s string) string {
 	return s[:cut]
 }
 
-func scanOutboxRows(rows *sql.Rows, created func() sql.Scanner, at func(sql.Scanner) time.Time) ([]OutboxRow, error) {
+// scanOutboxRows reads rows; capacity is the most rows the query can return (bounded, it sizes the slice).
+func scanOutboxRows(rows *sql.Rows, capacity int, created func() sql.Scanner, at func(sql.Scanner) time.Time) ([]OutboxRow, error) {
 	defer rows.Close()
 	var out []OutboxRow
+	c := created() // every Scan overwrites it
 	for rows.Next() {
+		if out == nil { // sized on the first row: an empty poll allocates nothing
+			out = make([]OutboxRow, 0, min(max(capacity, 1), 4096))
+		}
 		var r OutboxRow
 		var headers sql.NullString
-		c := created()
 		if err := rows.Scan(&r.ID, &r.Partition, &r.Topic, &r.Key, &r.Tag, &r.ShardingKey, &r.Payload, &headers,
 			&r.Attempts, c); err != nil {
 			return nil, err

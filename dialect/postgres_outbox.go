@@ -151,7 +151,7 @@ func (d postgresDialect) OutboxSelectKeyed(ctx context.Context, tx DBTX, p *Outb
 	if err != nil {
 		return nil, interpretError(err)
 	}
-	out, err := scanOutboxRows(rows, pgNewTime, pgTimeOf)
+	out, err := scanOutboxRows(rows, p.PerPartition*len(p.Partitions), pgNewTime, pgTimeOf)
 	return out, interpretError(err)
 }
 
@@ -165,7 +165,7 @@ func (d postgresDialect) OutboxClaimUnkeyed(ctx context.Context, tx DBTX, p *Out
 	if err != nil {
 		return nil, interpretError(err)
 	}
-	out, err := scanOutboxRows(rows, pgNewTime, pgTimeOf)
+	out, err := scanOutboxRows(rows, p.Limit, pgNewTime, pgTimeOf)
 	return out, interpretError(err)
 }
 

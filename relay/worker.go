@@ -30,7 +30,15 @@ type worker struct {
 	cursor     int64 // unkeyed rows: highest id claimed in this scan
 	lastRescan time.Time
 	keyedFirst bool // alternates which kind of row gets the batch's room first
+
+	streaming bool      // the previous batch claimed rows
+	noKeyed   time.Time // when the last look for keyed partitions found none (zero: it found some)
 }
+
+// keyedRecheck is how long a worker that found no keyed rows skips looking for them again while its batches
+// keep claiming unkeyed rows: a round trip saved on most batches of an unkeyed backlog, at the price of a
+// keyed row enqueued meanwhile waiting up to this long. After an idle pass or a wake-up it always looks.
+const keyedRecheck = 5 * time.Millisecond
 
 func (r *Relay) newWorker(i int) *worker {
 	chunk := (outbox.Partitions + r.cfg.Workers - 1) / r.cfg.Workers
@@ -56,6 +64,7 @@ func (w *worker) loop(ctx context.Context, drain bool, n *atomic.Int64) error {
 		start := time.Now()
 		info, err := w.batch(ctx)
 		info.Duration = time.Since(start)
+		w.streaming = err == nil && info.Claimed > 0
 		if err != nil && info.Err == nil {
 			info.Err = err
 		}
@@ -119,10 +128,17 @@ func (w *worker) dropConn() {
 // hold rows, going round the ring from where the previous batch stopped, so that the workers of a relay
 // (which start chunk apart) and the relays (which start at random) spread over the partitions.
 func (w *worker) nextPartitions(ctx context.Context) ([]int, error) {
+	if w.streaming && !w.noKeyed.IsZero() && time.Since(w.noKeyed) < keyedRecheck {
+		return nil, nil
+	}
 	have, err := w.r.d.OutboxKeyedPartitions(ctx, w.conn, &dialect.OutboxKeyedPartitionsParams{Table: w.r.cfg.Table})
 	if err != nil || len(have) == 0 {
+		if err == nil {
+			w.noKeyed = time.Now()
+		}
 		return nil, err
 	}
+	w.noKeyed = time.Time{}
 	start := sort.SearchInts(have, w.off) // first partition at or after the offset, wrapping round
 	n := min(w.chunk, len(have))
 	ps := make([]int, n)

@@ -12,7 +12,9 @@
 //
 //  1. Find the keyed partitions (outbox.PartitionOf) that hold rows, with one index dive per partition, and
 //     try to take, without waiting, the session-level advisory locks (pg_try_advisory_lock, GET_LOCK) of up to
-//     64/Workers of them; where the slice starts rotates from batch to batch.
+//     64/Workers of them; where the slice starts rotates from batch to batch. A worker that found no keyed
+//     rows skips this look for 5ms while its batches keep claiming unkeyed rows (one round trip less per batch
+//     of an unkeyed backlog); after an idle pass or a wake-up it always looks.
 //  2. Read the due rows of the partitions it got, per partition in id order, leaving out every row that has an
 //     earlier row of its sharding key that is not due (in backoff or delayed). The partition lock is the claim:
 //     no other relay reads those partitions while it is held.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -172,11 +173,20 @@ func (d mysqlDialect) OutboxDelete(ctx context.Context, tx DBTX, p *OutboxDelete
 	if err != nil {
 		return 0, err
 	}
-	js := make([]mysqlRefJSON, len(p.Rows))
+	// The refs as JSON, built by hand: json.Marshal's reflection was a tenth of a drained batch's client time.
+	data := make([]byte, 0, 32*len(p.Rows))
+	data = append(data, '[')
 	for i, r := range p.Rows {
-		js[i] = mysqlRefJSON{P: r.Partition, ID: r.ID}
+		if i > 0 {
+			data = append(data, ',')
+		}
+		data = append(data, `{"p":`...)
+		data = strconv.AppendInt(data, int64(r.Partition), 10)
+		data = append(data, `,"id":`...)
+		data = strconv.AppendInt(data, r.ID, 10)
+		data = append(data, '}')
 	}
-	data, _ := json.Marshal(js)
+	data = append(data, ']')
 	res, err := tx.ExecContext(ctx, "DELETE o FROM "+mysqlRefsTable+" STRAIGHT_JOIN "+t+" AS o ON o.part = j.p AND o.id = j.id",
 		string(data))
 	if err != nil {

@@ -231,12 +231,13 @@ func scanOutboxRows(rows *sql.Rows, capacity int, created func() sql.Scanner, at
 	defer rows.Close()
 	var out []OutboxRow
 	c := created() // every Scan overwrites it
+	var headers sql.NullString
 	for rows.Next() {
 		if out == nil { // sized on the first row: an empty poll allocates nothing
 			out = make([]OutboxRow, 0, min(max(capacity, 1), 4096))
 		}
-		var r OutboxRow
-		var headers sql.NullString
+		out = append(out, OutboxRow{})
+		r := &out[len(out)-1] // scanned in place: no row escapes to the heap on its own
 		if err := rows.Scan(&r.ID, &r.Partition, &r.Topic, &r.Key, &r.Tag, &r.ShardingKey, &r.Payload, &headers,
 			&r.Attempts, c); err != nil {
 			return nil, err
@@ -248,7 +249,6 @@ func scanOutboxRows(rows *sql.Rows, capacity int, created func() sql.Scanner, at
 			r.Payload = []byte{}
 		}
 		r.CreatedAt = at(c)
-		out = append(out, r)
 	}
 	return out, rows.Err()
 }

@@ -15,33 +15,45 @@ import (
 // blocks so that both see the same machine load, and returns both rates in tx/s. The business transaction is
 // one INSERT (statements == 1: the harshest case, where the outbox adds a whole statement to three) or an
 // order placement: lock the customer row, insert the order, update the customer (statements == 3).
-func benchEnqueue(db *sqlx.DB, d dialect.Dialect, n, statements int) (with, without float64, err error) {
+// Two yardsticks run in the same blocks: plus1, the business transaction plus one trivial statement (SELECT 1)
+// instead of the message, the cost of any extra round trip in the caller's transaction; and hand, plus a
+// hand-written INSERT of the same row into txbox_outbox (no validation, no NOTIFY), what an outbox costs
+// without txbox.
+func benchEnqueue(db *sqlx.DB, d dialect.Dialect, n, statements int) (with, without, plus1, hand float64, err error) {
 	ctx := context.Background()
 	for _, ddl := range []string{
 		"CREATE TABLE bench_orders (id BIGINT PRIMARY KEY, customer VARCHAR(64) NOT NULL, amount BIGINT NOT NULL)",
 		"CREATE TABLE bench_customers (id VARCHAR(64) PRIMARY KEY, orders BIGINT NOT NULL, spent BIGINT NOT NULL)",
 	} {
 		if _, err := db.ExecContext(ctx, ddl); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, 0, err
 		}
 	}
 	const customers = 1000
 	for c := range customers {
 		if _, err := db.ExecContext(ctx, d.Rebind("INSERT INTO bench_customers (id, orders, spent) VALUES (?, 0, 0)"), fmt.Sprintf("c-%d", c)); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, 0, err
 		}
 	}
 	lockCustomer := d.Rebind("SELECT orders FROM bench_customers WHERE id = ? FOR UPDATE")
 	updCustomer := d.Rebind("UPDATE bench_customers SET orders = orders + 1, spent = spent + ? WHERE id = ?")
 	ob, err := outbox.New(outbox.Config{Dialect: d, DisableNotify: !*notify})
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	insert := d.Rebind("INSERT INTO bench_orders (id, customer, amount) VALUES (?, ?, ?)")
 	payload := []byte(`{"order":12345,"customer":"c-42","amount":1999,"currency":"EUR"}`)
-	var tWith, tWithout time.Duration
+	var tWith, tWithout, tPlus1, tHand time.Duration
 	id := int64(0)
-	one := func(msg bool) error {
+	const (
+		bare = iota
+		withMsg
+		withSelect1
+		withHand
+	)
+	handInsert := d.Rebind("INSERT INTO txbox_outbox (part, topic, msg_key, tag, sharding_key, payload, attempts," +
+		" available_at, created_at) VALUES (-1, ?, ?, ?, '', ?, 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)")
+	one := func(mode int) error {
 		id++
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
@@ -65,7 +77,20 @@ func benchEnqueue(db *sqlx.DB, d dialect.Dialect, n, statements int) (with, with
 				return err
 			}
 		}
-		if msg {
+		if mode == withSelect1 {
+			var one int
+			if err := tx.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+				_ = tx.Rollback()
+				return err
+			}
+		}
+		if mode == withHand {
+			if _, err := tx.ExecContext(ctx, handInsert, "orders", fmt.Sprintf("%d/order-created", id), "created", payload); err != nil {
+				_ = tx.Rollback()
+				return err
+			}
+		}
+		if mode == withMsg {
 			key := fmt.Sprintf("%d/order-created", id)
 			if err := ob.Enqueue(ctx, tx, outbox.Message{Topic: "orders", Key: key, Tag: "created", Payload: payload}); err != nil {
 				_ = tx.Rollback()
@@ -76,20 +101,25 @@ func benchEnqueue(db *sqlx.DB, d dialect.Dialect, n, statements int) (with, with
 	}
 	const block = 100
 	for done := 0; done < n; done += block {
-		for _, msg := range []bool{false, true} {
+		for _, mode := range []int{bare, withMsg, withSelect1, withHand} {
 			start := time.Now()
 			for range block {
-				if err := one(msg); err != nil {
-					return 0, 0, err
+				if err := one(mode); err != nil {
+					return 0, 0, 0, 0, err
 				}
 			}
-			if msg {
+			switch mode {
+			case withMsg:
 				tWith += time.Since(start)
-			} else {
+			case withSelect1:
+				tPlus1 += time.Since(start)
+			case withHand:
+				tHand += time.Since(start)
+			default:
 				tWithout += time.Since(start)
 			}
 		}
 	}
 	total := float64((n + block - 1) / block * block)
-	return total / tWith.Seconds(), total / tWithout.Seconds(), nil
+	return total / tWith.Seconds(), total / tWithout.Seconds(), total / tPlus1.Seconds(), total / tHand.Seconds(), nil
 }

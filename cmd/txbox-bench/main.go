@@ -122,11 +122,11 @@ func runTarget(tg target) ([]result, error) {
 		if !strings.Contains(*parts, "enqueue") {
 			break
 		}
-		var with, without []float64
+		var with, without, plus1, hand []float64
 		for range *rounds {
 			err := withDB(tg, func(db *sqlx.DB) error {
-				a, b, err := benchEnqueue(db, tg.d, *txs, stmts)
-				with, without = append(with, a), append(without, b)
+				a, b, c, h, err := benchEnqueue(db, tg.d, *txs, stmts)
+				with, without, plus1, hand = append(with, a), append(without, b), append(plus1, c), append(hand, h)
 				return err
 			})
 			if err != nil {
@@ -134,7 +134,11 @@ func runTarget(tg target) ([]result, error) {
 			}
 		}
 		out = append(out, result{db: tg.name, measure: fmt.Sprintf("enqueue tx/s, %d-stmt tx", stmts), value: median(with), raw: median(without),
-			ratio: medianRatio(with, without), unit: "tx/s", target: ">= 0.8x raw", ok: func(_, r float64) bool { return r >= 0.8 }})
+			ratio: medianRatio(with, without), unit: "tx/s", target: ">= 0.8x raw", ok: func(_, r float64) bool { return r >= 0.8 }},
+			result{db: tg.name, measure: "  yardstick: +SELECT 1", value: median(plus1), raw: median(without),
+				ratio: medianRatio(plus1, without), unit: "tx/s", target: "(1 round trip)"},
+			result{db: tg.name, measure: "  yardstick: +hand INSERT", value: median(hand), raw: median(without),
+				ratio: medianRatio(hand, without), unit: "tx/s", target: "(no txbox)"})
 	}
 	// (b) drain
 	for _, workers := range []int{1, 4} {

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -18,7 +21,7 @@ import (
 // Two yardsticks run in the same blocks: plus1, the business transaction plus one trivial statement (SELECT 1)
 // instead of the message, the cost of any extra round trip in the caller's transaction; and hand, plus a
 // hand-written INSERT of the same row into txbox_outbox (no validation, no NOTIFY), what an outbox costs
-// without txbox.
+// without txbox. clients transactions run at once (-enqueue-clients; default 1, the latency-bound case).
 func benchEnqueue(db *sqlx.DB, d dialect.Dialect, n, statements int) (with, without, plus1, hand float64, err error) {
 	ctx := context.Background()
 	for _, ddl := range []string{
@@ -44,7 +47,7 @@ func benchEnqueue(db *sqlx.DB, d dialect.Dialect, n, statements int) (with, with
 	insert := d.Rebind("INSERT INTO bench_orders (id, customer, amount) VALUES (?, ?, ?)")
 	payload := []byte(`{"order":12345,"customer":"c-42","amount":1999,"currency":"EUR"}`)
 	var tWith, tWithout, tPlus1, tHand time.Duration
-	id := int64(0)
+	var lastID atomic.Int64
 	const (
 		bare = iota
 		withMsg
@@ -54,7 +57,7 @@ func benchEnqueue(db *sqlx.DB, d dialect.Dialect, n, statements int) (with, with
 	handInsert := d.Rebind("INSERT INTO txbox_outbox (part, topic, msg_key, tag, sharding_key, payload, attempts," +
 		" available_at, created_at) VALUES (-1, ?, ?, ?, '', ?, 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)")
 	one := func(mode int) error {
-		id++
+		id := lastID.Add(1)
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
 			return err
@@ -103,10 +106,23 @@ func benchEnqueue(db *sqlx.DB, d dialect.Dialect, n, statements int) (with, with
 	for done := 0; done < n; done += block {
 		for _, mode := range []int{bare, withMsg, withSelect1, withHand} {
 			start := time.Now()
-			for range block {
-				if err := one(mode); err != nil {
-					return 0, 0, 0, 0, err
-				}
+			var left atomic.Int64
+			left.Store(block)
+			errs := make([]error, *clients)
+			var wg sync.WaitGroup
+			for c := range *clients {
+				wg.Go(func() {
+					for left.Add(-1) >= 0 {
+						if err := one(mode); err != nil {
+							errs[c] = err
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			if err := errors.Join(errs...); err != nil {
+				return 0, 0, 0, 0, err
 			}
 			switch mode {
 			case withMsg:

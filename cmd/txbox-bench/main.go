@@ -33,6 +33,7 @@ var (
 	producer = flag.Int("producers", 8, "concurrent producers in the latency run")
 	notify   = flag.Bool("notify", true, "PostgreSQL: Enqueue sends NOTIFY in the enqueue benchmark (outbox.Config.DisableNotify)")
 	parts    = flag.String("parts", "enqueue,drain,latency", "benchmarks to run")
+	clients  = flag.Int("enqueue-clients", 1, "concurrent producers in the enqueue benchmark")
 	cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of the whole run (this process only, not the database) to this file")
 )
 
@@ -133,7 +134,7 @@ func runTarget(tg target) ([]result, error) {
 				return nil, fmt.Errorf("enqueue: %w", err)
 			}
 		}
-		out = append(out, result{db: tg.name, measure: fmt.Sprintf("enqueue tx/s, %d-stmt tx", stmts), value: median(with), raw: median(without),
+		out = append(out, result{db: tg.name, measure: fmt.Sprintf("enqueue tx/s, %d-stmt tx, %d cl", stmts, *clients), value: median(with), raw: median(without),
 			ratio: medianRatio(with, without), unit: "tx/s", target: ">= 0.8x raw", ok: func(_, r float64) bool { return r >= 0.8 }},
 			result{db: tg.name, measure: "  yardstick: +SELECT 1", value: median(plus1), raw: median(without),
 				ratio: medianRatio(plus1, without), unit: "tx/s", target: "(1 round trip)"},

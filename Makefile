@@ -50,8 +50,15 @@ fmt:
 # Benchmarks print figures and ratios against a raw baseline measured in the same run, on both databases.
 bench: bench-inbox bench-relay
 
+# benchstat (golang.org/x/perf, run by version, not a module dependency) turns the six runs into medians with
+# confidence intervals; the raw output stays in $(BENCH_OUT).
+BENCHSTAT ?= golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+BENCH_OUT ?= /tmp/txbox-bench-inbox.txt
 bench-inbox: services
-	@eval "$$(scripts/services.sh env)" && $(GO) test -run '^$$' -bench BenchmarkProcess -benchtime 2000x -count 5 ./inbox/
+	@eval "$$(scripts/services.sh env)" && set -o pipefail && \
+		$(GO) test -run '^$$' -bench BenchmarkProcess -benchtime 2000x -count 6 ./inbox/ | tee $(BENCH_OUT)
+	@echo; echo "medians of 6 runs (target: inbox/raw >= 0.85; raw1 = raw + one SELECT 1, hand = raw + hand-written dedup row):"
+	@$(GO) run $(BENCHSTAT) -filter '.unit:(raw-msg/s OR inbox-msg/s OR inbox/raw OR hand/raw OR raw1/raw)' $(BENCH_OUT)
 
 bench-relay: services
 	@eval "$$(scripts/services.sh env)" && $(GO) run ./cmd/txbox-bench -rounds 5

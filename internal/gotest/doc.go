@@ -9,5 +9,8 @@
 // the package is run again, at most twice. Any other race, or any failure without a race report, fails the run
 // as usual.
 //
+// The log stays short: the output of a test that passed is dropped; failed and skipped tests, package
+// summaries and output outside tests are printed. GOTEST_VERBOSE=1 prints everything, like go test -v.
+//
 // Usage: go run ./internal/gotest [go test flags and packages]
 package main

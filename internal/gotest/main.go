@@ -53,8 +53,8 @@ func main() {
 	}
 }
 
-// run runs go test -json with args, echoes the plain output, and returns the failed packages with each
-// package's output.
+// run runs go test -json with args, prints its output through a printer, and returns the failed packages
+// with each package's whole output.
 func run(args []string) (failed []string, outputs map[string][]string, err error) {
 	cmd := exec.Command("go", append([]string{"test", "-json"}, args...)...)
 	cmd.Stderr = os.Stderr
@@ -66,6 +66,7 @@ func run(args []string) (failed []string, outputs map[string][]string, err error
 		return nil, nil, err
 	}
 	outputs = map[string][]string{}
+	pr := newPrinter(os.Stdout, os.Getenv("GOTEST_VERBOSE") != "")
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
@@ -75,8 +76,8 @@ func run(args []string) (failed []string, outputs map[string][]string, err error
 			fmt.Println(string(line)) // build errors and the like are not JSON
 			continue
 		}
+		pr.event(ev)
 		if ev.Output != "" {
-			io.WriteString(os.Stdout, ev.Output)
 			outputs[ev.Package] = append(outputs[ev.Package], ev.Output)
 		}
 		if ev.Action == "fail" && ev.Test == "" {
@@ -91,6 +92,60 @@ func run(args []string) (failed []string, outputs map[string][]string, err error
 		return nil, nil, fmt.Errorf("go test failed without a failed package (build error?): %w", werr)
 	}
 	return failed, outputs, nil
+}
+
+// printer keeps the log short: a test's output is held until the test ends and printed only when it failed
+// or was skipped (the skip's reason); a package's own lines (its ok/FAIL summary, output outside tests) are
+// printed as they come. When a package fails, the held output of its tests that never ended (a panic, a
+// timeout) is printed too. verbose prints everything as it comes, like go test -v.
+type printer struct {
+	w       io.Writer
+	verbose bool
+	held    map[[2]string][]string // (package, test) → output so far
+}
+
+func newPrinter(w io.Writer, verbose bool) *printer {
+	return &printer{w: w, verbose: verbose, held: map[[2]string][]string{}}
+}
+
+func (p *printer) event(ev event) {
+	if p.verbose {
+		io.WriteString(p.w, ev.Output)
+		return
+	}
+	if ev.Test == "" {
+		if ev.Action == "fail" {
+			for k, out := range p.held {
+				if k[0] == ev.Package {
+					p.write(out)
+					delete(p.held, k)
+				}
+			}
+		}
+		if ev.Output != "" && ev.Output != "PASS\n" {
+			io.WriteString(p.w, ev.Output)
+		}
+		return
+	}
+	k := [2]string{ev.Package, ev.Test}
+	switch ev.Action {
+	case "output":
+		p.held[k] = append(p.held[k], ev.Output)
+	case "fail", "skip":
+		p.write(p.held[k])
+		delete(p.held, k)
+	case "pass":
+		delete(p.held, k)
+	}
+}
+
+func (p *printer) write(lines []string) {
+	for _, l := range lines {
+		if strings.HasPrefix(l, "=== ") { // RUN, PAUSE, CONT, NAME: noise without the passing tests around them
+			continue
+		}
+		io.WriteString(p.w, l)
+	}
 }
 
 // classify returns "" when every failure in a package's output is explained by data races whose two

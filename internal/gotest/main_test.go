@@ -61,3 +61,39 @@ func TestFlagsOnly(t *testing.T) {
 		t.Errorf("flagsOnly = %q", got)
 	}
 }
+
+func TestPrinterKeepsFailuresOnly(t *testing.T) {
+	var b strings.Builder
+	p := newPrinter(&b, false)
+	for _, ev := range []event{
+		{Action: "output", Package: "a", Test: "TestOK", Output: "=== RUN   TestOK\n"},
+		{Action: "output", Package: "a", Test: "TestOK", Output: "    ok_test.go:1: chatter\n"},
+		{Action: "pass", Package: "a", Test: "TestOK"},
+		{Action: "output", Package: "a", Test: "TestBad", Output: "=== RUN   TestBad\n"},
+		{Action: "output", Package: "a", Test: "TestBad", Output: "    bad_test.go:2: want 1, got 2\n"},
+		{Action: "output", Package: "a", Test: "TestBad", Output: "--- FAIL: TestBad (0.00s)\n"},
+		{Action: "fail", Package: "a", Test: "TestBad"},
+		{Action: "output", Package: "a", Test: "TestSkip", Output: "--- SKIP: TestSkip (0.00s)\n    s_test.go:3: no pgx\n"},
+		{Action: "skip", Package: "a", Test: "TestSkip"},
+		{Action: "output", Package: "a", Test: "TestHung", Output: "    hung_test.go:4: waiting\n"},
+		{Action: "output", Package: "a", Output: "panic: test timed out after 1s\n"},
+		{Action: "output", Package: "a", Output: "FAIL\ta\t1.0s\n"},
+		{Action: "fail", Package: "a"},
+		{Action: "output", Package: "b", Output: "PASS\n"},
+		{Action: "output", Package: "b", Output: "ok  \tb\t0.1s\n"},
+	} {
+		p.event(ev)
+	}
+	got := b.String()
+	for _, want := range []string{"want 1, got 2", "--- FAIL: TestBad", "--- SKIP: TestSkip", "no pgx",
+		"panic: test timed out", "hung_test.go:4: waiting", "FAIL\ta", "ok  \tb"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+	for _, unwanted := range []string{"chatter", "=== RUN", "PASS\n"} {
+		if strings.Contains(got, unwanted) {
+			t.Errorf("output has %q:\n%s", unwanted, got)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 // server serves /metrics, /healthz and /readyz next to a long-running command.
 type server struct {
 	http *http.Server
+	addr string // where it listens, port resolved
 	done chan struct{}
 }
 
@@ -45,6 +46,7 @@ func startServer(addr string, reg *prometheus.Registry, ready func(context.Conte
 	})
 	s := &server{
 		http: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
+		addr: ln.Addr().String(),
 		done: make(chan struct{}),
 	}
 	go func() {
@@ -53,7 +55,7 @@ func startServer(addr string, reg *prometheus.Registry, ready func(context.Conte
 			log.Error("txbox: metrics server failed", "error", err)
 		}
 	}()
-	log.Info("txbox: serving /metrics, /healthz and /readyz", "addr", ln.Addr().String())
+	log.Info("txbox: serving /metrics, /healthz and /readyz", "addr", s.addr)
 	return s, nil
 }
 

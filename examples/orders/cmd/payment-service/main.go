@@ -1,45 +1,15 @@
 package main
 
 import (
-	"fmt"
-	"log/slog"
-	"os"
+	"context"
 
-	"github.com/txbox/txbox/dialect"
 	"github.com/txbox/txbox/examples/orders/internal/cli"
 	"github.com/txbox/txbox/examples/orders/internal/paymentservice"
+	"github.com/txbox/txbox/examples/orders/internal/service"
 )
 
 func main() {
-	log := cli.Logger()
-	if err := run(log); err != nil {
-		log.Error("payment service failed", "err", err)
-		os.Exit(1)
-	}
-}
-
-func run(log *slog.Logger) error {
-	ctx, stop := cli.SignalContext()
-	defer stop()
-	d, err := dialect.Parse(cli.Env(cli.EnvDB, ""))
-	if err != nil {
-		return fmt.Errorf("%s: %w", cli.EnvDB, err)
-	}
-	ns, err := cli.NameServers(ctx, cli.Env(cli.EnvNameServer, ""))
-	if err != nil {
-		return err
-	}
-	svc, err := paymentservice.New(ctx, paymentservice.Config{
-		Dialect:               d,
-		DSN:                   cli.Env(cli.EnvDSN, ""),
-		NameServers:           ns,
-		Listen:                cli.Env(cli.EnvListen, ":8081"),
-		OrderCreatedTopic:     cli.Env(cli.EnvOrderCreatedTopic, ""),
-		PaymentCompletedTopic: cli.Env(cli.EnvPaymentCompletedTopic, ""),
-		Logger:                log,
+	cli.Main("payment service", ":8081", func(ctx context.Context, cfg service.Config) (cli.Runner, error) {
+		return paymentservice.New(ctx, cfg)
 	})
-	if err != nil {
-		return err
-	}
-	return svc.Run(ctx)
 }

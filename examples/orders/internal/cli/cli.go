@@ -11,6 +11,9 @@ import (
 	"syscall"
 
 	"github.com/apache/rocketmq-client-go/v2/rlog"
+
+	"github.com/txbox/txbox/dialect"
+	"github.com/txbox/txbox/examples/orders/internal/service"
 )
 
 // Environment variables the services read (docker-compose.yml sets them; a test checks that it sets only
@@ -90,4 +93,45 @@ func NameServers(ctx context.Context, list string) ([]string, error) {
 		return nil, fmt.Errorf("no RocketMQ name server: set %s (e.g. 127.0.0.1:9876)", EnvNameServer)
 	}
 	return out, nil
+}
+
+// Runner is a service New has built.
+type Runner interface {
+	Run(ctx context.Context) error
+}
+
+// Main is a service command's main: it reads the environment (listen is the default of TXBOX_LISTEN), builds
+// the service with start, runs it until SIGINT or SIGTERM, and exits 1 on failure.
+func Main(name, listen string, start func(context.Context, service.Config) (Runner, error)) {
+	log := Logger()
+	if err := runService(log, listen, start); err != nil {
+		log.Error(name+" failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func runService(log *slog.Logger, listen string, start func(context.Context, service.Config) (Runner, error)) error {
+	ctx, stop := SignalContext()
+	defer stop()
+	d, err := dialect.Parse(Env(EnvDB, ""))
+	if err != nil {
+		return fmt.Errorf("%s: %w", EnvDB, err)
+	}
+	ns, err := NameServers(ctx, Env(EnvNameServer, ""))
+	if err != nil {
+		return err
+	}
+	svc, err := start(ctx, service.Config{
+		Dialect:               d,
+		DSN:                   Env(EnvDSN, ""),
+		NameServers:           ns,
+		Listen:                Env(EnvListen, listen),
+		OrderCreatedTopic:     Env(EnvOrderCreatedTopic, ""),
+		PaymentCompletedTopic: Env(EnvPaymentCompletedTopic, ""),
+		Logger:                log,
+	})
+	if err != nil {
+		return err
+	}
+	return svc.Run(ctx)
 }

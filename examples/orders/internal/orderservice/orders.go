@@ -68,7 +68,7 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	o, created, err := s.CreateOrder(r.Context(), req)
 	if err != nil {
-		s.log.Error("create order failed", "order", req.ID, "err", err)
+		s.Log.Error("create order failed", "order", req.ID, "err", err)
 		writeError(w, http.StatusInternalServerError, errors.New("could not create the order"))
 		return
 	}
@@ -87,14 +87,14 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (o Order, 
 	if err != nil {
 		return Order{}, false, err
 	}
-	tx, err := s.db.BeginTxx(ctx, nil)
+	tx, err := s.SQL.BeginTxx(ctx, nil)
 	if err != nil {
 		return Order{}, false, err
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	_, err = tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO orders (id, amount_cents, status, created_us) VALUES (?, ?, 'pending', ?)`),
+	_, err = tx.ExecContext(ctx, s.SQL.Rebind(`INSERT INTO orders (id, amount_cents, status, created_us) VALUES (?, ?, 'pending', ?)`),
 		req.ID, req.AmountCents, time.Now().UnixMicro())
-	if errors.Is(s.cfg.Dialect.InterpretError(err), dialect.ErrDuplicateKey) {
+	if errors.Is(s.Cfg.Dialect.InterpretError(err), dialect.ErrDuplicateKey) {
 		_ = tx.Rollback()
 		o, err := s.GetOrder(ctx, req.ID)
 		return o, false, err
@@ -102,8 +102,8 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (o Order, 
 	if err != nil {
 		return Order{}, false, fmt.Errorf("insert order: %w", err)
 	}
-	err = s.outbox.Enqueue(ctx, tx, outbox.Message{
-		Topic:   s.cfg.OrderCreatedTopic,
+	err = s.Outbox.Enqueue(ctx, tx, outbox.Message{
+		Topic:   s.Cfg.OrderCreatedTopic,
 		Key:     bus.OrderCreatedKey(req.ID),
 		Payload: payload,
 	})
@@ -142,7 +142,7 @@ func (s *Service) markPaid(ctx context.Context, tx *sqlx.Tx, m bus.Message) erro
 func (s *Service) GetOrder(ctx context.Context, id string) (Order, error) {
 	var o Order
 	var pay *string
-	err := s.db.QueryRowxContext(ctx, s.db.Rebind(`SELECT id, amount_cents, status, payment_id FROM orders WHERE id = ?`), id).
+	err := s.SQL.QueryRowxContext(ctx, s.SQL.Rebind(`SELECT id, amount_cents, status, payment_id FROM orders WHERE id = ?`), id).
 		Scan(&o.ID, &o.AmountCents, &o.Status, &pay)
 	if pay != nil {
 		o.PaymentID = *pay

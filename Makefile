@@ -10,7 +10,7 @@ NORACE_TESTS = $(GO) test -count=1 -timeout 10m -run Orderly ./inbox/rocketmq/
 # inside rocketmq-client-go (apache/rocketmq-client-go#1115); any other race fails at once.
 GOTEST = $(GO) run ./internal/gotest
 
-.PHONY: test test-only demo services services-stop services-status lint vet fmt bench bench-inbox bench-relay
+.PHONY: test test-only demo services services-stop services-status lint vet fmt bench bench-inbox bench-relay bench-broker
 
 test: lint services
 	@eval "$$(scripts/services.sh env)" && $(GOTEST) $(GOTEST_FLAGS) ./... && $(NORACE_TESTS)
@@ -48,7 +48,7 @@ fmt:
 	gofmt -w .
 
 # Benchmarks print figures and ratios against a raw baseline measured in the same run, on both databases.
-bench: bench-inbox bench-relay
+bench: bench-inbox bench-relay bench-broker
 
 # benchstat (golang.org/x/perf, run by version, not a module dependency) turns the six runs into medians with
 # confidence intervals; the raw output stays in $(BENCH_OUT).
@@ -59,6 +59,13 @@ bench-inbox: services
 		$(GO) test -run '^$$' -bench BenchmarkProcess -benchtime 2000x -count 6 ./inbox/ | tee $(BENCH_OUT)
 	@echo; echo "medians of 6 runs (target: inbox/raw >= 0.85; raw1 = raw + one SELECT 1, hand = raw + hand-written dedup row):"
 	@$(GO) run $(BENCHSTAT) -filter '.unit:(raw-msg/s OR inbox-msg/s OR inbox/raw OR hand/raw OR raw1/raw)' $(BENCH_OUT)
+
+# relay → RocketMQ publishing beside a bare rocketmq-client-go SendSync loop at the same concurrency (64 in flight).
+bench-broker: services
+	@eval "$$(scripts/services.sh env)" && set -o pipefail && \
+		$(GO) test -run '^$$' -bench 'BenchmarkRelayToBroker|BenchmarkBareSendSync' -benchtime 3x -count 6 ./relay/rocketmq/ | tee /tmp/txbox-bench-broker.txt
+	@echo; echo "medians of 6 runs (target: relay >= 0.8x BareSendSync):"
+	@$(GO) run $(BENCHSTAT) -filter '.unit:msgs/s' /tmp/txbox-bench-broker.txt
 
 bench-relay: services
 	@eval "$$(scripts/services.sh env)" && $(GO) run ./cmd/txbox-bench -rounds 5

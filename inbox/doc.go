@@ -39,13 +39,14 @@
 // [Config].MaxAttempts times it is parked: copied with payload, headers, attempts and last error to the
 // dead-letter table, and its key recorded as parked, so that later deliveries return [Parked] at once (acknowledge
 // them). [Inbox.ListDead] lists parked messages, [Inbox.Replay] runs a handler once on one of them (removing it
-// and recording its key in the same transaction) and [Inbox.DropDead] discards one. Deadlocks and lock timeouts
-// are not failures of the message: Process retries them with jittered backoff.
+// and recording its key in the same transaction) and [Inbox.DropDead] discards one. A consumer that knows a
+// message can never succeed (a payload that does not decode) parks it at once with [Inbox.Park]. Deadlocks and
+// lock timeouts are not failures of the message: Process retries them with jittered backoff.
 //
 // Map results to the broker explicitly (RocketMQ's zero ConsumeResult acknowledges!): Processed, Duplicate and
 // Parked → ConsumeSuccess; any error → ConsumeRetryLater. Errors matching [ErrInvalidDelivery] or
-// [ErrFingerprintMismatch] will not go away by redelivery; RocketMQ moves such a message to its own %DLQ% after
-// its retries.
+// [ErrFingerprintMismatch] will not go away by redelivery: park the message under a key of its own with
+// [Inbox.Park] (as package inbox/rocketmq does), or RocketMQ moves it to its own %DLQ% after its retries.
 //
 // # Retention
 //

@@ -22,20 +22,7 @@ const maxErrorBytes = 4000
 // fail counts a failed delivery outside the rolled-back transaction and parks the message when it reached
 // MaxAttempts. It returns what Process returns.
 func (i *Inbox) fail(ctx context.Context, d Delivery, fp []byte, cause error) (Result, error) {
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), failureTimeout)
-	defer cancel()
-	msg := errorText(cause)
-	var (
-		attempts int
-		parked   bool
-		err      error
-	)
-	for n := 0; ; n++ {
-		attempts, parked, err = i.countFailure(fctx, d, fp, msg)
-		if err == nil || !isRetryable(err) || n >= i.cfg.RetryLimit || !sleepCtx(fctx, i.backoff(n)) {
-			break
-		}
-	}
+	attempts, parked, err := i.recordFailure(ctx, d, fp, errorText(cause), false)
 	switch {
 	case err != nil:
 		// The handler's error is what matters to the caller; the count is lost for this delivery only.
@@ -53,9 +40,22 @@ func (i *Inbox) fail(ctx context.Context, d Delivery, fp []byte, cause error) (R
 	return Failed, cause
 }
 
-// countFailure is one short transaction: attempts+1, and past MaxAttempts move the message to the dead-letter
-// table. It reports the count and whether the message is now parked.
-func (i *Inbox) countFailure(ctx context.Context, d Delivery, fp []byte, msg string) (int, bool, error) {
+// recordFailure runs countFailure, retrying deadlocks and lock timeouts, in a context of its own (see
+// failureTimeout).
+func (i *Inbox) recordFailure(ctx context.Context, d Delivery, fp []byte, msg string, park bool) (attempts int, parked bool, err error) {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), failureTimeout)
+	defer cancel()
+	for n := 0; ; n++ {
+		attempts, parked, err = i.countFailure(fctx, d, fp, msg, park)
+		if err == nil || !isRetryable(err) || n >= i.cfg.RetryLimit || !sleepCtx(fctx, i.backoff(n)) {
+			return attempts, parked, err
+		}
+	}
+}
+
+// countFailure is one short transaction: attempts+1, and past MaxAttempts (or at once when park is set) move
+// the message to the dead-letter table. It reports the count and whether the message is now parked.
+func (i *Inbox) countFailure(ctx context.Context, d Delivery, fp []byte, msg string, park bool) (int, bool, error) {
 	tx, err := i.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return 0, false, fmt.Errorf("begin transaction: %w", i.d.InterpretError(err))
@@ -68,7 +68,7 @@ func (i *Inbox) countFailure(ctx context.Context, d Delivery, fp []byte, msg str
 		return 0, false, err
 	}
 	parked := false
-	if n >= i.cfg.MaxAttempts {
+	if n >= i.cfg.MaxAttempts || park {
 		var headers []byte
 		if len(d.Headers) > 0 {
 			if headers, err = json.Marshal(d.Headers); err != nil {
@@ -81,6 +81,9 @@ func (i *Inbox) countFailure(ctx context.Context, d Delivery, fp []byte, msg str
 		})
 		if err != nil {
 			return 0, false, err
+		}
+		if park && !parked {
+			return n, false, nil // Park on a recorded key: nothing to change, the count rolls back too
 		}
 	}
 	if err := tx.Commit(); err != nil {

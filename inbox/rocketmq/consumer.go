@@ -300,41 +300,30 @@ func (c *Consumer) message(m *primitive.MessageExt) (*Message, error) {
 
 // park records a message that cannot be processed under its own key in the inbox's dead-letter table, under the
 // key inbox.Key("txbox-unusable", topic, message id) — stable across redeliveries of the same broker message —
-// with cause as its last error, so that it is listed, replayable and droppable like any parked message.
-//
-// The inbox parks a key after MaxAttempts counted failures, so park drives that many failures of a handler that
-// only returns cause, within this one delivery (short transactions, no broker round trips). It returns
-// outcomeRetry when the database does not answer (the message comes back), and outcomeDeadLetter when even
-// the stand-in delivery is invalid (a payload over the inbox's MaxPayloadBytes).
+// with cause as its last error (inbox.Park), so that it is listed, replayable and droppable like any parked
+// message. It returns outcomeRetry when the database does not answer (the message comes back), and
+// outcomeDeadLetter when even the stand-in delivery is invalid (a payload over the inbox's MaxPayloadBytes).
 func (c *Consumer) park(msg *Message, cause error) outcome {
 	d := msg.Delivery
 	d.Key = inbox.Key("txbox-unusable", d.Topic, d.MessageID)
-	fail := func(context.Context, *sqlx.Tx) error { return cause }
-	limit := c.ib.Config().MaxAttempts + 1
-	for i := 0; i < limit; i++ {
-		res, err := c.ib.Process(c.base, d, fail)
-		switch {
-		case err == nil:
-			// Parked, or Duplicate when the stand-in key was replayed or dropped meanwhile.
-			c.log.Warn("inbox/rocketmq: unusable message parked in the inbox's dead-letter table",
-				"parked_key", d.Key, "msg_id", d.MessageID, "result", res.String(), "reason", cause)
-			return outcomeDone
-		case errors.Is(err, inbox.ErrInvalidDelivery) && d.Headers != nil:
-			d.Headers = nil // headers that are not valid UTF-8: park without them
-			i--
-			continue
-		case errors.Is(err, inbox.ErrInvalidDelivery):
-			c.log.Error("inbox/rocketmq: unusable message cannot be parked in the inbox; sending it to the broker's "+
-				"dead-letter queue %DLQ%"+c.cfg.Group, "msg_id", d.MessageID, "reason", cause, "error", err)
-			return outcomeDeadLetter
-		case !errors.Is(err, cause) || c.base.Err() != nil:
-			c.log.Warn("inbox/rocketmq: could not park an unusable message; it will be delivered again",
-				"msg_id", d.MessageID, "reason", cause, "error", err)
-			return outcomeRetry
-		}
+	res, err := c.ib.Park(c.base, d, cause)
+	if errors.Is(err, inbox.ErrInvalidDelivery) && d.Headers != nil {
+		d.Headers = nil // headers that are not valid UTF-8: park without them
+		res, err = c.ib.Park(c.base, d, cause)
 	}
-	c.log.Warn("inbox/rocketmq: unusable message not parked yet; it will be delivered again",
-		"msg_id", d.MessageID, "reason", cause)
+	switch {
+	case err == nil:
+		// Parked, or Duplicate when the stand-in key is already recorded: this broker message was parked before.
+		c.log.Warn("inbox/rocketmq: unusable message parked in the inbox's dead-letter table",
+			"parked_key", d.Key, "msg_id", d.MessageID, "result", res.String(), "reason", cause)
+		return outcomeDone
+	case errors.Is(err, inbox.ErrInvalidDelivery):
+		c.log.Error("inbox/rocketmq: unusable message cannot be parked in the inbox; sending it to the broker's "+
+			"dead-letter queue %DLQ%"+c.cfg.Group, "msg_id", d.MessageID, "reason", cause, "error", err)
+		return outcomeDeadLetter
+	}
+	c.log.Warn("inbox/rocketmq: could not park an unusable message; it will be delivered again",
+		"msg_id", d.MessageID, "reason", cause, "error", err)
 	return outcomeRetry
 }
 

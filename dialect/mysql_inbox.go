@@ -16,15 +16,13 @@ import (
 // not the transaction. No rows-affected count is read anywhere (ON DUPLICATE KEY UPDATE reports 0, 1 or 2
 // depending on clientFoundRows), and INSERT IGNORE is avoided because it would also hide truncation.
 type mysqlInboxSQL struct {
-	claim, claimRead, clearAttempts                string
-	recordFailure, readAttempts                    string
-	parkInbox, parkDead                            string
-	deadGet, deadGetForUpdate, deadDelete          string
-	deadList, deadListKey                          string
-	settleLock, settleInsert, settleUpdate, unpark string
-	purgeSelect, purgeDelete                       string
-	purgeAttemptsSelect, purgeAttemptsDelete       string
-	checkInbox, checkAttempts, checkDead           string
+	claim, claimRead, clearAttempts          string
+	recordFailure, readAttempts              string
+	parkInbox, parkDead                      string
+	settleLock, settleInsert, settleUpdate   string
+	purgeSelect, purgeDelete                 string
+	purgeAttemptsSelect, purgeAttemptsDelete string
+	inboxDeadSQL
 }
 
 var mysqlInboxCache sqlCache[mysqlInboxSQL]
@@ -58,18 +56,9 @@ func (d mysqlDialect) inboxSQL(t InboxTables) (*mysqlInboxSQL, error) {
 				"headers = VALUES(headers), topic = VALUES(topic), message_id = VALUES(message_id), " +
 				"attempts = VALUES(attempts), last_error = VALUES(last_error), parked_at = VALUES(parked_at)",
 
-			deadGet:          "SELECT " + mysqlDeadColumns + " FROM " + q.dead + " WHERE id = ? AND consumer = ?",
-			deadGetForUpdate: "SELECT " + mysqlDeadColumns + " FROM " + q.dead + " WHERE id = ? AND consumer = ? FOR UPDATE",
-			deadDelete:       "DELETE FROM " + q.dead + " WHERE id = ? AND consumer = ?",
-			deadList: "SELECT " + mysqlDeadColumns + " FROM " + q.dead +
-				" WHERE consumer = ? AND id > ? ORDER BY id LIMIT ?",
-			deadListKey: "SELECT " + mysqlDeadColumns + " FROM " + q.dead +
-				" WHERE consumer = ? AND msg_key = ? AND id > ? ORDER BY id LIMIT ?",
-
 			settleLock:   "SELECT parked FROM " + q.inbox + " WHERE consumer = ? AND msg_key = ? FOR UPDATE",
 			settleInsert: "INSERT INTO " + q.inbox + " (consumer, msg_key, fingerprint, received_at) VALUES (?, ?, ?, UTC_TIMESTAMP(6))",
 			settleUpdate: "UPDATE " + q.inbox + " SET parked = FALSE, received_at = UTC_TIMESTAMP(6) WHERE consumer = ? AND msg_key = ?",
-			unpark:       "DELETE FROM " + q.inbox + " WHERE consumer = ? AND msg_key = ? AND parked = TRUE",
 
 			// A batch is chosen by a plain (non-locking, index-only) read of the purge index, then deleted
 			// through a join that forces primary-key lookups. Not "DELETE ... ORDER BY received_at LIMIT n":
@@ -87,9 +76,19 @@ func (d mysqlDialect) inboxSQL(t InboxTables) (*mysqlInboxSQL, error) {
 				"STRAIGHT_JOIN " + q.attempts + " AS t ON t.consumer = ? AND t.msg_key = j.k " +
 				"WHERE t.updated_at < UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND",
 
-			checkInbox:    "SELECT consumer, msg_key, fingerprint, received_at, parked FROM " + q.inbox + " WHERE 1 = 0",
-			checkAttempts: "SELECT consumer, msg_key, attempts, last_error, updated_at FROM " + q.attempts + " WHERE 1 = 0",
-			checkDead:     "SELECT " + mysqlDeadColumns + " FROM " + q.dead + " WHERE 1 = 0",
+			inboxDeadSQL: inboxDeadSQL{
+				deadGet:          "SELECT " + mysqlDeadColumns + " FROM " + q.dead + " WHERE id = ? AND consumer = ?",
+				deadGetForUpdate: "SELECT " + mysqlDeadColumns + " FROM " + q.dead + " WHERE id = ? AND consumer = ? FOR UPDATE",
+				deadDelete:       "DELETE FROM " + q.dead + " WHERE id = ? AND consumer = ?",
+				deadList: "SELECT " + mysqlDeadColumns + " FROM " + q.dead +
+					" WHERE consumer = ? AND id > ? ORDER BY id LIMIT ?",
+				deadListKey: "SELECT " + mysqlDeadColumns + " FROM " + q.dead +
+					" WHERE consumer = ? AND msg_key = ? AND id > ? ORDER BY id LIMIT ?",
+				unpark:        "DELETE FROM " + q.inbox + " WHERE consumer = ? AND msg_key = ? AND parked = TRUE",
+				checkInbox:    "SELECT consumer, msg_key, fingerprint, received_at, parked FROM " + q.inbox + " WHERE 1 = 0",
+				checkAttempts: "SELECT consumer, msg_key, attempts, last_error, updated_at FROM " + q.attempts + " WHERE 1 = 0",
+				checkDead:     "SELECT " + mysqlDeadColumns + " FROM " + q.dead + " WHERE 1 = 0",
+			},
 		}, nil
 	})
 }
@@ -173,19 +172,7 @@ func (d mysqlDialect) InboxDeadGet(ctx context.Context, tx DBTX, p *InboxDeadGet
 	if err != nil {
 		return InboxDeadRow{}, false, err
 	}
-	q := s.deadGet
-	if p.ForUpdate {
-		q = s.deadGetForUpdate
-	}
-	rows, err := tx.QueryContext(ctx, q, p.ID, p.Consumer)
-	if err != nil {
-		return InboxDeadRow{}, false, fmt.Errorf("read inbox dead letter: %w", interpretError(err))
-	}
-	list, err := scanMySQLDead(rows)
-	if err != nil || len(list) == 0 {
-		return InboxDeadRow{}, false, err
-	}
-	return list[0], true, nil
+	return s.getDead(ctx, tx, p, timeScan{mysqlNewTime, mysqlTimeOf})
 }
 
 func (d mysqlDialect) InboxDeadDelete(ctx context.Context, tx DBTX, p *InboxDeadGetParams) (bool, error) {
@@ -193,16 +180,7 @@ func (d mysqlDialect) InboxDeadDelete(ctx context.Context, tx DBTX, p *InboxDead
 	if err != nil {
 		return false, err
 	}
-	// DELETE's rows-affected is the number of rows deleted whatever clientFoundRows says.
-	res, err := tx.ExecContext(ctx, s.deadDelete, p.ID, p.Consumer)
-	if err != nil {
-		return false, fmt.Errorf("delete inbox dead letter: %w", interpretError(err))
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("delete inbox dead letter: %w", err)
-	}
-	return n > 0, nil
+	return s.deleteDead(ctx, tx, p)
 }
 
 func (d mysqlDialect) InboxDeadList(ctx context.Context, db DBTX, p *InboxDeadListParams) ([]InboxDeadRow, error) {
@@ -210,40 +188,7 @@ func (d mysqlDialect) InboxDeadList(ctx context.Context, db DBTX, p *InboxDeadLi
 	if err != nil {
 		return nil, err
 	}
-	var rows *sql.Rows
-	if p.Key != "" {
-		rows, err = db.QueryContext(ctx, s.deadListKey, p.Consumer, p.Key, p.AfterID, p.Limit)
-	} else {
-		rows, err = db.QueryContext(ctx, s.deadList, p.Consumer, p.AfterID, p.Limit)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list inbox dead letters: %w", interpretError(err))
-	}
-	return scanMySQLDead(rows)
-}
-
-func scanMySQLDead(rows *sql.Rows) ([]InboxDeadRow, error) {
-	defer rows.Close()
-	var out []InboxDeadRow
-	for rows.Next() {
-		var r InboxDeadRow
-		var headers []byte
-		var lastErr sql.NullString
-		var at mysqlTime
-		if err := rows.Scan(&r.ID, &r.Consumer, &r.Key, &r.Fingerprint, &r.Payload, &headers, &r.Topic,
-			&r.MessageID, &r.Attempts, &lastErr, &at); err != nil {
-			return nil, fmt.Errorf("scan inbox dead letter: %w", interpretError(err))
-		}
-		if len(headers) > 0 {
-			r.Headers = headers
-		}
-		r.LastError, r.ParkedAt = lastErr.String, at.Time
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read inbox dead letters: %w", interpretError(err))
-	}
-	return out, nil
+	return s.listDead(ctx, db, p, timeScan{mysqlNewTime, mysqlTimeOf})
 }
 
 func (d mysqlDialect) InboxSettle(ctx context.Context, tx DBTX, p *InboxSettleParams) (bool, error) {
@@ -274,14 +219,12 @@ func (d mysqlDialect) InboxSettle(ctx context.Context, tx DBTX, p *InboxSettlePa
 	return true, nil
 }
 
-// InboxUnpark deletes by primary key, so it locks only the key's row.
 func (d mysqlDialect) InboxUnpark(ctx context.Context, tx DBTX, p *InboxUnparkParams) (bool, error) {
 	s, err := d.inboxSQL(p.Tables)
 	if err != nil {
 		return false, err
 	}
-	n, err := execCount(ctx, tx, "delete parked inbox key", s.unpark, p.Consumer, p.Key)
-	return n > 0, err
+	return s.unparkKey(ctx, tx, p)
 }
 
 func (d mysqlDialect) InboxPurge(ctx context.Context, tx DBTX, p *InboxPurgeParams) (int, error) {
@@ -341,5 +284,5 @@ func (d mysqlDialect) InboxCheckSchema(ctx context.Context, db DBTX, t InboxTabl
 	if err != nil {
 		return err
 	}
-	return checkQueries(ctx, db, s.checkInbox, s.checkAttempts, s.checkDead)
+	return s.checkSchema(ctx, db)
 }

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"time"
 )
 
 // postgresInboxSQL is the inbox's SQL for PostgreSQL, rendered once per table set.
@@ -16,14 +15,12 @@ import (
 // The existing row is then read by a second statement: under READ COMMITTED it takes a fresh snapshot that
 // sees a row committed while the INSERT waited (a CTE in the INSERT's statement would not).
 type postgresInboxSQL struct {
-	claim, claimRead, clearAttempts                string
-	recordFailure                                  string
-	parkInbox, parkDead                            string
-	deadGet, deadGetForUpdate, deadDelete          string
-	deadList, deadListKey                          string
-	settleLock, settleInsert, settleUpdate, unpark string
-	purge, purgeAttempts                           string
-	checkInbox, checkAttempts, checkDead           string
+	claim, claimRead, clearAttempts        string
+	recordFailure                          string
+	parkInbox, parkDead                    string
+	settleLock, settleInsert, settleUpdate string
+	purge, purgeAttempts                   string
+	inboxDeadSQL
 }
 
 var postgresInboxCache sqlCache[postgresInboxSQL]
@@ -60,19 +57,10 @@ func (d postgresDialect) inboxSQL(t InboxTables) (*postgresInboxSQL, error) {
 				"message_id = EXCLUDED.message_id, attempts = EXCLUDED.attempts, last_error = EXCLUDED.last_error, " +
 				"parked_at = EXCLUDED.parked_at",
 
-			deadGet:          "SELECT " + postgresDeadColumns + " FROM " + q.dead + " WHERE id = $1 AND consumer = $2",
-			deadGetForUpdate: "SELECT " + postgresDeadColumns + " FROM " + q.dead + " WHERE id = $1 AND consumer = $2 FOR UPDATE",
-			deadDelete:       "DELETE FROM " + q.dead + " WHERE id = $1 AND consumer = $2",
-			deadList: "SELECT " + postgresDeadColumns + " FROM " + q.dead +
-				" WHERE consumer = $1 AND id > $2 ORDER BY id LIMIT $3",
-			deadListKey: "SELECT " + postgresDeadColumns + " FROM " + q.dead +
-				" WHERE consumer = $1 AND msg_key = $2 AND id > $3 ORDER BY id LIMIT $4",
-
 			settleLock: "SELECT parked FROM " + q.inbox + " WHERE consumer = $1 AND msg_key = $2 FOR UPDATE",
 			settleInsert: "INSERT INTO " + q.inbox + " (consumer, msg_key, fingerprint, received_at) " +
 				"VALUES ($1, $2, $3, now()) ON CONFLICT (consumer, msg_key) DO NOTHING RETURNING TRUE",
 			settleUpdate: "UPDATE " + q.inbox + " SET parked = FALSE, received_at = now() WHERE consumer = $1 AND msg_key = $2",
-			unpark:       "DELETE FROM " + q.inbox + " WHERE consumer = $1 AND msg_key = $2 AND parked",
 
 			// The batch is chosen through the partial purge index and locked with SKIP LOCKED (a row a Replay
 			// holds is left for the next run) in a CTE, which PostgreSQL evaluates once: as an IN (subquery)
@@ -89,9 +77,19 @@ func (d postgresDialect) inboxSQL(t InboxTables) (*postgresInboxSQL, error) {
 				"DELETE FROM " + q.attempts + " AS t USING batch WHERE t.consumer = $1 AND t.msg_key = batch.msg_key " +
 				"AND t.updated_at < now() - $2::bigint * INTERVAL '1 microsecond'",
 
-			checkInbox:    "SELECT consumer, msg_key, fingerprint, received_at, parked FROM " + q.inbox + " WHERE FALSE",
-			checkAttempts: "SELECT consumer, msg_key, attempts, last_error, updated_at FROM " + q.attempts + " WHERE FALSE",
-			checkDead:     "SELECT " + postgresDeadColumns + " FROM " + q.dead + " WHERE FALSE",
+			inboxDeadSQL: inboxDeadSQL{
+				deadGet:          "SELECT " + postgresDeadColumns + " FROM " + q.dead + " WHERE id = $1 AND consumer = $2",
+				deadGetForUpdate: "SELECT " + postgresDeadColumns + " FROM " + q.dead + " WHERE id = $1 AND consumer = $2 FOR UPDATE",
+				deadDelete:       "DELETE FROM " + q.dead + " WHERE id = $1 AND consumer = $2",
+				deadList: "SELECT " + postgresDeadColumns + " FROM " + q.dead +
+					" WHERE consumer = $1 AND id > $2 ORDER BY id LIMIT $3",
+				deadListKey: "SELECT " + postgresDeadColumns + " FROM " + q.dead +
+					" WHERE consumer = $1 AND msg_key = $2 AND id > $3 ORDER BY id LIMIT $4",
+				unpark:        "DELETE FROM " + q.inbox + " WHERE consumer = $1 AND msg_key = $2 AND parked",
+				checkInbox:    "SELECT consumer, msg_key, fingerprint, received_at, parked FROM " + q.inbox + " WHERE FALSE",
+				checkAttempts: "SELECT consumer, msg_key, attempts, last_error, updated_at FROM " + q.attempts + " WHERE FALSE",
+				checkDead:     "SELECT " + postgresDeadColumns + " FROM " + q.dead + " WHERE FALSE",
+			},
 		}, nil
 	})
 }
@@ -181,19 +179,7 @@ func (d postgresDialect) InboxDeadGet(ctx context.Context, tx DBTX, p *InboxDead
 	if err != nil {
 		return InboxDeadRow{}, false, err
 	}
-	q := s.deadGet
-	if p.ForUpdate {
-		q = s.deadGetForUpdate
-	}
-	rows, err := tx.QueryContext(ctx, q, p.ID, p.Consumer)
-	if err != nil {
-		return InboxDeadRow{}, false, fmt.Errorf("read inbox dead letter: %w", interpretError(err))
-	}
-	list, err := scanPostgresDead(rows)
-	if err != nil || len(list) == 0 {
-		return InboxDeadRow{}, false, err
-	}
-	return list[0], true, nil
+	return s.getDead(ctx, tx, p, timeScan{pgNewTime, pgTimeOf})
 }
 
 func (d postgresDialect) InboxDeadDelete(ctx context.Context, tx DBTX, p *InboxDeadGetParams) (bool, error) {
@@ -201,8 +187,7 @@ func (d postgresDialect) InboxDeadDelete(ctx context.Context, tx DBTX, p *InboxD
 	if err != nil {
 		return false, err
 	}
-	n, err := execCount(ctx, tx, "delete inbox dead letter", s.deadDelete, p.ID, p.Consumer)
-	return n > 0, err
+	return s.deleteDead(ctx, tx, p)
 }
 
 func (d postgresDialect) InboxDeadList(ctx context.Context, db DBTX, p *InboxDeadListParams) ([]InboxDeadRow, error) {
@@ -210,39 +195,7 @@ func (d postgresDialect) InboxDeadList(ctx context.Context, db DBTX, p *InboxDea
 	if err != nil {
 		return nil, err
 	}
-	var rows *sql.Rows
-	if p.Key != "" {
-		rows, err = db.QueryContext(ctx, s.deadListKey, p.Consumer, p.Key, p.AfterID, p.Limit)
-	} else {
-		rows, err = db.QueryContext(ctx, s.deadList, p.Consumer, p.AfterID, p.Limit)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list inbox dead letters: %w", interpretError(err))
-	}
-	return scanPostgresDead(rows)
-}
-
-func scanPostgresDead(rows *sql.Rows) ([]InboxDeadRow, error) {
-	defer rows.Close()
-	var out []InboxDeadRow
-	for rows.Next() {
-		var r InboxDeadRow
-		var headers, lastErr sql.NullString
-		var at time.Time
-		if err := rows.Scan(&r.ID, &r.Consumer, &r.Key, &r.Fingerprint, &r.Payload, &headers, &r.Topic,
-			&r.MessageID, &r.Attempts, &lastErr, &at); err != nil {
-			return nil, fmt.Errorf("scan inbox dead letter: %w", interpretError(err))
-		}
-		if headers.Valid && headers.String != "" {
-			r.Headers = []byte(headers.String)
-		}
-		r.LastError, r.ParkedAt = lastErr.String, at.UTC()
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read inbox dead letters: %w", interpretError(err))
-	}
-	return out, nil
+	return s.listDead(ctx, db, p, timeScan{pgNewTime, pgTimeOf})
 }
 
 func (d postgresDialect) InboxSettle(ctx context.Context, tx DBTX, p *InboxSettleParams) (bool, error) {
@@ -274,14 +227,12 @@ func (d postgresDialect) InboxSettle(ctx context.Context, tx DBTX, p *InboxSettl
 	return true, nil
 }
 
-// InboxUnpark deletes by primary key, so it locks only the key's row.
 func (d postgresDialect) InboxUnpark(ctx context.Context, tx DBTX, p *InboxUnparkParams) (bool, error) {
 	s, err := d.inboxSQL(p.Tables)
 	if err != nil {
 		return false, err
 	}
-	n, err := execCount(ctx, tx, "delete parked inbox key", s.unpark, p.Consumer, p.Key)
-	return n > 0, err
+	return s.unparkKey(ctx, tx, p)
 }
 
 func (d postgresDialect) InboxPurge(ctx context.Context, tx DBTX, p *InboxPurgeParams) (int, error) {
@@ -305,5 +256,5 @@ func (d postgresDialect) InboxCheckSchema(ctx context.Context, db DBTX, t InboxT
 	if err != nil {
 		return err
 	}
-	return checkQueries(ctx, db, s.checkInbox, s.checkAttempts, s.checkDead)
+	return s.checkSchema(ctx, db)
 }

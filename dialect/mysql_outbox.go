@@ -187,6 +187,19 @@ func (d mysqlDialect) OutboxDelete(ctx context.Context, tx DBTX, p *OutboxDelete
 		data = append(data, '}')
 	}
 	data = append(data, ']')
+	if p.PublishedTable != "" {
+		pt, err := d.QuoteIdent(p.PublishedTable)
+		if err != nil {
+			return 0, err
+		}
+		_, err = tx.ExecContext(ctx, "INSERT INTO "+pt+" (id, part, topic, msg_key, tag, sharding_key, payload, headers,"+
+			" attempts, created_at, published_at) SELECT o.id, o.part, o.topic, o.msg_key, o.tag, o.sharding_key, o.payload,"+
+			" o.headers, o.attempts, o.created_at, UTC_TIMESTAMP(6) FROM "+mysqlRefsTable+" STRAIGHT_JOIN "+t+
+			" AS o ON o.part = j.p AND o.id = j.id", string(data))
+		if err != nil {
+			return 0, interpretError(err)
+		}
+	}
 	res, err := tx.ExecContext(ctx, "DELETE o FROM "+mysqlRefsTable+" STRAIGHT_JOIN "+t+" AS o ON o.part = j.p AND o.id = j.id",
 		string(data))
 	if err != nil {
@@ -213,6 +226,17 @@ func (d mysqlDialect) OutboxRetry(ctx context.Context, tx DBTX, p *OutboxRetryPa
 		" SET o.attempts = o.attempts + 1, o.available_at = UTC_TIMESTAMP(6) + INTERVAL j.us MICROSECOND,"+
 		" o.last_error = j.err", string(data))
 	return interpretError(err)
+}
+
+// OutboxPurgePublished is one statement: a range of the published_at index, oldest first, n rows.
+func (d mysqlDialect) OutboxPurgePublished(ctx context.Context, db DBTX, p *OutboxPurgePublishedParams) (int, error) {
+	t, err := d.QuoteIdent(p.PublishedTable)
+	if err != nil {
+		return 0, err
+	}
+	return execCount(ctx, db, "purge published outbox rows", "DELETE FROM "+t+
+		" WHERE published_at < UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND ORDER BY published_at LIMIT ?",
+		p.OlderThan.Microseconds(), p.Limit)
 }
 
 func (d mysqlDialect) OutboxBury(ctx context.Context, tx DBTX, p *OutboxBuryParams) error {

@@ -48,10 +48,13 @@ type OutboxStore interface {
 	OutboxClaimUnkeyed(ctx context.Context, tx DBTX, p *OutboxClaimUnkeyedParams) ([]OutboxRow, error)
 
 	// OutboxDelete deletes rows by id through primary-key lookups only (never a scan that could lock rows
-	// other relays claimed) and returns how many it deleted.
+	// other relays claimed) and returns how many it deleted. With p.PublishedTable it moves them there first.
 	OutboxDelete(ctx context.Context, tx DBTX, p *OutboxDeleteParams) (int64, error)
 	// OutboxRetry records a failed attempt on each row: attempts+1, last_error, available_at = now + Delay.
 	OutboxRetry(ctx context.Context, tx DBTX, p *OutboxRetryParams) error
+	// OutboxPurgePublished deletes up to p.Limit rows of p.PublishedTable published more than p.OlderThan ago,
+	// oldest first, and returns how many it deleted.
+	OutboxPurgePublished(ctx context.Context, db DBTX, p *OutboxPurgePublishedParams) (int, error)
 	// OutboxBury moves rows to the dead-letter table with their last error and deletes them from the outbox.
 	OutboxBury(ctx context.Context, tx DBTX, p *OutboxBuryParams) error
 
@@ -143,6 +146,16 @@ type OutboxRowRef struct {
 type OutboxDeleteParams struct {
 	Table string
 	Rows  []OutboxRowRef
+	// PublishedTable, when set, keeps the rows: they are moved there with published_at = now instead of only
+	// deleted (relay.Config.Retention).
+	PublishedTable string
+}
+
+// OutboxPurgePublishedParams are the arguments of OutboxPurgePublished.
+type OutboxPurgePublishedParams struct {
+	PublishedTable string
+	OlderThan      time.Duration // rows published longer ago than this go
+	Limit          int
 }
 
 // OutboxRetryRow is one failed attempt.

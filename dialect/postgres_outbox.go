@@ -181,7 +181,17 @@ func (d postgresDialect) OutboxDelete(ctx context.Context, tx DBTX, p *OutboxDel
 	for i, r := range p.Rows {
 		ids[i] = r.ID
 	}
-	res, err := tx.ExecContext(ctx, "DELETE FROM "+t+" WHERE id = ANY($1::bigint[])", pgIntArray(ids))
+	q := "DELETE FROM " + t + " WHERE id = ANY($1::bigint[])"
+	if p.PublishedTable != "" {
+		pt, err := d.QuoteIdent(p.PublishedTable)
+		if err != nil {
+			return 0, err
+		}
+		q = "WITH d AS (" + q + " RETURNING *) INSERT INTO " + pt + " (id, part, topic, msg_key, tag, sharding_key," +
+			" payload, headers, attempts, created_at, published_at) SELECT id, part, topic, msg_key, tag, sharding_key," +
+			" payload, headers, attempts, created_at, now() FROM d"
+	}
+	res, err := tx.ExecContext(ctx, q, pgIntArray(ids))
 	if err != nil {
 		return 0, interpretError(err)
 	}
@@ -212,6 +222,19 @@ func (d postgresDialect) OutboxRetry(ctx context.Context, tx DBTX, p *OutboxRetr
 		" available_at = now() + j.us * interval '1 microsecond', last_error = j.err"+
 		" FROM jsonb_to_recordset($1::jsonb) AS j(id bigint, us bigint, err text) WHERE o.id = j.id", string(data))
 	return interpretError(err)
+}
+
+// OutboxPurgePublished picks the batch in a CTE (evaluated once; SKIP LOCKED leaves rows another relay is
+// purging to it) and deletes it by primary key.
+func (d postgresDialect) OutboxPurgePublished(ctx context.Context, db DBTX, p *OutboxPurgePublishedParams) (int, error) {
+	t, err := d.QuoteIdent(p.PublishedTable)
+	if err != nil {
+		return 0, err
+	}
+	return execCount(ctx, db, "purge published outbox rows", "WITH batch AS MATERIALIZED (SELECT id FROM "+t+
+		" WHERE published_at < now() - $1::bigint * INTERVAL '1 microsecond' ORDER BY published_at LIMIT $2"+
+		" FOR UPDATE SKIP LOCKED) DELETE FROM "+t+" AS t USING batch WHERE t.id = batch.id",
+		p.OlderThan.Microseconds(), p.Limit)
 }
 
 func (d postgresDialect) OutboxBury(ctx context.Context, tx DBTX, p *OutboxBuryParams) error {

@@ -14,7 +14,7 @@ import (
 
 func TestMain(m *testing.M) { testdb.Main(m) }
 
-var txboxTables = []string{"txbox_outbox", "txbox_outbox_dead", "txbox_inbox", "txbox_inbox_attempts", "txbox_inbox_dead"}
+var txboxTables = []string{"txbox_outbox", "txbox_outbox_dead", "txbox_outbox_published", "txbox_inbox", "txbox_inbox_attempts", "txbox_inbox_dead"}
 
 func tableExists(t *testing.T, db *testdb.DB, name string) bool {
 	t.Helper()

@@ -15,6 +15,7 @@ import (
 const (
 	DefaultTable           = "txbox_outbox"
 	DefaultDeadTable       = "txbox_outbox_dead"
+	DefaultPublishedTable  = "txbox_outbox_published"
 	DefaultMaxPayloadBytes = 4 << 20 // RocketMQ's default maxMessageSize
 	DefaultMaxHeaderBytes  = 32 << 10
 	// MaxPayloadLimit is the largest MaxPayloadBytes accepted.

@@ -19,6 +19,14 @@ type Config struct {
 	Table string
 	// DeadTable is the dead-letter table. Default "txbox_outbox_dead".
 	DeadTable string
+	// Retention keeps published rows instead of deleting them: when positive, a confirmed row is moved to
+	// PublishedTable (with the time it was published) in the transaction that records the publish, and Run
+	// deletes rows published longer than Retention ago, in batches, about every min(Retention, 1m) (also on
+	// demand: Relay.PurgePublished). For audits and for answering "was it sent, when?". Default 0: confirmed
+	// rows are deleted at once.
+	Retention time.Duration
+	// PublishedTable is where Retention keeps published rows. Default "txbox_outbox_published".
+	PublishedTable string
 	// BatchSize is the most rows one batch claims. Default 500; 1 to 10000.
 	BatchSize int
 	// Workers is the number of batch loops, each on a database connection of its own (plus one listening
@@ -89,6 +97,15 @@ func (c *Config) fill() error {
 	}
 	if err := dialect.ValidateIdent(c.DeadTable); err != nil {
 		return fmt.Errorf("%w: DeadTable: %w", ErrInvalidConfig, err)
+	}
+	if c.PublishedTable == "" {
+		c.PublishedTable = outbox.DefaultPublishedTable
+	}
+	if err := dialect.ValidateIdent(c.PublishedTable); err != nil {
+		return fmt.Errorf("%w: PublishedTable: %w", ErrInvalidConfig, err)
+	}
+	if c.Retention < 0 {
+		return fmt.Errorf("%w: Retention must not be negative, got %s", ErrInvalidConfig, c.Retention)
 	}
 	ints := []struct {
 		name     string

@@ -27,6 +27,8 @@ func TestNewValidatesConfig(t *testing.T) {
 		{relay.Config{Dialect: dialect.MySQL, Publisher: pub, MaxAttempts: 5000}, "MaxAttempts"},
 		{relay.Config{Dialect: dialect.MySQL, Publisher: pub, Table: "a.b.c"}, "Table"},
 		{relay.Config{Dialect: dialect.MySQL, Publisher: pub, DeadTable: "1x"}, "DeadTable"},
+		{relay.Config{Dialect: dialect.MySQL, Publisher: pub, PublishedTable: "x;y"}, "PublishedTable"},
+		{relay.Config{Dialect: dialect.MySQL, Publisher: pub, Retention: -time.Hour}, "Retention must not be negative"},
 		{relay.Config{Dialect: dialect.MySQL, Publisher: pub, PublishTimeout: -time.Second}, "PublishTimeout must be positive"},
 		{relay.Config{Dialect: dialect.MySQL, Publisher: pub, MinPollInterval: time.Minute}, "MaxPollInterval"},
 		{relay.Config{Dialect: dialect.MySQL, Publisher: pub, MinBackoff: time.Hour}, "MaxBackoff"},

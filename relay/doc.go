@@ -25,7 +25,8 @@
 //  4. Publish concurrently (up to PublishConcurrency): rows without a sharding key independently, the rows of
 //     one sharding key one after another in id order; once a row of a key fails, the key's later rows in the
 //     batch are not attempted.
-//  5. In the same transaction: delete the confirmed rows; record failures (attempts+1, last_error,
+//  5. In the same transaction: delete the confirmed rows (or, with Config.Retention, move them to the published
+//     table); record failures (attempts+1, last_error,
 //     available_at = now + jittered exponential backoff); move rows that reached MaxAttempts (or failed with
 //     ErrPermanent) to the dead-letter table. Commit, then release the partition locks.
 //
@@ -75,6 +76,13 @@
 // relays poll adaptively: immediately again after a pass that found rows, after MinPollInterval while messages
 // flow (any worker found rows within the last MaxPollInterval), and with a wait doubling up to MaxPollInterval
 // once the outbox has been quiet that long. DeliverAt delays a row: it is not published before that instant.
+//
+// # Keeping published rows
+//
+// With Config.Retention set, confirmed rows are moved to Config.PublishedTable (txbox_outbox_published) with
+// the time they were published, in the batch's transaction, rather than deleted; Run deletes them once they are
+// older than Retention (Relay.PurgePublished does it on demand). They live in a table of their own so that the
+// outbox stays small and claims never step over published rows.
 //
 // # Dead letters
 //

@@ -374,3 +374,77 @@ func TestPublishTimeoutBoundsTheBatch(t *testing.T) {
 		}
 	})
 }
+
+// With Retention, confirmed rows move to the published table (intact, with the time of publishing) instead of
+// being deleted; PurgePublished deletes only those published longer than Retention ago, and Run purges on its
+// own.
+func TestRetentionKeepsPublishedRows(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+		ctx := context.Background()
+		ob := newOutbox(t, db)
+		enqueueMany(t, db, ob, 30, func(i int) outbox.Message {
+			m := outbox.Message{Topic: "t", Key: "k" + strconv.Itoa(i), Payload: []byte("p" + strconv.Itoa(i))}
+			if i%2 == 0 {
+				m.ShardingKey = "s" + strconv.Itoa(i%3)
+				m.Headers = map[string]string{"h": "v"}
+			}
+			return m
+		})
+		pub := memory.New()
+		r := newRelay(t, db, pub, func(c *relay.Config) { c.Retention = time.Hour })
+		if n, err := r.Drain(ctx); err != nil || n != 30 {
+			t.Fatalf("Drain = %d, %v; want 30", n, err)
+		}
+		if c := count(t, db, "txbox_outbox"); c != 0 {
+			t.Fatalf("%d rows left in the outbox", c)
+		}
+		if c := count(t, db, "txbox_outbox_published"); c != 30 {
+			t.Fatalf("%d rows kept in txbox_outbox_published, want 30", c)
+		}
+		var kept struct {
+			Key     string `db:"msg_key"`
+			Payload []byte `db:"payload"`
+			Sharded string `db:"sharding_key"`
+		}
+		if err := db.GetContext(ctx, &kept, db.Rebind("SELECT msg_key, payload, sharding_key FROM txbox_outbox_published WHERE msg_key = ?"), "k4"); err != nil {
+			t.Fatal(err)
+		}
+		if string(kept.Payload) != "p4" || kept.Sharded != "s1" {
+			t.Fatalf("kept row %+v, want payload p4 and sharding key s1", kept)
+		}
+		// published_at is the time of publishing: within this test's run, as the database's clock says.
+		recent := "SELECT COUNT(*) FROM txbox_outbox_published WHERE published_at > UTC_TIMESTAMP(6) - INTERVAL 1 HOUR"
+		if db.Dialect.Name() == "postgres" {
+			recent = "SELECT COUNT(*) FROM txbox_outbox_published WHERE published_at > now() - INTERVAL '1 hour'"
+		}
+		var n int
+		if err := db.QueryRowContext(ctx, recent).Scan(&n); err != nil || n != 30 {
+			t.Fatalf("%d rows published within the last hour (%v), want 30", n, err)
+		}
+		if n, err := r.PurgePublished(ctx); err != nil || n != 0 {
+			t.Fatalf("PurgePublished = %d, %v; want 0 (nothing older than an hour)", n, err)
+		}
+		// Age ten rows past the retention window.
+		age := "UPDATE txbox_outbox_published SET published_at = published_at - INTERVAL 2 HOUR WHERE id IN (SELECT id FROM (SELECT id FROM txbox_outbox_published ORDER BY id LIMIT 10) AS x)"
+		if db.Dialect.Name() == "postgres" {
+			age = "UPDATE txbox_outbox_published SET published_at = published_at - INTERVAL '2 hours' WHERE id IN (SELECT id FROM txbox_outbox_published ORDER BY id LIMIT 10)"
+		}
+		if _, err := db.ExecContext(ctx, age); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := r.PurgePublished(ctx); err != nil || n != 10 {
+			t.Fatalf("PurgePublished = %d, %v; want the 10 aged rows", n, err)
+		}
+		if c := count(t, db, "txbox_outbox_published"); c != 20 {
+			t.Fatalf("%d rows kept after the purge, want 20", c)
+		}
+
+		// Run purges by itself: with a short Retention everything goes.
+		fast := newRelay(t, db, pub, func(c *relay.Config) { c.Retention = 50 * time.Millisecond })
+		stop := runRelay(t, fast)
+		waitUntil(t, 30*time.Second, "Run purging the published table", func() bool {
+			return count(t, db, "txbox_outbox_published") == 0
+		})
+		stop()
+	})
+}

@@ -51,11 +51,15 @@ func New(db *sqlx.DB, cfg Config) (*Relay, error) {
 func (r *Relay) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Helpers beside the workers: the PostgreSQL listener and the purge of published rows.
+	hctx, hcancel := context.WithCancel(runCtx)
 	var wg sync.WaitGroup
+	defer func() { hcancel(); wg.Wait() }()
 	if r.d.Name() == "postgres" {
-		lctx, lcancel := context.WithCancel(runCtx)
-		defer func() { lcancel(); wg.Wait() }()
-		wg.Go(func() { r.listen(lctx) })
+		wg.Go(func() { r.listen(hctx) })
+	}
+	if r.cfg.Retention > 0 {
+		wg.Go(func() { r.purgeLoop(hctx) })
 	}
 	errs := make(chan error, r.cfg.Workers)
 	var wwg sync.WaitGroup

@@ -308,7 +308,11 @@ func (w *worker) claimUnkeyed(ctx context.Context, tx *sql.Tx, limit int) ([]dia
 func (w *worker) finish(ctx context.Context, tx *sql.Tx, out *outcome) error {
 	r := w.r
 	if len(out.published) > 0 {
-		n, err := r.d.OutboxDelete(ctx, tx, &dialect.OutboxDeleteParams{Table: r.cfg.Table, Rows: out.published})
+		del := &dialect.OutboxDeleteParams{Table: r.cfg.Table, Rows: out.published}
+		if r.cfg.Retention > 0 {
+			del.PublishedTable = r.cfg.PublishedTable
+		}
+		n, err := r.d.OutboxDelete(ctx, tx, del)
 		if err != nil {
 			return fmt.Errorf("delete %d published rows: %w", len(out.published), err)
 		}

@@ -28,6 +28,7 @@ type relayFlags struct {
 	minPoll         time.Duration
 	maxPoll         time.Duration
 	maxAttempts     int
+	retention       days
 	sendTimeout     time.Duration
 	accessKey       string
 	secretKey       string
@@ -44,7 +45,8 @@ func newRelayCmd(g *globals) *cobra.Command {
 		Long: `relay claims committed rows of the outbox table, publishes them to RocketMQ and deletes the rows the broker
 confirmed (SendOK only). Several relays may run on one database: they never publish the same row at the same
 time, and rows with one sharding key reach the broker in enqueue order. A row that keeps failing is moved to the
-dead-letter table after --max-attempts (see txbox dead).
+dead-letter table after --max-attempts (see txbox dead). With --retention, published rows are kept in
+txbox_outbox_published for that long instead of deleted.
 
 SIGTERM or SIGINT stops it gracefully: batches in flight are finished (published, deleted, committed), the
 producer is shut down, and it exits 0. A second signal kills it at once; rows of an unfinished batch stay in the
@@ -75,6 +77,7 @@ Access keys for ACL-enabled clusters are better passed through the environment t
 	fl.DurationVar(&f.minPoll, "min-poll-interval", 10*time.Millisecond, "wait after an empty pass while messages flow")
 	fl.DurationVar(&f.maxPoll, "max-poll-interval", time.Second, "longest wait between polls of a quiet outbox")
 	fl.IntVar(&f.maxAttempts, "max-attempts", 16, "failed publishes before a row moves to the dead-letter table")
+	fl.Var(&f.retention, "retention", "keep published rows in txbox_outbox_published this long (e.g. 7d, 36h) instead of deleting them; 0 deletes at once")
 	fl.DurationVar(&f.sendTimeout, "send-timeout", rocketmq.DefaultSendTimeout, "timeout of one send attempt to the broker")
 	// Credentials are read from the environment after parsing (fromEnv), never as flag defaults: --help prints
 	// defaults.
@@ -111,6 +114,8 @@ func (f *relayFlags) validate() error {
 		return usageError{fmt.Errorf("--max-poll-interval (%s) must not be less than --min-poll-interval (%s)", f.maxPoll, f.minPoll)}
 	case f.maxAttempts < 1 || f.maxAttempts > 1000:
 		return usageError{fmt.Errorf("--max-attempts must be between 1 and 1000, got %d", f.maxAttempts)}
+	case f.retention < 0:
+		return usageError{fmt.Errorf("--retention must not be negative, got %s", time.Duration(f.retention))}
 	case f.sendTimeout < time.Millisecond:
 		return usageError{fmt.Errorf("--send-timeout must be at least 1ms, got %s", f.sendTimeout)}
 	case (f.accessKey == "") != (f.secretKey == ""):
@@ -224,6 +229,7 @@ func runRelay(cmd *cobra.Command, g *globals, f *relayFlags) error {
 		MinPollInterval: f.minPoll,
 		MaxPollInterval: f.maxPoll,
 		MaxAttempts:     f.maxAttempts,
+		Retention:       time.Duration(f.retention),
 		Logger:          log,
 		OnBatch: func(b relay.BatchInfo) {
 			rm.ObserveBatch(b)

@@ -1,0 +1,25 @@
+-- Published outbox rows kept for a while (relay.Config.Retention): moved here, with the time of publishing, in
+-- the transaction that records the publish, instead of being deleted. A table of their own keeps the outbox
+-- itself small, so claims never step over published rows.
+
+-- +goose Up
+CREATE TABLE txbox_outbox_published (
+    id           BIGINT PRIMARY KEY,
+    part         SMALLINT    NOT NULL,
+    topic        TEXT        NOT NULL,
+    msg_key      TEXT COLLATE "C" NOT NULL,
+    tag          TEXT        NOT NULL DEFAULT '',
+    sharding_key TEXT COLLATE "C" NOT NULL DEFAULT '',
+    payload      BYTEA       NOT NULL,
+    headers      JSONB       NULL,
+    attempts     INT         NOT NULL,
+    created_at   TIMESTAMPTZ NOT NULL,
+    published_at TIMESTAMPTZ NOT NULL
+);
+-- The relay's purge deletes the oldest first.
+CREATE INDEX txbox_outbox_published_at ON txbox_outbox_published (published_at);
+-- Operators look rows up by business key.
+CREATE INDEX txbox_outbox_published_key ON txbox_outbox_published (msg_key);
+
+-- +goose Down
+DROP TABLE txbox_outbox_published;

@@ -1,0 +1,73 @@
+package relay
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/txbox/txbox/dialect"
+)
+
+// purgeBatch is how many published rows one purge statement deletes: small transactions that never hold many
+// locks at once.
+const purgeBatch = 1000
+
+// PurgePublished deletes the rows kept in Config.PublishedTable that were published longer than
+// Config.Retention ago, in batches of 1,000, and returns how many it deleted. Run calls it periodically; with
+// Retention 0 it does nothing.
+func (r *Relay) PurgePublished(ctx context.Context) (int, error) {
+	if r.cfg.Retention <= 0 {
+		return 0, nil
+	}
+	total := 0
+	for {
+		n, err := r.purgeBatch(ctx)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("relay: purge %s: %w", r.cfg.PublishedTable, err)
+		}
+		if n < purgeBatch || ctx.Err() != nil {
+			return total, ctx.Err()
+		}
+	}
+}
+
+// purgeBatch runs one purge statement in a READ COMMITTED transaction, so that MySQL locks only the rows it
+// deletes (no gap locks in the way of relays moving rows in).
+func (r *Relay) purgeBatch(ctx context.Context) (int, error) {
+	tx, err := r.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return 0, r.d.InterpretError(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	n, err := r.d.OutboxPurgePublished(ctx, tx, &dialect.OutboxPurgePublishedParams{
+		PublishedTable: r.cfg.PublishedTable, OlderThan: r.cfg.Retention, Limit: purgeBatch})
+	if err != nil {
+		return 0, err
+	}
+	return n, r.d.InterpretError(tx.Commit())
+}
+
+// purgeLoop runs PurgePublished about every min(Retention, 1m) until ctx ends.
+func (r *Relay) purgeLoop(ctx context.Context) {
+	every := min(r.cfg.Retention, time.Minute)
+	t := time.NewTimer(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := r.PurgePublished(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			r.log.WarnContext(ctx, "relay: purging published rows failed; trying again later", "table", r.cfg.PublishedTable,
+				"deleted", n, "error", err)
+		case n > 0:
+			r.log.DebugContext(ctx, "relay: purged published rows", "table", r.cfg.PublishedTable, "deleted", n)
+		}
+		t.Reset(every)
+	}
+}

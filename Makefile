@@ -6,7 +6,7 @@ GOTEST_FLAGS ?= -race -count=1 -timeout 40m
 # rocketmq-client-go's orderly consumer has a data race of its own (apache/rocketmq-client-go#1213), so the
 # orderly-consumption tests skip under -race and run once more here without it.
 NORACE_TESTS = $(GO) test -count=1 -timeout 10m -run Orderly ./inbox/rocketmq/
-# internal/gotest runs `go test` and retries a package (at most twice) when its only failures were data races
+# internal/gotest runs `go test` and retries a package (at most three times) when its only failures were data races
 # inside rocketmq-client-go (apache/rocketmq-client-go#1115); any other race fails at once.
 GOTEST = $(GO) run ./internal/gotest
 

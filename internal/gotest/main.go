@@ -21,7 +21,7 @@ type event struct {
 }
 
 // maxRetries is how many more runs a package whose failures were all upstream races gets.
-const maxRetries = 2
+const maxRetries = 3
 
 func main() {
 	args := os.Args[1:]

@@ -9,9 +9,9 @@ import (
 	"github.com/txbox/txbox/dialect"
 )
 
-// purgeBatch is how many published rows one purge statement deletes: small transactions that never hold many
-// locks at once.
-const purgeBatch = 1000
+// publishedPurgeLimit is how many published rows one purge statement deletes: small transactions that never
+// hold many locks at once.
+const publishedPurgeLimit = 1000
 
 // PurgePublished deletes the rows kept in Config.PublishedTable that were published longer than
 // Config.Retention ago, in batches of 1,000, and returns how many it deleted. Run calls it periodically; with
@@ -27,7 +27,7 @@ func (r *Relay) PurgePublished(ctx context.Context) (int, error) {
 		if err != nil {
 			return total, fmt.Errorf("relay: purge %s: %w", r.cfg.PublishedTable, err)
 		}
-		if n < purgeBatch || ctx.Err() != nil {
+		if n < publishedPurgeLimit || ctx.Err() != nil {
 			return total, ctx.Err()
 		}
 	}
@@ -42,7 +42,7 @@ func (r *Relay) purgeBatch(ctx context.Context) (int, error) {
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after Commit
 	n, err := r.d.OutboxPurgePublished(ctx, tx, &dialect.OutboxPurgePublishedParams{
-		PublishedTable: r.cfg.PublishedTable, OlderThan: r.cfg.Retention, Limit: purgeBatch})
+		PublishedTable: r.cfg.PublishedTable, OlderThan: r.cfg.Retention, Limit: publishedPurgeLimit})
 	if err != nil {
 		return 0, err
 	}

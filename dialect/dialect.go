@@ -1,14 +1,12 @@
 package dialect
 
 import (
-	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 )
 
-// Dialect is one database family's implementation of txbox's SQL. The set of implementations is closed: use
-// [MySQL] or [Postgres].
+// Dialect is one database family: what handler code and configuration need to know about it. The SQL txbox runs
+// itself is not part of it. The set of implementations is closed: use [MySQL] or [Postgres].
 type Dialect interface {
 	// Name is "mysql" or "postgres".
 	Name() string
@@ -24,15 +22,6 @@ type Dialect interface {
 	InterpretError(err error) error
 	// UpsertSQL renders u for rows rows; see [Upsert].
 	UpsertSQL(u Upsert, rows int) (string, error)
-
-	// MigrationLock takes a session-level lock that serialises txbox migrations on the current database (or
-	// schema) across processes; MigrationUnlock releases it. Both must run on the same connection.
-	MigrationLock(ctx context.Context, conn *sql.Conn) error
-	MigrationUnlock(ctx context.Context, conn *sql.Conn) error
-
-	InboxStore
-	OutboxStore
-	StatsStore
 
 	sealed()
 }

@@ -1,8 +1,6 @@
 package dialect
 
 import (
-	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 
@@ -47,22 +45,4 @@ func (d postgresDialect) UpsertSQL(u Upsert, rows int) (string, error) {
 		fmt.Fprintf(&b, `"%s" = EXCLUDED."%s"`, c, c)
 	}
 	return b.String(), nil
-}
-
-// Advisory locks are per database; the key mixes in the current schema so that schemas migrated side by side
-// (tests, tenants) do not wait for each other. pg_advisory_lock blocks until the lock is free or ctx ends.
-func (postgresDialect) MigrationLock(ctx context.Context, conn *sql.Conn) error {
-	_, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(hashtext('txbox_migrate:' || current_schema()))")
-	if err != nil {
-		return fmt.Errorf("take migration lock: %w", interpretError(err))
-	}
-	return nil
-}
-
-func (postgresDialect) MigrationUnlock(ctx context.Context, conn *sql.Conn) error {
-	_, err := conn.ExecContext(ctx, "SELECT pg_advisory_unlock(hashtext('txbox_migrate:' || current_schema()))")
-	if err != nil {
-		return fmt.Errorf("release migration lock: %w", interpretError(err))
-	}
-	return nil
 }

@@ -20,12 +20,9 @@ type Config struct {
 	// most dialect.MaxConsumerBytes bytes of UTF-8 without NUL bytes.
 	Consumer string
 
-	// Table, AttemptsTable and DeadTable name the inbox tables created by package migrations ("schema.table"
-	// allowed, validated with dialect.ValidateIdent). Defaults: txbox_inbox, txbox_inbox_attempts,
-	// txbox_inbox_dead.
-	Table         string
-	AttemptsTable string
-	DeadTable     string
+	// Prefix names the installation's tables (see dialect.TablesFor): <prefix>_inbox, <prefix>_inbox_attempts and
+	// <prefix>_inbox_dead, created by package migrations with the same prefix. Default "txbox".
+	Prefix string
 
 	// HandlerTimeout bounds one Process (or Replay) call: the handler, the commit and any retries after
 	// deadlocks. When it passes, the handler's ctx ends and the transaction is rolled back at once, even if
@@ -91,9 +88,6 @@ type ProcessInfo struct {
 
 // Defaults filled in by New.
 const (
-	DefaultTable           = "txbox_inbox"
-	DefaultAttemptsTable   = "txbox_inbox_attempts"
-	DefaultDeadTable       = "txbox_inbox_dead"
 	DefaultHandlerTimeout  = time.Minute
 	DefaultMaxAttempts     = 10
 	DefaultRetryLimit      = 8
@@ -124,21 +118,11 @@ func (c Config) withDefaults() (Config, error) {
 	if err := dialect.CheckText("Consumer", c.Consumer, dialect.MaxConsumerBytes, ErrInvalidConfig); err != nil {
 		return c, err
 	}
-	for _, t := range []struct {
-		field string
-		v     *string
-		def   string
-	}{{"Table", &c.Table, DefaultTable}, {"AttemptsTable", &c.AttemptsTable, DefaultAttemptsTable},
-		{"DeadTable", &c.DeadTable, DefaultDeadTable}} {
-		if *t.v == "" {
-			*t.v = t.def
-		}
-		if _, err := c.Dialect.QuoteIdent(*t.v); err != nil {
-			return bad("%s: %v", t.field, err)
-		}
+	if c.Prefix == "" {
+		c.Prefix = dialect.DefaultPrefix
 	}
-	if c.Table == c.AttemptsTable || c.Table == c.DeadTable || c.AttemptsTable == c.DeadTable {
-		return bad("Table, AttemptsTable and DeadTable must be three different tables")
+	if _, err := dialect.TablesFor(c.Prefix); err != nil {
+		return bad("Prefix: %v", err)
 	}
 	setDur := func(field string, v *time.Duration, def, min time.Duration) error {
 		switch {

@@ -31,10 +31,10 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"no dialect", func(c *inbox.Config) { c.Dialect = nil }, "Dialect"},
 		{"no consumer", func(c *inbox.Config) { c.Consumer = "" }, "Consumer"},
 		{"long consumer", func(c *inbox.Config) { c.Consumer = strings.Repeat("c", dialect.MaxConsumerBytes+1) }, "Consumer"},
-		{"injected table", func(c *inbox.Config) { c.Table = "inbox; DROP TABLE users" }, "Table"},
-		{"bad attempts table", func(c *inbox.Config) { c.AttemptsTable = "a.b.c" }, "AttemptsTable"},
-		{"bad dead table", func(c *inbox.Config) { c.DeadTable = "1dead" }, "DeadTable"},
-		{"same tables", func(c *inbox.Config) { c.DeadTable = inbox.DefaultTable }, "DeadTable"},
+		{"injected prefix", func(c *inbox.Config) { c.Prefix = "inbox; DROP TABLE users" }, "Prefix"},
+		{"three-part prefix", func(c *inbox.Config) { c.Prefix = "a.b.c" }, "Prefix"},
+		{"prefix with a digit first", func(c *inbox.Config) { c.Prefix = "1dead" }, "Prefix"},
+		{"upper-case prefix", func(c *inbox.Config) { c.Prefix = "Txbox" }, "Prefix"},
 		{"negative timeout", func(c *inbox.Config) { c.HandlerTimeout = -time.Second }, "HandlerTimeout"},
 		{"zero max attempts", func(c *inbox.Config) { c.MaxAttempts = -1 }, "MaxAttempts"},
 		{"short retention", func(c *inbox.Config) { c.Retention = time.Minute }, "Retention"},
@@ -58,7 +58,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := ib.Config()
-	if got.Table != "txbox_inbox" || got.AttemptsTable != "txbox_inbox_attempts" || got.DeadTable != "txbox_inbox_dead" ||
+	if got.Prefix != "txbox" ||
 		got.Retention != 7*24*time.Hour || got.MaxAttempts != 10 || got.HandlerTimeout != time.Minute ||
 		got.PurgeBatchSize != 1000 || got.Logger == nil || got.MaxPayloadBytes != 4<<20 {
 		t.Errorf("defaults not filled in: %+v", got)

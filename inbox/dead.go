@@ -9,6 +9,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/txbox/txbox/dialect"
+	"github.com/txbox/txbox/internal/store"
 )
 
 // DeadLetter is a parked message: it failed MaxAttempts times and waits for Replay or DropDead. Deliveries of
@@ -36,8 +37,8 @@ func (i *Inbox) ListDead(ctx context.Context, f DeadFilter) ([]DeadLetter, error
 	case f.Limit < 0 || f.Limit > 1000:
 		return nil, fmt.Errorf("inbox: list dead letters: Limit must be between 1 and 1000, got %d", f.Limit)
 	}
-	rows, err := i.d.InboxDeadList(ctx, i.db, &dialect.InboxDeadListParams{
-		Tables: i.tables, Consumer: i.cfg.Consumer, Key: f.Key, AfterID: f.AfterID, Limit: f.Limit,
+	rows, err := i.s.InboxDeadList(ctx, i.db, &store.InboxDeadListParams{
+		Consumer: i.cfg.Consumer, Key: f.Key, AfterID: f.AfterID, Limit: f.Limit,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("inbox: %w", explain(err))
@@ -53,7 +54,7 @@ func (i *Inbox) ListDead(ctx context.Context, f DeadFilter) ([]DeadLetter, error
 	return out, nil
 }
 
-func deadLetter(r dialect.InboxDeadRow) (DeadLetter, error) {
+func deadLetter(r store.InboxDeadRow) (DeadLetter, error) {
 	dl := DeadLetter{
 		ID:        r.ID,
 		Delivery:  Delivery{Key: r.Key, Payload: r.Payload, Topic: r.Topic, MessageID: r.MessageID},
@@ -120,8 +121,8 @@ func (i *Inbox) settleDeadOnce(ctx, hctx context.Context, id int64, h ReplayHand
 	}()
 	stop := context.AfterFunc(hctx, func() { rollback(tx) })
 	defer stop()
-	p := dialect.InboxDeadGetParams{Tables: i.tables, Consumer: i.cfg.Consumer, ID: id, ForUpdate: true}
-	row, found, err := i.d.InboxDeadGet(ctx, tx, &p)
+	p := store.InboxDeadGetParams{Consumer: i.cfg.Consumer, ID: id, ForUpdate: true}
+	row, found, err := i.s.InboxDeadGet(ctx, tx, &p)
 	if err != nil {
 		return Failed, fmt.Errorf("inbox: dead letter %d: %w", id, explain(err))
 	}
@@ -132,11 +133,11 @@ func (i *Inbox) settleDeadOnce(ctx, hctx context.Context, id int64, h ReplayHand
 	if err != nil {
 		return Failed, err
 	}
-	if _, err := i.d.InboxDeadDelete(ctx, tx, &p); err != nil {
+	if _, err := i.s.InboxDeadDelete(ctx, tx, &p); err != nil {
 		return Failed, fmt.Errorf("inbox: dead letter %d: %w", id, err)
 	}
-	fresh, err := i.d.InboxSettle(ctx, tx, &dialect.InboxSettleParams{
-		Tables: i.tables, Consumer: i.cfg.Consumer, Key: row.Key, Fingerprint: row.Fingerprint,
+	fresh, err := i.s.InboxSettle(ctx, tx, &store.InboxKeyParams{
+		Consumer: i.cfg.Consumer, Key: row.Key, Fingerprint: row.Fingerprint,
 	})
 	if err != nil {
 		return Failed, fmt.Errorf("inbox: dead letter %d: %w", id, err)
@@ -166,8 +167,8 @@ func (i *Inbox) settleDeadOnce(ctx, hctx context.Context, id int64, h ReplayHand
 // does that). If that send is rolled back, so is the release. A key that was recorded as processed meanwhile
 // stays recorded: a new delivery of it is then a Duplicate. It returns ErrDeadNotFound when the id is gone.
 func (i *Inbox) Release(ctx context.Context, tx dialect.DBTX, id int64) (DeadLetter, error) {
-	p := dialect.InboxDeadGetParams{Tables: i.tables, Consumer: i.cfg.Consumer, ID: id, ForUpdate: true}
-	row, found, err := i.d.InboxDeadGet(ctx, tx, &p)
+	p := store.InboxDeadGetParams{Consumer: i.cfg.Consumer, ID: id, ForUpdate: true}
+	row, found, err := i.s.InboxDeadGet(ctx, tx, &p)
 	if err != nil {
 		return DeadLetter{}, fmt.Errorf("inbox: release dead letter %d: %w", id, explain(err))
 	}
@@ -178,10 +179,10 @@ func (i *Inbox) Release(ctx context.Context, tx dialect.DBTX, id int64) (DeadLet
 	if err != nil {
 		return DeadLetter{}, err
 	}
-	if _, err := i.d.InboxDeadDelete(ctx, tx, &p); err != nil {
+	if _, err := i.s.InboxDeadDelete(ctx, tx, &p); err != nil {
 		return DeadLetter{}, fmt.Errorf("inbox: release dead letter %d: %w", id, err)
 	}
-	if _, err := i.d.InboxUnpark(ctx, tx, &dialect.InboxUnparkParams{Tables: i.tables, Consumer: i.cfg.Consumer, Key: row.Key}); err != nil {
+	if _, err := i.s.InboxUnpark(ctx, tx, &store.InboxKeyParams{Consumer: i.cfg.Consumer, Key: row.Key}); err != nil {
 		return DeadLetter{}, fmt.Errorf("inbox: release dead letter %d: %w", id, err)
 	}
 	i.log.InfoContext(ctx, "inbox: dead letter released", "dead_id", id, "key", row.Key, "topic", row.Topic)

@@ -8,7 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/txbox/txbox/dialect"
+	"github.com/txbox/txbox/internal/store"
 )
 
 // failureTimeout bounds the short transaction that counts a failure (and maybe parks the message). It runs
@@ -61,8 +61,8 @@ func (i *Inbox) countFailure(ctx context.Context, d Delivery, fp []byte, msg str
 		return 0, false, fmt.Errorf("begin transaction: %w", i.d.InterpretError(err))
 	}
 	defer rollback(tx) // no-op after Commit
-	n, err := i.d.InboxRecordFailure(ctx, tx, &dialect.InboxRecordFailureParams{
-		Tables: i.tables, Consumer: i.cfg.Consumer, Key: d.Key, LastError: msg,
+	n, err := i.s.InboxRecordFailure(ctx, tx, &store.InboxRecordFailureParams{
+		Consumer: i.cfg.Consumer, Key: d.Key, LastError: msg,
 	})
 	if err != nil {
 		return 0, false, err
@@ -75,8 +75,8 @@ func (i *Inbox) countFailure(ctx context.Context, d Delivery, fp []byte, msg str
 				return 0, false, fmt.Errorf("encode headers: %w", err)
 			}
 		}
-		parked, err = i.d.InboxPark(ctx, tx, &dialect.InboxParkParams{
-			Tables: i.tables, Consumer: i.cfg.Consumer, Key: d.Key, Fingerprint: fp, Payload: d.Payload,
+		parked, err = i.s.InboxPark(ctx, tx, &store.InboxParkParams{
+			Consumer: i.cfg.Consumer, Key: d.Key, Fingerprint: fp, Payload: d.Payload,
 			Headers: headers, Topic: d.Topic, MessageID: d.MessageID, Attempts: n, LastError: msg,
 		})
 		if err != nil {

@@ -10,16 +10,17 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/txbox/txbox/dialect"
+	"github.com/txbox/txbox/internal/store"
 )
 
 // Inbox records the business keys one consumer has processed. It is safe for concurrent use by any number of
 // goroutines; several processes may share the tables.
 type Inbox struct {
-	db     *sqlx.DB
-	cfg    Config
-	d      dialect.Dialect
-	tables dialect.InboxTables
-	log    *slog.Logger
+	db  *sqlx.DB
+	cfg Config
+	d   dialect.Dialect
+	s   store.Store
+	log *slog.Logger
 
 	// Test hooks (see export_test.go).
 	receivedAt      func() time.Time // nil: the database clock
@@ -40,12 +41,17 @@ func New(db *sqlx.DB, cfg Config) (*Inbox, error) {
 		return nil, fmt.Errorf("%w: Dialect is %s but the *sqlx.DB uses driver %q", ErrInvalidConfig,
 			cfg.Dialect.Name(), db.DriverName())
 	}
+	t, _ := dialect.TablesFor(cfg.Prefix) // validated by withDefaults
+	s, err := store.New(cfg.Dialect, t)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
 	return &Inbox{
-		db:     db,
-		cfg:    cfg,
-		d:      cfg.Dialect,
-		tables: dialect.InboxTables{Inbox: cfg.Table, Attempts: cfg.AttemptsTable, Dead: cfg.DeadTable},
-		log:    cfg.Logger.With("component", "txbox.inbox", "consumer", cfg.Consumer),
+		db:  db,
+		cfg: cfg,
+		d:   cfg.Dialect,
+		s:   s,
+		log: cfg.Logger.With("component", "txbox.inbox", "consumer", cfg.Consumer),
 	}, nil
 }
 
@@ -68,7 +74,7 @@ func (i *Inbox) Config() Config { return i.cfg }
 // error matches dialect.ErrSchemaMissing when the migrations have not run, dialect.ErrConnection when the
 // database cannot be reached.
 func (i *Inbox) Check(ctx context.Context) error {
-	if err := i.d.InboxCheckSchema(ctx, i.db, i.tables); err != nil {
+	if err := i.s.InboxCheckSchema(ctx, i.db); err != nil {
 		return fmt.Errorf("inbox: %w", explain(err))
 	}
 	return nil

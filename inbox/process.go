@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/txbox/txbox/dialect"
+	"github.com/txbox/txbox/internal/store"
 )
 
 // Process runs h for d exactly once per (consumer, key), in one transaction that also records the key:
@@ -124,8 +125,7 @@ func (i *Inbox) processOnce(ctx, hctx context.Context, d Delivery, fp []byte, h 
 	}()
 	stop := context.AfterFunc(hctx, func() { rollback(tx) })
 	defer stop()
-	p := dialect.InboxClaimParams{
-		Tables:        i.tables,
+	p := store.InboxClaimParams{
 		Consumer:      i.cfg.Consumer,
 		Key:           d.Key,
 		Fingerprint:   fp,
@@ -134,7 +134,7 @@ func (i *Inbox) processOnce(ctx, hctx context.Context, d Delivery, fp []byte, h 
 	if i.receivedAt != nil {
 		p.ReceivedAt = i.receivedAt()
 	}
-	claim, err := i.d.InboxClaim(ctx, tx, &p)
+	claim, err := i.s.InboxClaim(ctx, tx, &p)
 	if err == nil && claim.Inserted && hctx.Err() != nil {
 		// The deadline passed while the claim waited for another delivery of the key: the handler never ran,
 		// so this is not counted against the message.

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/txbox/txbox/dialect"
+	"github.com/txbox/txbox/internal/store"
 )
 
 // Purge deletes the consumer's keys recorded more than Retention ago, and failure counters untouched for as
@@ -15,20 +15,20 @@ import (
 // and Process keeps running meanwhile. Keys of parked messages are kept until they are replayed or dropped.
 // When ctx ends Purge stops after the current batch and returns what it deleted with the ctx error.
 func (i *Inbox) Purge(ctx context.Context) (int, error) {
-	p := dialect.InboxPurgeParams{Tables: i.tables, Consumer: i.cfg.Consumer, OlderThan: i.cfg.Retention,
+	p := store.InboxPurgeParams{Consumer: i.cfg.Consumer, OlderThan: i.cfg.Retention,
 		Limit: i.cfg.PurgeBatchSize}
-	keys, err := i.purgeAll(ctx, "keys", &p, i.d.InboxPurge)
+	keys, err := i.purgeAll(ctx, "keys", &p, i.s.InboxPurge)
 	if err != nil {
 		return keys, err
 	}
-	attempts, err := i.purgeAll(ctx, "attempts", &p, i.d.InboxPurgeAttempts)
+	attempts, err := i.purgeAll(ctx, "attempts", &p, i.s.InboxPurgeAttempts)
 	i.log.DebugContext(ctx, "inbox: purged", "keys", keys, "attempts", attempts)
 	return keys, err
 }
 
-type purgeFunc func(ctx context.Context, tx dialect.DBTX, p *dialect.InboxPurgeParams) (int, error)
+type purgeFunc func(ctx context.Context, tx store.DBTX, p *store.InboxPurgeParams) (int, error)
 
-func (i *Inbox) purgeAll(ctx context.Context, what string, p *dialect.InboxPurgeParams, f purgeFunc) (int, error) {
+func (i *Inbox) purgeAll(ctx context.Context, what string, p *store.InboxPurgeParams, f purgeFunc) (int, error) {
 	total := 0
 	for retries := 0; ; {
 		if err := ctx.Err(); err != nil {
@@ -54,7 +54,7 @@ func (i *Inbox) purgeAll(ctx context.Context, what string, p *dialect.InboxPurge
 
 // purgeBatch deletes one batch in its own transaction. READ COMMITTED keeps MySQL from taking gap locks on the
 // purge index, which could hold up inserts of new keys for the length of the batch; PostgreSQL's default.
-func (i *Inbox) purgeBatch(ctx context.Context, p *dialect.InboxPurgeParams, f purgeFunc) (int, error) {
+func (i *Inbox) purgeBatch(ctx context.Context, p *store.InboxPurgeParams, f purgeFunc) (int, error) {
 	tx, err := i.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return 0, fmt.Errorf("begin transaction: %w", i.d.InterpretError(err))

@@ -2,62 +2,58 @@ package metrics
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/txbox/txbox/dialect"
-	"github.com/txbox/txbox/inbox"
-	"github.com/txbox/txbox/outbox"
+	"github.com/txbox/txbox/internal/store"
 )
-
-// Tables names the tables the backlog gauges read; empty fields mean txbox's defaults.
-type Tables struct {
-	Outbox, OutboxDead, Inbox, InboxDead string
-}
-
-func (t Tables) params() *dialect.StatsParams {
-	def := func(s, d string) string {
-		if s == "" {
-			return d
-		}
-		return s
-	}
-	return &dialect.StatsParams{
-		OutboxTable:     def(t.Outbox, outbox.DefaultTable),
-		OutboxDeadTable: def(t.OutboxDead, outbox.DefaultDeadTable),
-		InboxTable:      def(t.Inbox, inbox.DefaultTable),
-		InboxDeadTable:  def(t.InboxDead, inbox.DefaultDeadTable),
-	}
-}
 
 // ScrapeTimeout bounds the queries one scrape of the backlog gauges runs.
 const ScrapeTimeout = 5 * time.Second
 
 // RegisterBacklog registers gauges that read the outbox backlog, its oldest row's age and the dead letters
-// (and the inbox size) from the database at every scrape. A scrape that cannot read them reports the error to
-// Prometheus (the scrape fails) rather than stale numbers.
-func RegisterBacklog(reg prometheus.Registerer, db dialect.DBTX, d dialect.Dialect, t Tables) error {
-	return reg.Register(&backlog{db: db, d: d, p: t.params()})
+// (and the inbox size) from the tables of the installation named by prefix ("" for the default, see
+// dialect.TablesFor) at every scrape. A scrape that cannot read them reports the error to Prometheus (the
+// scrape fails) rather than stale numbers.
+func RegisterBacklog(reg prometheus.Registerer, db dialect.DBTX, d dialect.Dialect, prefix string) error {
+	t, err := dialect.TablesFor(prefix)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	s, err := store.New(d, t)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	return reg.Register(&backlog{db: db, s: s, descs: newBacklogDescs(t.Prefix)})
 }
 
 type backlog struct {
-	db dialect.DBTX
-	d  dialect.Dialect
-	p  *dialect.StatsParams
+	db    dialect.DBTX
+	s     store.Store
+	descs backlogDescs
 }
 
-var (
-	descPending = prometheus.NewDesc("txbox_outbox_pending", "Outbox rows not yet published.", nil, nil)
-	descDue     = prometheus.NewDesc("txbox_outbox_due", "Outbox rows due for publishing now.", nil, nil)
-	descOldest  = prometheus.NewDesc("txbox_outbox_oldest_pending_seconds", "Age of the oldest unpublished outbox row.", nil, nil)
-	descDead    = prometheus.NewDesc("txbox_outbox_dead", "Outbox rows in the dead-letter table.", nil, nil)
-	descKeys    = prometheus.NewDesc("txbox_inbox_keys", "Inbox keys recorded, by consumer.", []string{"consumer"}, nil)
-	descIDead   = prometheus.NewDesc("txbox_inbox_dead", "Parked inbox messages, by consumer.", []string{"consumer"}, nil)
-)
+// backlogDescs describe the gauges of one installation; the constant label prefix tells installations apart.
+type backlogDescs struct{ pending, due, oldest, dead, keys, inboxDead *prometheus.Desc }
+
+func newBacklogDescs(prefix string) backlogDescs {
+	l := prometheus.Labels{"prefix": prefix}
+	return backlogDescs{
+		pending:   prometheus.NewDesc("txbox_outbox_pending", "Outbox rows not yet published.", nil, l),
+		due:       prometheus.NewDesc("txbox_outbox_due", "Outbox rows due for publishing now.", nil, l),
+		oldest:    prometheus.NewDesc("txbox_outbox_oldest_pending_seconds", "Age of the oldest unpublished outbox row.", nil, l),
+		dead:      prometheus.NewDesc("txbox_outbox_dead", "Outbox rows in the dead-letter table.", nil, l),
+		keys:      prometheus.NewDesc("txbox_inbox_keys", "Inbox keys recorded, by consumer.", []string{"consumer"}, l),
+		inboxDead: prometheus.NewDesc("txbox_inbox_dead", "Parked inbox messages, by consumer.", []string{"consumer"}, l),
+	}
+}
 
 func (b *backlog) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPending, descDue, descOldest, descDead, descKeys, descIDead} {
+	d := b.descs
+	for _, d := range []*prometheus.Desc{d.pending, d.due, d.oldest, d.dead, d.keys, d.inboxDead} {
 		ch <- d
 	}
 }
@@ -65,17 +61,18 @@ func (b *backlog) Describe(ch chan<- *prometheus.Desc) {
 func (b *backlog) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), ScrapeTimeout)
 	defer cancel()
-	st, err := b.d.Stats(ctx, b.db, b.p)
+	st, err := b.s.Stats(ctx, b.db)
 	if err != nil {
-		ch <- prometheus.NewInvalidMetric(descPending, err)
+		ch <- prometheus.NewInvalidMetric(b.descs.pending, err)
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(st.Outbox.Pending))
-	ch <- prometheus.MustNewConstMetric(descDue, prometheus.GaugeValue, float64(st.Outbox.Due))
-	ch <- prometheus.MustNewConstMetric(descOldest, prometheus.GaugeValue, st.Outbox.OldestPendingAge.Seconds())
-	ch <- prometheus.MustNewConstMetric(descDead, prometheus.GaugeValue, float64(st.Outbox.Dead))
+	d := b.descs
+	ch <- prometheus.MustNewConstMetric(d.pending, prometheus.GaugeValue, float64(st.Outbox.Pending))
+	ch <- prometheus.MustNewConstMetric(d.due, prometheus.GaugeValue, float64(st.Outbox.Due))
+	ch <- prometheus.MustNewConstMetric(d.oldest, prometheus.GaugeValue, st.Outbox.OldestPendingAge.Seconds())
+	ch <- prometheus.MustNewConstMetric(d.dead, prometheus.GaugeValue, float64(st.Outbox.Dead))
 	for _, c := range st.Inbox.Consumers {
-		ch <- prometheus.MustNewConstMetric(descKeys, prometheus.GaugeValue, float64(c.Keys), c.Consumer)
-		ch <- prometheus.MustNewConstMetric(descIDead, prometheus.GaugeValue, float64(c.Dead), c.Consumer)
+		ch <- prometheus.MustNewConstMetric(d.keys, prometheus.GaugeValue, float64(c.Keys), c.Consumer)
+		ch <- prometheus.MustNewConstMetric(d.inboxDead, prometheus.GaugeValue, float64(c.Dead), c.Consumer)
 	}
 }

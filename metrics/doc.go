@@ -11,7 +11,7 @@
 //	im, err := metrics.NewInbox(reg)
 //	ib, err := inbox.New(db, inbox.Config{Dialect: d, Consumer: "payments", OnProcess: im.ObserveProcess})
 //
-//	err = metrics.RegisterBacklog(reg, db, d, metrics.Tables{}) // gauges read from the tables at scrape time
+//	err = metrics.RegisterBacklog(reg, db, d, "") // gauges read from the txbox_* tables at scrape time
 //
 // Metric names:
 //
@@ -23,5 +23,6 @@
 //	txbox_inbox_deliveries_total{consumer,result}  result: processed, duplicate, parked, conflict, failed
 //	txbox_inbox_handler_duration_seconds{consumer} histogram of time inside handlers
 //	txbox_outbox_pending, txbox_outbox_due, txbox_outbox_oldest_pending_seconds, txbox_outbox_dead,
-//	txbox_inbox_keys, txbox_inbox_dead     backlog gauges (RegisterBacklog)
+//	txbox_inbox_keys, txbox_inbox_dead     backlog gauges (RegisterBacklog), labelled prefix="txbox" (the
+//	                                       installation's table prefix)
 package metrics

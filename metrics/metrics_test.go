@@ -87,7 +87,7 @@ func TestRelayAndBacklogMetrics(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := metrics.RegisterBacklog(reg, db, db.Dialect, metrics.Tables{}); err != nil {
+		if err := metrics.RegisterBacklog(reg, db, db.Dialect, ""); err != nil {
 			t.Fatal(err)
 		}
 		enqueue(t, db, 7, "orders")

@@ -1,13 +1,14 @@
-// Package migrations creates and upgrades txbox's tables (txbox_outbox, txbox_inbox and their dead-letter
-// tables) with goose v3.
+// Package migrations creates and upgrades txbox's tables with goose v3.
 //
-// The SQL files are embedded, one folder per dialect ([FS], or [Files] for one dialect), and run through a goose
-// Provider that records versions in txbox's own table, [VersionTable], with goose's global registry disabled:
-// an application's own goose setup and its goose_db_version table are never touched. Concurrent Up calls (several
-// replicas starting at once) are serialised with a session lock on the database (MySQL GET_LOCK, PostgreSQL
-// advisory lock).
+// The SQL files are embedded templates, one folder per dialect, rendered for the installation's prefix
+// ([WithPrefix]; txbox_outbox, txbox_inbox and so on by default, see dialect.TablesFor) and run through a goose
+// Provider that records versions in the installation's own table, <prefix>_migrations, with goose's global
+// registry disabled: an application's own goose setup and its goose_db_version table are never touched.
+// Concurrent Up calls (several replicas starting at once) are serialised with a session lock on the database
+// (MySQL GET_LOCK, PostgreSQL advisory lock). A prefix with a schema ("billing.txbox") gets its schema (MySQL:
+// database) created when it does not exist yet.
 //
-// Applications that manage their schema with their own goose (or another tool) can copy the files from
+// Applications that manage their schema with their own goose (or another tool) can copy the rendered files from
 // [Files] instead of calling [Up]. Never run the migrations inside a transaction of your own: MySQL commits DDL
 // implicitly.
 package migrations

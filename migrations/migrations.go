@@ -1,6 +1,7 @@
 package migrations
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"embed"
@@ -8,54 +9,123 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"testing/fstest"
+	"text/template"
 	"time"
 
 	"github.com/pressly/goose/v3"
 
 	"github.com/txbox/txbox/dialect"
+	"github.com/txbox/txbox/internal/store"
 )
 
-// VersionTable is the table in which txbox records its applied migrations.
-const VersionTable = "txbox_migrations"
-
-// FS holds the migration files: mysql/*.sql and postgres/*.sql.
+// templates holds the migration files, mysql/*.sql and postgres/*.sql, with {{table "outbox"}} and
+// {{index "outbox_part"}} where a name derives from the prefix.
 //
 //go:embed mysql/*.sql postgres/*.sql
-var FS embed.FS
+var templates embed.FS
 
 // ErrNotMigrated is returned by Check when txbox's schema is missing or behind this version of txbox.
 var ErrNotMigrated = errors.New("migrations: txbox schema is not up to date; run migrations.Up or `txbox migrate up`")
 
-// Files returns the migration files for d, as a flat directory of goose SQL files.
-func Files(d dialect.Dialect) (fs.FS, error) {
+// Option changes which installation a call works on.
+type Option func(*options)
+
+type options struct{ prefix string }
+
+// WithPrefix names the installation's tables (see dialect.TablesFor); "" and the default are "txbox".
+func WithPrefix(prefix string) Option { return func(o *options) { o.prefix = prefix } }
+
+func tablesFor(opts []Option) (dialect.Tables, error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	t, err := dialect.TablesFor(o.prefix)
+	if err != nil {
+		return t, fmt.Errorf("migrations: %w", err)
+	}
+	return t, nil
+}
+
+// Files returns the migration files for d, rendered for the prefix, as a flat directory of goose SQL files.
+func Files(d dialect.Dialect, opts ...Option) (fs.FS, error) {
 	if d == nil {
 		return nil, errors.New("migrations: nil dialect")
 	}
-	return fs.Sub(FS, d.Name())
+	t, err := tablesFor(opts)
+	if err != nil {
+		return nil, err
+	}
+	return render(d, t)
+}
+
+func render(d dialect.Dialect, t dialect.Tables) (fs.FS, error) {
+	names := map[string]string{
+		"outbox": t.Outbox, "outbox_dead": t.OutboxDead, "outbox_published": t.OutboxPublished,
+		"inbox": t.Inbox, "inbox_attempts": t.InboxAttempts, "inbox_dead": t.InboxDead,
+	}
+	funcs := template.FuncMap{
+		"table": func(name string) (string, error) {
+			full, ok := names[name]
+			if !ok {
+				return "", fmt.Errorf("unknown table %q", name)
+			}
+			return d.QuoteIdent(full)
+		},
+		// Index names live in the table's schema: not qualified, prefixed with the prefix's own part.
+		"index": func(name string) (string, error) { return d.QuoteIdent(t.Base() + "_" + name) },
+	}
+	dir := d.Name()
+	entries, err := fs.ReadDir(templates, dir)
+	if err != nil {
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	out := fstest.MapFS{}
+	for _, e := range entries {
+		text, err := fs.ReadFile(templates, path.Join(dir, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("migrations: %w", err)
+		}
+		tmpl, err := template.New(e.Name()).Funcs(funcs).Option("missingkey=error").Parse(string(text))
+		if err != nil {
+			return nil, fmt.Errorf("migrations: parse %s: %w", e.Name(), err)
+		}
+		var b bytes.Buffer
+		if err := tmpl.Execute(&b, nil); err != nil {
+			return nil, fmt.Errorf("migrations: render %s: %w", e.Name(), err)
+		}
+		out[e.Name()] = &fstest.MapFile{Data: b.Bytes(), Mode: 0o444}
+	}
+	return out, nil
 }
 
 // Up applies every pending migration for d. It is idempotent: with nothing pending it changes nothing.
-func Up(ctx context.Context, db *sql.DB, d dialect.Dialect) error {
-	p, err := newProvider(db, d)
+func Up(ctx context.Context, db *sql.DB, d dialect.Dialect, opts ...Option) error {
+	m, err := newMigrator(db, d, opts)
 	if err != nil {
 		return err
 	}
-	return withLock(ctx, db, d, func() error {
-		if _, err := p.Up(ctx); err != nil {
+	return m.withLock(ctx, func(conn *sql.Conn) error {
+		if err := m.s.EnsureSchema(ctx, conn); err != nil {
+			return fmt.Errorf("migrations: %w", err)
+		}
+		if _, err := m.p.Up(ctx); err != nil {
 			return fmt.Errorf("migrations: up: %w", err)
 		}
 		return nil
 	})
 }
 
-// DownTo rolls migrations back until version is the newest applied one; 0 removes every txbox table.
-func DownTo(ctx context.Context, db *sql.DB, d dialect.Dialect, version int64) error {
-	p, err := newProvider(db, d)
+// DownTo rolls migrations back until version is the newest applied one; 0 removes every table of the
+// installation.
+func DownTo(ctx context.Context, db *sql.DB, d dialect.Dialect, version int64, opts ...Option) error {
+	m, err := newMigrator(db, d, opts)
 	if err != nil {
 		return err
 	}
-	return withLock(ctx, db, d, func() error {
-		if _, err := p.DownTo(ctx, version); err != nil {
+	return m.withLock(ctx, func(*sql.Conn) error {
+		if _, err := m.p.DownTo(ctx, version); err != nil {
 			return fmt.Errorf("migrations: down to %d: %w", version, err)
 		}
 		return nil
@@ -70,19 +140,19 @@ type MigrationStatus struct {
 }
 
 // Status lists every migration txbox knows, in version order, with whether it has been applied.
-func Status(ctx context.Context, db *sql.DB, d dialect.Dialect) ([]MigrationStatus, error) {
-	p, err := newProvider(db, d)
+func Status(ctx context.Context, db *sql.DB, d dialect.Dialect, opts ...Option) ([]MigrationStatus, error) {
+	m, err := newMigrator(db, d, opts)
 	if err != nil {
 		return nil, err
 	}
 	// Not p.Status: goose scans its timestamps into time.Time, which fails on MySQL DSNs without parseTime=true.
 	// Out-of-order migrations are disabled, so "applied" is "at or below the database's version".
-	current, err := p.GetDBVersion(ctx)
+	current, err := m.p.GetDBVersion(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("migrations: status: %w", d.InterpretError(err))
 	}
 	var out []MigrationStatus
-	for _, src := range p.ListSources() {
+	for _, src := range m.p.ListSources() {
 		out = append(out, MigrationStatus{Version: src.Version, Name: path.Base(src.Path), Applied: src.Version <= current})
 	}
 	return out, nil
@@ -90,8 +160,8 @@ func Status(ctx context.Context, db *sql.DB, d dialect.Dialect) ([]MigrationStat
 
 // Check returns nil when every migration is applied, and an error wrapping ErrNotMigrated otherwise, naming
 // the first missing version. Use it at start-up to fail fast on an unmigrated database.
-func Check(ctx context.Context, db *sql.DB, d dialect.Dialect) error {
-	st, err := Status(ctx, db, d)
+func Check(ctx context.Context, db *sql.DB, d dialect.Dialect, opts ...Option) error {
+	st, err := Status(ctx, db, d, opts...)
 	if err != nil {
 		return err
 	}
@@ -103,11 +173,28 @@ func Check(ctx context.Context, db *sql.DB, d dialect.Dialect) error {
 	return nil
 }
 
-func newProvider(db *sql.DB, d dialect.Dialect) (*goose.Provider, error) {
+type migrator struct {
+	db *sql.DB
+	p  *goose.Provider
+	s  store.Store
+}
+
+func newMigrator(db *sql.DB, d dialect.Dialect, opts []Option) (*migrator, error) {
 	if db == nil {
 		return nil, errors.New("migrations: nil *sql.DB")
 	}
-	files, err := Files(d)
+	if d == nil {
+		return nil, errors.New("migrations: nil dialect")
+	}
+	t, err := tablesFor(opts)
+	if err != nil {
+		return nil, err
+	}
+	s, err := store.New(d, t)
+	if err != nil {
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	files, err := render(d, t)
 	if err != nil {
 		return nil, err
 	}
@@ -121,38 +208,38 @@ func newProvider(db *sql.DB, d dialect.Dialect) (*goose.Provider, error) {
 		return nil, fmt.Errorf("migrations: unsupported dialect %q", d.Name())
 	}
 	p, err := goose.NewProvider(gd, db, files,
-		goose.WithTableName(VersionTable),
+		goose.WithTableName(t.Migrations),
 		goose.WithDisableGlobalRegistry(true),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("migrations: %w", err)
 	}
-	return p, nil
+	return &migrator{db: db, p: p, s: s}, nil
 }
 
-// withLock runs fn while holding the dialect's migration lock on a connection of its own. goose's own session
-// locker is not enough: Provider.Up first calls HasPending without the lock, and on MySQL (where CREATE TABLE
-// commits at once) a second process can see goose's version table before its first row and fail with
+// withLock runs fn while holding the installation's migration lock on a connection of its own. goose's own
+// session locker is not enough: Provider.Up first calls HasPending without the lock, and on MySQL (where CREATE
+// TABLE commits at once) a second process can see goose's version table before its first row and fail with
 // "missing zero version migration". The lock is therefore taken around the whole call. goose runs on other
 // connections of the pool meanwhile, so the pool must allow at least two.
-func withLock(ctx context.Context, db *sql.DB, d dialect.Dialect, fn func() error) (err error) {
-	if n := db.Stats().MaxOpenConnections; n == 1 {
+func (m *migrator) withLock(ctx context.Context, fn func(conn *sql.Conn) error) (err error) {
+	if n := m.db.Stats().MaxOpenConnections; n == 1 {
 		return errors.New("migrations: the *sql.DB allows one open connection; migrations need two (one holds the lock)")
 	}
-	conn, err := db.Conn(ctx)
+	conn, err := m.db.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("migrations: get a connection for the lock: %w", d.InterpretError(err))
+		return fmt.Errorf("migrations: get a connection for the lock: %w", m.s.Dialect().InterpretError(err))
 	}
 	defer conn.Close()
-	if err := d.MigrationLock(ctx, conn); err != nil {
+	if err := m.s.MigrationLock(ctx, conn); err != nil {
 		return fmt.Errorf("migrations: %w", err)
 	}
 	defer func() {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		if uerr := d.MigrationUnlock(uctx, conn); uerr != nil && err == nil {
+		if uerr := m.s.MigrationUnlock(uctx, conn); uerr != nil && err == nil {
 			err = fmt.Errorf("migrations: %w", uerr)
 		}
 	}()
-	return fn()
+	return fn(conn)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"strings"
 	"sync"
 	"testing"
 
@@ -56,11 +57,11 @@ func TestUpIsIdempotentAndComplete(t *testing.T) {
 		if err := migrations.Check(ctx, db.DB.DB, db.Dialect); err != nil {
 			t.Errorf("Check after Up: %v", err)
 		}
-		if !tableExists(t, db, migrations.VersionTable) {
-			t.Errorf("version table %s missing", migrations.VersionTable)
+		if !tableExists(t, db, "txbox_migrations") {
+			t.Errorf("version table txbox_migrations missing")
 		}
 		if tableExists(t, db, "goose_db_version") {
-			t.Errorf("goose's default version table was created; txbox must use only %s", migrations.VersionTable)
+			t.Errorf("goose's default version table was created; txbox must use only txbox_migrations")
 		}
 	})
 }
@@ -158,4 +159,86 @@ func TestFiles(t *testing.T) {
 			t.Errorf("%s: files %v, want 00001_outbox.sql first", d.Name(), names)
 		}
 	}
+}
+
+// Files renders every name from the prefix: no default table name is left in the SQL of another installation,
+// and a bad prefix is refused before anything is rendered.
+func TestFilesRenderThePrefix(t *testing.T) {
+	for _, d := range []dialect.Dialect{dialect.MySQL, dialect.Postgres} {
+		files, err := migrations.Files(d, migrations.WithPrefix("billing.shop"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		names, _ := fs.Glob(files, "*.sql")
+		for _, n := range names {
+			b, err := fs.ReadFile(files, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := string(b)
+			if strings.Contains(s, "{{") || strings.Contains(s, "txbox_") {
+				t.Errorf("%s %s still names txbox_ or a template:\n%s", d.Name(), n, s)
+			}
+			if !strings.Contains(s, "billing") || !strings.Contains(s, "shop_") {
+				t.Errorf("%s %s does not use the prefix billing.shop:\n%s", d.Name(), n, s)
+			}
+		}
+		if _, err := migrations.Files(d, migrations.WithPrefix("Bad-Prefix")); !errors.Is(err, dialect.ErrInvalidIdent) {
+			t.Errorf("%s: Files(Bad-Prefix) = %v, want ErrInvalidIdent", d.Name(), err)
+		}
+	}
+}
+
+// Two installations in one database: each has its own tables and version table, and migrating one down leaves
+// the other untouched. A schema-qualified prefix gets its schema (MySQL: database) created.
+func TestPrefixesAreSeparateInstallations(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+		ctx := context.Background()
+		if err := migrations.Up(ctx, db.DB.DB, db.Dialect, migrations.WithPrefix("alt")); err != nil {
+			t.Fatalf("Up alt: %v", err)
+		}
+		for _, tb := range txboxTables {
+			if alt := "alt" + strings.TrimPrefix(tb, "txbox"); !tableExists(t, db, alt) {
+				t.Errorf("%s missing after Up with prefix alt", alt)
+			}
+		}
+		if !tableExists(t, db, "alt_migrations") {
+			t.Error("alt_migrations missing")
+		}
+		if err := migrations.DownTo(ctx, db.DB.DB, db.Dialect, 0, migrations.WithPrefix("alt")); err != nil {
+			t.Fatalf("DownTo alt: %v", err)
+		}
+		for _, tb := range txboxTables {
+			if tableExists(t, db, "alt"+strings.TrimPrefix(tb, "txbox")) {
+				t.Errorf("alt%s still there after DownTo(0) of alt", strings.TrimPrefix(tb, "txbox"))
+			}
+			if !tableExists(t, db, tb) {
+				t.Errorf("%s of the default installation gone after DownTo(0) of alt", tb)
+			}
+		}
+		if err := migrations.Check(ctx, db.DB.DB, db.Dialect); err != nil {
+			t.Errorf("default installation after alt went down: %v", err)
+		}
+
+		schema := db.Name + "_s"
+		t.Cleanup(func() {
+			stmt := "DROP DATABASE IF EXISTS " + schema
+			if db.Dialect == dialect.Postgres {
+				stmt = "DROP SCHEMA IF EXISTS " + schema + " CASCADE"
+			}
+			if _, err := db.ExecContext(context.Background(), stmt); err != nil {
+				t.Errorf("drop %s: %v", schema, err)
+			}
+		})
+		if err := migrations.Up(ctx, db.DB.DB, db.Dialect, migrations.WithPrefix(schema+".app")); err != nil {
+			t.Fatalf("Up %s.app: %v", schema, err)
+		}
+		if err := migrations.Check(ctx, db.DB.DB, db.Dialect, migrations.WithPrefix(schema+".app")); err != nil {
+			t.Errorf("Check %s.app: %v", schema, err)
+		}
+		var n int
+		if err := db.GetContext(ctx, &n, "SELECT COUNT(*) FROM "+schema+".app_outbox"); err != nil || n != 0 {
+			t.Errorf("%s.app_outbox: %d rows, %v", schema, n, err)
+		}
+	})
 }

@@ -2,9 +2,7 @@ package outbox
 
 import (
 	"fmt"
-	"hash/fnv"
 	"log/slog"
-	"strings"
 
 	"go.opentelemetry.io/otel/propagation"
 
@@ -13,9 +11,6 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultTable           = "txbox_outbox"
-	DefaultDeadTable       = "txbox_outbox_dead"
-	DefaultPublishedTable  = "txbox_outbox_published"
 	DefaultMaxPayloadBytes = 4 << 20 // RocketMQ's default maxMessageSize
 	DefaultMaxHeaderBytes  = 32 << 10
 	// MaxPayloadLimit is the largest MaxPayloadBytes accepted.
@@ -28,10 +23,9 @@ const (
 type Config struct {
 	// Dialect is the database family: dialect.MySQL or dialect.Postgres. Required.
 	Dialect dialect.Dialect
-	// Table is the outbox table, optionally schema-qualified. Default "txbox_outbox".
-	Table string
-	// DeadTable is the dead-letter table. Default "txbox_outbox_dead".
-	DeadTable string
+	// Prefix names the installation's tables (see dialect.TablesFor): the outbox is <prefix>_outbox. Relays,
+	// migrations and the CLI must use the same prefix. Default "txbox".
+	Prefix string
 	// MaxPayloadBytes is the largest payload Enqueue accepts. Default 4 MiB (RocketMQ's limit); at most 64 MiB.
 	MaxPayloadBytes int
 	// MaxHeaderBytes bounds the headers of one message, measured as stored (JSON). Default 32 KiB; at most
@@ -53,33 +47,28 @@ type Config struct {
 	Propagator propagation.TextMapPropagator
 }
 
-func (c *Config) fill() error {
+// withDefaults returns c with zero values replaced by defaults, or an error naming the first bad field.
+func (c Config) withDefaults() (Config, error) {
 	if c.Dialect == nil {
-		return fmt.Errorf("%w: Dialect is required (dialect.MySQL or dialect.Postgres)", ErrInvalidConfig)
+		return c, fmt.Errorf("%w: Dialect is required (dialect.MySQL or dialect.Postgres)", ErrInvalidConfig)
 	}
-	if c.Table == "" {
-		c.Table = DefaultTable
+	if c.Prefix == "" {
+		c.Prefix = dialect.DefaultPrefix
 	}
-	if c.DeadTable == "" {
-		c.DeadTable = DefaultDeadTable
-	}
-	if err := dialect.ValidateIdent(c.Table); err != nil {
-		return fmt.Errorf("%w: Table: %w", ErrInvalidConfig, err)
-	}
-	if err := dialect.ValidateIdent(c.DeadTable); err != nil {
-		return fmt.Errorf("%w: DeadTable: %w", ErrInvalidConfig, err)
+	if _, err := dialect.TablesFor(c.Prefix); err != nil {
+		return c, fmt.Errorf("%w: Prefix: %w", ErrInvalidConfig, err)
 	}
 	if c.MaxPayloadBytes == 0 {
 		c.MaxPayloadBytes = DefaultMaxPayloadBytes
 	}
 	if c.MaxPayloadBytes < 0 || c.MaxPayloadBytes > MaxPayloadLimit {
-		return fmt.Errorf("%w: MaxPayloadBytes must be between 1 and %d, got %d", ErrInvalidConfig, MaxPayloadLimit, c.MaxPayloadBytes)
+		return c, fmt.Errorf("%w: MaxPayloadBytes must be between 1 and %d, got %d", ErrInvalidConfig, MaxPayloadLimit, c.MaxPayloadBytes)
 	}
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
 	if c.MaxHeaderBytes < 0 || c.MaxHeaderBytes > MaxHeaderLimit {
-		return fmt.Errorf("%w: MaxHeaderBytes must be between 1 and %d, got %d", ErrInvalidConfig, MaxHeaderLimit, c.MaxHeaderBytes)
+		return c, fmt.Errorf("%w: MaxHeaderBytes must be between 1 and %d, got %d", ErrInvalidConfig, MaxHeaderLimit, c.MaxHeaderBytes)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -87,17 +76,5 @@ func (c *Config) fill() error {
 	if c.Propagator == nil {
 		c.Propagator = propagation.TraceContext{}
 	}
-	return nil
-}
-
-// NotifyChannel is the PostgreSQL notification channel for an outbox table: the table name with '.' replaced
-// by '_' (hashed when that would exceed PostgreSQL's 63-byte identifier limit). Relays LISTEN on it.
-func NotifyChannel(table string) string {
-	ch := strings.ReplaceAll(table, ".", "_")
-	if len(ch) <= dialect.MaxIdentLen {
-		return ch
-	}
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(table))
-	return fmt.Sprintf("txbox_outbox_%016x", h.Sum64())
+	return c, nil
 }

@@ -14,18 +14,24 @@ func (o *Outbox) DeadLetters(ctx context.Context, db dialect.DBTX, afterID int64
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := o.d.OutboxDeadList(ctx, db, &dialect.OutboxDeadListParams{DeadTable: o.cfg.DeadTable, AfterID: afterID, Limit: limit})
+	rows, err := o.s.OutboxDeadList(ctx, db, afterID, limit)
 	if err != nil {
-		return nil, fmt.Errorf("outbox: list dead letters in %s: %w", o.cfg.DeadTable, err)
+		return nil, fmt.Errorf("outbox: list dead letters in %s: %w", o.s.Tables().OutboxDead, err)
 	}
 	out := make([]DeadLetter, 0, len(rows))
 	for i := range rows {
-		rec, err := RecordFromRow(&rows[i].OutboxRow)
+		r := &rows[i]
+		h, err := DecodeHeaders(r.Headers)
 		if err != nil {
-			return nil, fmt.Errorf("outbox: dead letter %d: %w", rows[i].ID, err)
+			return nil, fmt.Errorf("outbox: dead letter %d: %w", r.ID, err)
 		}
-		rec.Attempt = rows[i].Attempts
-		out = append(out, DeadLetter{Record: rec, LastError: rows[i].LastError, DeadAt: rows[i].DeadAt})
+		out = append(out, DeadLetter{
+			Record: Record{ID: r.ID, Attempt: r.Attempts, CreatedAt: r.CreatedAt, Message: Message{
+				Topic: r.Topic, Key: r.Key, Tag: r.Tag, ShardingKey: r.ShardingKey, Payload: r.Payload, Headers: h,
+			}},
+			LastError: r.LastError,
+			DeadAt:    r.DeadAt,
+		})
 	}
 	return out, nil
 }
@@ -46,7 +52,7 @@ func (o *Outbox) Requeue(ctx context.Context, db dialect.DBTX, ids ...int64) (in
 	var n int64
 	err := inTx(ctx, db, func(tx dialect.DBTX) error {
 		var err error
-		n, err = o.d.OutboxDeadRequeue(ctx, tx, &dialect.OutboxDeadRequeueParams{Table: o.cfg.Table, DeadTable: o.cfg.DeadTable, IDs: ids})
+		n, err = o.s.OutboxDeadRequeue(ctx, tx, ids)
 		return err
 	})
 	if err != nil {
@@ -60,7 +66,7 @@ func (o *Outbox) Drop(ctx context.Context, db dialect.DBTX, ids ...int64) (int, 
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	n, err := o.d.OutboxDeadDelete(ctx, db, &dialect.OutboxDeadDeleteParams{DeadTable: o.cfg.DeadTable, IDs: ids})
+	n, err := o.s.OutboxDeadDelete(ctx, db, ids)
 	if err != nil {
 		return 0, fmt.Errorf("outbox: drop %d dead letters: %w", len(ids), err)
 	}

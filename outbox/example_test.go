@@ -37,6 +37,6 @@ func ExampleOutbox_Enqueue() {
 		return tx.Commit()
 	}
 	_ = placeOrder
-	fmt.Println(outbox.PartitionOf(""), ob.Config().Table)
-	// Output: -1 txbox_outbox
+	fmt.Println(outbox.PartitionOf(""), ob.Config().Prefix)
+	// Output: -1 txbox
 }

@@ -9,26 +9,29 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/txbox/txbox/dialect"
+	"github.com/txbox/txbox/internal/store"
 )
 
 // Outbox writes messages into the outbox table. It is safe for concurrent use.
 type Outbox struct {
-	cfg     Config
-	d       dialect.Dialect
-	channel string
-	log     *slog.Logger
+	cfg    Config
+	s      store.Store
+	notify bool
+	log    *slog.Logger
 }
 
 // New validates cfg, fills its defaults and returns an Outbox. Errors wrap ErrInvalidConfig.
 func New(cfg Config) (*Outbox, error) {
-	if err := cfg.fill(); err != nil {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
 		return nil, err
 	}
-	o := &Outbox{cfg: cfg, d: cfg.Dialect, log: cfg.Logger}
-	if !cfg.DisableNotify {
-		o.channel = NotifyChannel(cfg.Table)
+	t, _ := dialect.TablesFor(cfg.Prefix) // validated by withDefaults
+	s, err := store.New(cfg.Dialect, t)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	return o, nil
+	return &Outbox{cfg: cfg, s: s, notify: !cfg.DisableNotify, log: cfg.Logger}, nil
 }
 
 // Config returns the Outbox's configuration with defaults filled in.
@@ -47,7 +50,7 @@ func (o *Outbox) Enqueue(ctx context.Context, tx dialect.DBTX, msgs ...Message) 
 		return nil
 	}
 	trace := o.traceHeaders(ctx)
-	rows := make([]dialect.OutboxInsertRow, len(msgs))
+	rows := make([]store.OutboxInsertRow, len(msgs))
 	for i := range msgs {
 		r, err := o.row(&msgs[i], trace)
 		if err != nil {
@@ -55,11 +58,10 @@ func (o *Outbox) Enqueue(ctx context.Context, tx dialect.DBTX, msgs ...Message) 
 		}
 		rows[i] = r
 	}
-	err := o.d.OutboxInsert(ctx, tx, &dialect.OutboxInsertParams{Table: o.cfg.Table, Channel: o.channel, Rows: rows})
-	if err != nil {
-		return fmt.Errorf("outbox: enqueue %d messages into %s: %w", len(msgs), o.cfg.Table, err)
+	if err := o.s.OutboxInsert(ctx, tx, o.notify, rows); err != nil {
+		return fmt.Errorf("outbox: enqueue %d messages into %s: %w", len(msgs), o.s.Tables().Outbox, err)
 	}
-	o.log.DebugContext(ctx, "outbox: enqueued", "count", len(msgs), "table", o.cfg.Table)
+	o.log.DebugContext(ctx, "outbox: enqueued", "count", len(msgs), "table", o.s.Tables().Outbox)
 	return nil
 }
 
@@ -88,32 +90,32 @@ func withTrace(h map[string]string, trace propagation.MapCarrier) map[string]str
 	return out
 }
 
-func (o *Outbox) row(m *Message, trace propagation.MapCarrier) (dialect.OutboxInsertRow, error) {
+func (o *Outbox) row(m *Message, trace propagation.MapCarrier) (store.OutboxInsertRow, error) {
 	if err := dialect.CheckText("topic", m.Topic, dialect.MaxTopicBytes, ErrInvalidMessage); err != nil {
-		return dialect.OutboxInsertRow{}, err
+		return store.OutboxInsertRow{}, err
 	}
 	if err := dialect.CheckKey(m.Key); err != nil {
-		return dialect.OutboxInsertRow{}, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+		return store.OutboxInsertRow{}, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
 	}
 	if m.Tag != "" {
 		if err := dialect.CheckText("tag", m.Tag, dialect.MaxTagBytes, ErrInvalidMessage); err != nil {
-			return dialect.OutboxInsertRow{}, err
+			return store.OutboxInsertRow{}, err
 		}
 	}
 	if m.ShardingKey != "" {
 		if err := dialect.CheckText("sharding key", m.ShardingKey, dialect.MaxShardingKeyBytes, ErrInvalidMessage); err != nil {
-			return dialect.OutboxInsertRow{}, err
+			return store.OutboxInsertRow{}, err
 		}
 	}
 	if len(m.Payload) > o.cfg.MaxPayloadBytes {
-		return dialect.OutboxInsertRow{}, fmt.Errorf("%w: payload is %d bytes, more than MaxPayloadBytes (%d)",
+		return store.OutboxInsertRow{}, fmt.Errorf("%w: payload is %d bytes, more than MaxPayloadBytes (%d)",
 			ErrInvalidMessage, len(m.Payload), o.cfg.MaxPayloadBytes)
 	}
 	headers, err := o.encodeHeaders(withTrace(m.Headers, trace))
 	if err != nil {
-		return dialect.OutboxInsertRow{}, err
+		return store.OutboxInsertRow{}, err
 	}
-	return dialect.OutboxInsertRow{
+	return store.OutboxInsertRow{
 		Partition:   PartitionOf(m.ShardingKey),
 		Topic:       m.Topic,
 		Key:         m.Key,
@@ -166,25 +168,4 @@ func DecodeHeaders(b []byte) (map[string]string, error) {
 		return nil, fmt.Errorf("outbox: decode headers: %w", err)
 	}
 	return h, nil
-}
-
-// RecordFromRow converts a row read by the dialect into a Record. Relays use it.
-func RecordFromRow(r *dialect.OutboxRow) (Record, error) {
-	h, err := DecodeHeaders(r.Headers)
-	if err != nil {
-		return Record{}, err
-	}
-	return Record{
-		ID: r.ID,
-		Message: Message{
-			Topic:       r.Topic,
-			Key:         r.Key,
-			Tag:         r.Tag,
-			ShardingKey: r.ShardingKey,
-			Payload:     r.Payload,
-			Headers:     h,
-		},
-		Attempt:   r.Attempts + 1,
-		CreatedAt: r.CreatedAt,
-	}, nil
 }

@@ -108,8 +108,8 @@ func TestNewValidatesConfig(t *testing.T) {
 		want string
 	}{
 		{outbox.Config{}, "Dialect is required"},
-		{outbox.Config{Dialect: dialect.MySQL, Table: "bad name"}, "Table"},
-		{outbox.Config{Dialect: dialect.MySQL, DeadTable: "x;drop"}, "DeadTable"},
+		{outbox.Config{Dialect: dialect.MySQL, Prefix: "bad name"}, "Prefix"},
+		{outbox.Config{Dialect: dialect.MySQL, Prefix: "x;drop"}, "Prefix"},
 		{outbox.Config{Dialect: dialect.MySQL, MaxPayloadBytes: -1}, "MaxPayloadBytes must be between"},
 		{outbox.Config{Dialect: dialect.MySQL, MaxHeaderBytes: 1 << 20}, "MaxHeaderBytes must be between"},
 	} {

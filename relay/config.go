@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/txbox/txbox/dialect"
-	"github.com/txbox/txbox/outbox"
 )
 
 // Config configures a Relay. Dialect and Publisher are required; every other field has a default.
@@ -15,18 +14,15 @@ type Config struct {
 	Dialect dialect.Dialect
 	// Publisher sends records to the broker. Required.
 	Publisher Publisher
-	// Table is the outbox table, optionally schema-qualified. Default "txbox_outbox".
-	Table string
-	// DeadTable is the dead-letter table. Default "txbox_outbox_dead".
-	DeadTable string
+	// Prefix names the installation's tables (see dialect.TablesFor): the relay drains <prefix>_outbox. It must
+	// be the prefix the producers' outbox.Config uses. Default "txbox".
+	Prefix string
 	// Retention keeps published rows instead of deleting them: when positive, a confirmed row is moved to
-	// PublishedTable (with the time it was published) in the transaction that records the publish, and Run
+	// <prefix>_outbox_published (with the time it was published) in the transaction that records the publish, and Run
 	// deletes rows published longer than Retention ago, in batches, about every min(Retention, 1m) (also on
 	// demand: Relay.PurgePublished). For audits and for answering "was it sent, when?". Default 0: confirmed
 	// rows are deleted at once.
 	Retention time.Duration
-	// PublishedTable is where Retention keeps published rows. Default "txbox_outbox_published".
-	PublishedTable string
 	// BatchSize is the most rows one batch claims. Default 500; 1 to 10000.
 	BatchSize int
 	// Workers is the number of batch loops, each on a database connection of its own (plus one listening
@@ -79,50 +75,53 @@ type BatchInfo struct {
 	Duration time.Duration
 }
 
-func (c *Config) fill() error {
+// Defaults filled in by New.
+const (
+	DefaultBatchSize          = 500
+	DefaultWorkers            = 2
+	DefaultPublishConcurrency = 64
+	DefaultMaxAttempts        = 16
+	DefaultMinPollInterval    = 10 * time.Millisecond
+	DefaultMaxPollInterval    = time.Second
+	DefaultRescanInterval     = time.Second
+	DefaultMinBackoff         = time.Second
+	DefaultMaxBackoff         = 5 * time.Minute
+	DefaultPublishTimeout     = 30 * time.Second
+)
+
+// withDefaults returns c with zero values replaced by defaults, or an error naming the first bad field.
+func (c Config) withDefaults() (Config, error) {
 	if c.Dialect == nil {
-		return fmt.Errorf("%w: Dialect is required (dialect.MySQL or dialect.Postgres)", ErrInvalidConfig)
+		return c, fmt.Errorf("%w: Dialect is required (dialect.MySQL or dialect.Postgres)", ErrInvalidConfig)
 	}
 	if c.Publisher == nil {
-		return fmt.Errorf("%w: Publisher is required", ErrInvalidConfig)
+		return c, fmt.Errorf("%w: Publisher is required", ErrInvalidConfig)
 	}
-	if c.Table == "" {
-		c.Table = outbox.DefaultTable
+	if c.Prefix == "" {
+		c.Prefix = dialect.DefaultPrefix
 	}
-	if c.DeadTable == "" {
-		c.DeadTable = outbox.DefaultDeadTable
-	}
-	if err := dialect.ValidateIdent(c.Table); err != nil {
-		return fmt.Errorf("%w: Table: %w", ErrInvalidConfig, err)
-	}
-	if err := dialect.ValidateIdent(c.DeadTable); err != nil {
-		return fmt.Errorf("%w: DeadTable: %w", ErrInvalidConfig, err)
-	}
-	if c.PublishedTable == "" {
-		c.PublishedTable = outbox.DefaultPublishedTable
-	}
-	if err := dialect.ValidateIdent(c.PublishedTable); err != nil {
-		return fmt.Errorf("%w: PublishedTable: %w", ErrInvalidConfig, err)
+	if _, err := dialect.TablesFor(c.Prefix); err != nil {
+		return c, fmt.Errorf("%w: Prefix: %w", ErrInvalidConfig, err)
 	}
 	if c.Retention < 0 {
-		return fmt.Errorf("%w: Retention must not be negative, got %s", ErrInvalidConfig, c.Retention)
+		return c, fmt.Errorf("%w: Retention must not be negative, got %s", ErrInvalidConfig, c.Retention)
 	}
 	ints := []struct {
 		name     string
 		v        *int
 		def, max int
 	}{
-		{"BatchSize", &c.BatchSize, 500, 10000},
-		{"Workers", &c.Workers, 2, 64},
-		{"PublishConcurrency", &c.PublishConcurrency, 64, 4096},
-		{"MaxAttempts", &c.MaxAttempts, 16, 1000},
+		{"BatchSize", &c.BatchSize, DefaultBatchSize, 10000},
+		{"Workers", &c.Workers, DefaultWorkers, 64},
+		{"PublishConcurrency", &c.PublishConcurrency, DefaultPublishConcurrency, 4096},
+		{"MaxAttempts", &c.MaxAttempts, DefaultMaxAttempts, 1000},
 	}
 	for _, f := range ints {
 		if *f.v == 0 {
 			*f.v = f.def
 		}
 		if *f.v < 1 || *f.v > f.max {
-			return fmt.Errorf("%w: %s must be between 1 and %d, got %d", ErrInvalidConfig, f.name, f.max, *f.v)
+			return c, fmt.Errorf("%w: %s must be between 1 and %d, got %d", ErrInvalidConfig, f.name, f.max, *f.v)
 		}
 	}
 	durs := []struct {
@@ -130,29 +129,29 @@ func (c *Config) fill() error {
 		v    *time.Duration
 		def  time.Duration
 	}{
-		{"MinPollInterval", &c.MinPollInterval, 10 * time.Millisecond},
-		{"MaxPollInterval", &c.MaxPollInterval, time.Second},
-		{"RescanInterval", &c.RescanInterval, time.Second},
-		{"MinBackoff", &c.MinBackoff, time.Second},
-		{"MaxBackoff", &c.MaxBackoff, 5 * time.Minute},
-		{"PublishTimeout", &c.PublishTimeout, 30 * time.Second},
+		{"MinPollInterval", &c.MinPollInterval, DefaultMinPollInterval},
+		{"MaxPollInterval", &c.MaxPollInterval, DefaultMaxPollInterval},
+		{"RescanInterval", &c.RescanInterval, DefaultRescanInterval},
+		{"MinBackoff", &c.MinBackoff, DefaultMinBackoff},
+		{"MaxBackoff", &c.MaxBackoff, DefaultMaxBackoff},
+		{"PublishTimeout", &c.PublishTimeout, DefaultPublishTimeout},
 	}
 	for _, f := range durs {
 		if *f.v == 0 {
 			*f.v = f.def
 		}
 		if *f.v < 0 {
-			return fmt.Errorf("%w: %s must be positive, got %s", ErrInvalidConfig, f.name, *f.v)
+			return c, fmt.Errorf("%w: %s must be positive, got %s", ErrInvalidConfig, f.name, *f.v)
 		}
 	}
 	if c.MaxPollInterval < c.MinPollInterval {
-		return fmt.Errorf("%w: MaxPollInterval (%s) must not be less than MinPollInterval (%s)", ErrInvalidConfig, c.MaxPollInterval, c.MinPollInterval)
+		return c, fmt.Errorf("%w: MaxPollInterval (%s) must not be less than MinPollInterval (%s)", ErrInvalidConfig, c.MaxPollInterval, c.MinPollInterval)
 	}
 	if c.MaxBackoff < c.MinBackoff {
-		return fmt.Errorf("%w: MaxBackoff (%s) must not be less than MinBackoff (%s)", ErrInvalidConfig, c.MaxBackoff, c.MinBackoff)
+		return c, fmt.Errorf("%w: MaxBackoff (%s) must not be less than MinBackoff (%s)", ErrInvalidConfig, c.MaxBackoff, c.MinBackoff)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	return nil
+	return c, nil
 }

@@ -79,7 +79,7 @@
 //
 // # Keeping published rows
 //
-// With Config.Retention set, confirmed rows are moved to Config.PublishedTable (txbox_outbox_published) with
+// With Config.Retention set, confirmed rows are moved to the published table (<prefix>_outbox_published) with
 // the time they were published, in the batch's transaction, rather than deleted; Run deletes them once they are
 // older than Retention (Relay.PurgePublished does it on demand). They live in a table of their own so that the
 // outbox stays small and claims never step over published rows.

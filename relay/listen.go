@@ -2,35 +2,26 @@ package relay
 
 import (
 	"context"
-	"database/sql/driver"
 	"errors"
 	"time"
 
-	"github.com/txbox/txbox/dialect"
-	"github.com/txbox/txbox/outbox"
+	"github.com/txbox/txbox/internal/store"
 )
 
 // listen keeps one connection LISTENing on the outbox's channel (PostgreSQL through pgx) and wakes the workers
-// on every notification. It returns when ctx ends or when the driver cannot receive notifications (lib/pq):
-// the workers then poll adaptively, as on MySQL.
+// on every notification. It returns when ctx ends or when the store says the database or driver cannot deliver
+// notifications (MySQL, lib/pq): the workers then poll adaptively.
 func (r *Relay) listen(ctx context.Context) {
-	ch := outbox.NotifyChannel(r.cfg.Table)
 	for ctx.Err() == nil {
-		conn, err := r.db.Conn(ctx)
-		if err != nil {
-			r.log.WarnContext(ctx, "relay: listener cannot get a connection", "error", err)
-			sleepCtx(ctx, time.Second)
-			continue
-		}
-		l, err := r.d.OutboxListen(ctx, conn, &dialect.OutboxListenParams{Channel: ch})
-		if errors.Is(err, dialect.ErrNotifyUnsupported) {
-			_ = conn.Close()
+		l, err := r.s.OutboxListen(ctx, r.db.DB)
+		if errors.Is(err, store.ErrNotifyUnsupported) {
 			r.log.DebugContext(ctx, "relay: no notifications, polling", "reason", err)
 			return
 		}
 		if err != nil {
-			discardConn(conn)
-			r.log.WarnContext(ctx, "relay: LISTEN failed", "error", err)
+			if ctx.Err() == nil {
+				r.log.WarnContext(ctx, "relay: LISTEN failed", "error", err)
+			}
 			sleepCtx(ctx, time.Second)
 			continue
 		}
@@ -43,24 +34,12 @@ func (r *Relay) listen(ctx context.Context) {
 			r.wake.broadcast()
 		}
 		r.listening.Add(-1)
-		discardConn(conn) // it still LISTENs; never hand it back to the pool
+		l.Close() // it still LISTENs; never hand it back to the pool
 		if ctx.Err() == nil {
 			r.log.WarnContext(ctx, "relay: listener connection failed, polling until it is back", "error", err)
 			sleepCtx(ctx, time.Second)
 		}
 	}
-}
-
-// discardConn closes conn's underlying connection instead of returning it to the pool (it may hold session
-// state: LISTEN, advisory locks).
-type rawer interface {
-	Raw(func(any) error) error
-	Close() error
-}
-
-func discardConn(c rawer) {
-	_ = c.Raw(func(any) error { return driver.ErrBadConn })
-	_ = c.Close()
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

@@ -10,15 +10,15 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/txbox/txbox/dialect"
+	"github.com/txbox/txbox/internal/store"
 	"github.com/txbox/txbox/outbox"
 )
 
 // outcome is what publishing a batch produced.
 type outcome struct {
-	published []dialect.OutboxRowRef
-	retry     []dialect.OutboxRetryRow
-	bury      []dialect.OutboxBuryRow
+	published []store.OutboxRowRef
+	retry     []store.OutboxRetryRow
+	bury      []store.OutboxRetryRow
 	held      int
 }
 
@@ -26,7 +26,7 @@ type outcome struct {
 // key one after another in id order. When a row of a key fails, the key's later rows in the batch are not
 // attempted (they stay in the outbox, untouched), so they can never overtake it. Every Publish call of the
 // batch shares one deadline, PublishTimeout from now; rows not started by then stay untouched too.
-func (w *worker) publishAll(ctx context.Context, rows []dialect.OutboxRow) *outcome {
+func (w *worker) publishAll(ctx context.Context, rows []store.OutboxRow) *outcome {
 	groups := make(map[string][]int)
 	var singles [][]int
 	for i := range rows {
@@ -77,14 +77,14 @@ func (w *worker) publishAll(ctx context.Context, rows []dialect.OutboxRow) *outc
 		publish()
 	}
 
-	out := &outcome{published: make([]dialect.OutboxRowRef, 0, len(rows))}
+	out := &outcome{published: make([]store.OutboxRowRef, 0, len(rows))}
 	for i := range rows {
 		row := &rows[i]
 		switch {
 		case !tried[i]:
 			out.held++
 		case errs[i] == nil:
-			out.published = append(out.published, dialect.OutboxRowRef{ID: row.ID, Partition: row.Partition})
+			out.published = append(out.published, store.OutboxRowRef{ID: row.ID, Partition: row.Partition})
 		default:
 			out.failed(w.r, row, errs[i])
 		}
@@ -93,20 +93,20 @@ func (w *worker) publishAll(ctx context.Context, rows []dialect.OutboxRow) *outc
 }
 
 // failed files a failed publish: a retry with backoff, or the dead-letter table.
-func (o *outcome) failed(r *Relay, row *dialect.OutboxRow, err error) {
+func (o *outcome) failed(r *Relay, row *store.OutboxRow, err error) {
 	attempt := row.Attempts + 1
 	dead := attempt >= r.cfg.MaxAttempts || errors.Is(err, ErrPermanent)
 	if dead {
-		o.bury = append(o.bury, dialect.OutboxBuryRow{ID: row.ID, Partition: row.Partition, Error: err.Error()})
+		o.bury = append(o.bury, store.OutboxRetryRow{ID: row.ID, Partition: row.Partition, Error: err.Error()})
 	} else {
-		o.retry = append(o.retry, dialect.OutboxRetryRow{ID: row.ID, Partition: row.Partition, Delay: r.backoff(attempt), Error: err.Error()})
+		o.retry = append(o.retry, store.OutboxRetryRow{ID: row.ID, Partition: row.Partition, Delay: r.backoff(attempt), Error: err.Error()})
 	}
 	r.log.Warn("relay: publish failed", "outbox_id", row.ID, "topic", row.Topic, "key", row.Key, "attempt", attempt,
 		"dead", dead, "error", err)
 }
 
-func (w *worker) publishOne(ctx context.Context, row *dialect.OutboxRow) (err error) {
-	rec, err := outbox.RecordFromRow(row)
+func (w *worker) publishOne(ctx context.Context, row *store.OutboxRow) (err error) {
+	rec, err := record(row)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrPermanent, err)
 	}
@@ -116,6 +116,21 @@ func (w *worker) publishOne(ctx context.Context, row *dialect.OutboxRow) (err er
 		}
 	}()
 	return w.r.cfg.Publisher.Publish(ctx, rec)
+}
+
+// record is the Record a Publisher gets for row.
+func record(row *store.OutboxRow) (outbox.Record, error) {
+	h, err := outbox.DecodeHeaders(row.Headers)
+	if err != nil {
+		return outbox.Record{}, err
+	}
+	return outbox.Record{
+		ID:        row.ID,
+		Attempt:   row.Attempts + 1,
+		CreatedAt: row.CreatedAt,
+		Message: outbox.Message{Topic: row.Topic, Key: row.Key, Tag: row.Tag, ShardingKey: row.ShardingKey,
+			Payload: row.Payload, Headers: h},
+	}, nil
 }
 
 // backoff is the delay after the attempt-th failure: MinBackoff doubled per earlier failure, capped at

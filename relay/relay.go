@@ -13,6 +13,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/txbox/txbox/dialect"
+	"github.com/txbox/txbox/internal/store"
 	"github.com/txbox/txbox/outbox"
 )
 
@@ -22,7 +23,8 @@ import (
 type Relay struct {
 	db  *sqlx.DB
 	cfg Config
-	d   dialect.Dialect
+	s   store.Store
+	t   dialect.Tables
 	log *slog.Logger
 
 	wake      wakeup
@@ -36,10 +38,16 @@ func New(db *sqlx.DB, cfg Config) (*Relay, error) {
 	if db == nil {
 		return nil, fmt.Errorf("%w: nil *sqlx.DB", ErrInvalidConfig)
 	}
-	if err := cfg.fill(); err != nil {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
 		return nil, err
 	}
-	r := &Relay{db: db, cfg: cfg, d: cfg.Dialect, log: cfg.Logger.With("component", "txbox.relay"), partBase: rand.IntN(outbox.Partitions)}
+	t, _ := dialect.TablesFor(cfg.Prefix) // validated by withDefaults
+	s, err := store.New(cfg.Dialect, t)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	r := &Relay{db: db, cfg: cfg, s: s, t: t, log: cfg.Logger.With("component", "txbox.relay"), partBase: rand.IntN(outbox.Partitions)}
 	r.wake.ch = make(chan struct{})
 	return r, nil
 }
@@ -51,13 +59,12 @@ func New(db *sqlx.DB, cfg Config) (*Relay, error) {
 func (r *Relay) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// Helpers beside the workers: the PostgreSQL listener and the purge of published rows.
+	// Helpers beside the workers: the notification listener (it ends at once where the database or driver
+	// cannot notify) and the purge of published rows.
 	hctx, hcancel := context.WithCancel(runCtx)
 	var wg sync.WaitGroup
 	defer func() { hcancel(); wg.Wait() }()
-	if r.d.Name() == "postgres" {
-		wg.Go(func() { r.listen(hctx) })
-	}
+	wg.Go(func() { r.listen(hctx) })
 	if r.cfg.Retention > 0 {
 		wg.Go(func() { r.purgeLoop(hctx) })
 	}

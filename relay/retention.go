@@ -5,15 +5,13 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
-
-	"github.com/txbox/txbox/dialect"
 )
 
 // publishedPurgeLimit is how many published rows one purge statement deletes: small transactions that never
 // hold many locks at once.
 const publishedPurgeLimit = 1000
 
-// PurgePublished deletes the rows kept in Config.PublishedTable that were published longer than
+// PurgePublished deletes the rows kept in the published table (<prefix>_outbox_published) that were published longer than
 // Config.Retention ago, in batches of 1,000, and returns how many it deleted. Run calls it periodically; with
 // Retention 0 it does nothing.
 func (r *Relay) PurgePublished(ctx context.Context) (int, error) {
@@ -25,7 +23,7 @@ func (r *Relay) PurgePublished(ctx context.Context) (int, error) {
 		n, err := r.purgeBatch(ctx)
 		total += n
 		if err != nil {
-			return total, fmt.Errorf("relay: purge %s: %w", r.cfg.PublishedTable, err)
+			return total, fmt.Errorf("relay: purge %s: %w", r.t.OutboxPublished, err)
 		}
 		if n < publishedPurgeLimit || ctx.Err() != nil {
 			return total, ctx.Err()
@@ -38,15 +36,14 @@ func (r *Relay) PurgePublished(ctx context.Context) (int, error) {
 func (r *Relay) purgeBatch(ctx context.Context) (int, error) {
 	tx, err := r.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
-		return 0, r.d.InterpretError(err)
+		return 0, r.cfg.Dialect.InterpretError(err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after Commit
-	n, err := r.d.OutboxPurgePublished(ctx, tx, &dialect.OutboxPurgePublishedParams{
-		PublishedTable: r.cfg.PublishedTable, OlderThan: r.cfg.Retention, Limit: publishedPurgeLimit})
+	n, err := r.s.OutboxPurgePublished(ctx, tx, r.cfg.Retention, publishedPurgeLimit)
 	if err != nil {
 		return 0, err
 	}
-	return n, r.d.InterpretError(tx.Commit())
+	return n, r.cfg.Dialect.InterpretError(tx.Commit())
 }
 
 // purgeLoop runs PurgePublished about every min(Retention, 1m) until ctx ends.
@@ -63,10 +60,10 @@ func (r *Relay) purgeLoop(ctx context.Context) {
 		n, err := r.PurgePublished(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
-			r.log.WarnContext(ctx, "relay: purging published rows failed; trying again later", "table", r.cfg.PublishedTable,
+			r.log.WarnContext(ctx, "relay: purging published rows failed; trying again later", "table", r.t.OutboxPublished,
 				"deleted", n, "error", err)
 		case n > 0:
-			r.log.DebugContext(ctx, "relay: purged published rows", "table", r.cfg.PublishedTable, "deleted", n)
+			r.log.DebugContext(ctx, "relay: purged published rows", "table", r.t.OutboxPublished, "deleted", n)
 		}
 		t.Reset(every)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/txbox/txbox/dialect"
+	"github.com/txbox/txbox/internal/store"
 	"github.com/txbox/txbox/outbox"
 )
 
@@ -119,7 +120,7 @@ func (w *worker) closeConn() { w.dropConn() }
 
 func (w *worker) dropConn() {
 	if w.conn != nil {
-		discardConn(w.conn)
+		store.DiscardConn(w.conn)
 		w.conn = nil
 	}
 }
@@ -131,7 +132,7 @@ func (w *worker) nextPartitions(ctx context.Context) ([]int, error) {
 	if w.streaming && !w.noKeyed.IsZero() && time.Since(w.noKeyed) < keyedRecheck {
 		return nil, nil
 	}
-	have, err := w.r.d.OutboxKeyedPartitions(ctx, w.conn, &dialect.OutboxKeyedPartitionsParams{Table: w.r.cfg.Table})
+	have, err := w.r.s.OutboxKeyedPartitions(ctx, w.conn)
 	if err != nil || len(have) == 0 {
 		if err == nil {
 			w.noKeyed = time.Now()
@@ -160,10 +161,10 @@ func (w *worker) batch(ctx context.Context) (info BatchInfo, err error) {
 	if w.conn == nil {
 		c, err := r.db.Conn(ctx)
 		if err != nil {
-			return info, fmt.Errorf("get a connection: %w", r.d.InterpretError(err))
+			return info, fmt.Errorf("get a connection: %w", r.cfg.Dialect.InterpretError(err))
 		}
-		if err := r.d.OutboxPrepareConn(bctx, c); err != nil {
-			discardConn(c)
+		if err := r.s.OutboxPrepareConn(bctx, c); err != nil {
+			store.DiscardConn(c)
 			return info, fmt.Errorf("prepare connection: %w", err)
 		}
 		w.conn = c
@@ -174,7 +175,7 @@ func (w *worker) batch(ctx context.Context) (info BatchInfo, err error) {
 	}
 	var locked []int
 	if len(parts) > 0 {
-		locked, err = r.d.OutboxLockPartitions(bctx, w.conn, &dialect.OutboxPartitionsParams{Table: r.cfg.Table, Partitions: parts})
+		locked, err = r.s.OutboxLockPartitions(bctx, w.conn, parts)
 		if err != nil {
 			return info, fmt.Errorf("lock partitions: %w", err)
 		}
@@ -183,7 +184,7 @@ func (w *worker) batch(ctx context.Context) (info BatchInfo, err error) {
 		defer func() {
 			uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 			defer ucancel()
-			if uerr := r.d.OutboxUnlockPartitions(uctx, w.conn, &dialect.OutboxPartitionsParams{Table: r.cfg.Table}); uerr != nil {
+			if uerr := r.s.OutboxUnlockPartitions(uctx, w.conn); uerr != nil {
 				// A connection that may still hold partition locks must not be reused.
 				w.dropConn()
 				if err == nil {
@@ -195,7 +196,7 @@ func (w *worker) batch(ctx context.Context) (info BatchInfo, err error) {
 	// READ COMMITTED comes from the session (OutboxPrepareConn): asking for it here costs MySQL a round trip.
 	tx, err := w.conn.BeginTx(bctx, nil)
 	if err != nil {
-		return info, fmt.Errorf("begin: %w", r.d.InterpretError(err))
+		return info, fmt.Errorf("begin: %w", r.cfg.Dialect.InterpretError(err))
 	}
 	done := false
 	defer func() {
@@ -210,7 +211,7 @@ func (w *worker) batch(ctx context.Context) (info BatchInfo, err error) {
 	info.Claimed = len(rows)
 	if len(rows) == 0 {
 		done = true
-		return info, r.d.InterpretError(tx.Commit())
+		return info, r.cfg.Dialect.InterpretError(tx.Commit())
 	}
 	out := w.publishAll(bctx, rows)
 	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
@@ -222,7 +223,7 @@ func (w *worker) batch(ctx context.Context) (info BatchInfo, err error) {
 	}
 	done = true
 	if err := tx.Commit(); err != nil {
-		info.Err = fmt.Errorf("commit: %w", r.d.InterpretError(err))
+		info.Err = fmt.Errorf("commit: %w", r.cfg.Dialect.InterpretError(err))
 		return info, info.Err
 	}
 	r.log.DebugContext(ctx, "relay: batch", "worker", w.id, "claimed", info.Claimed, "published", info.Published,
@@ -232,11 +233,11 @@ func (w *worker) batch(ctx context.Context) (info BatchInfo, err error) {
 
 // claim reads the batch: keyed rows of the partitions this worker locked (the lock is the claim) and unkeyed
 // rows locked with SKIP LOCKED, the two kinds taking turns at the batch's room.
-func (w *worker) claim(ctx context.Context, tx *sql.Tx, locked []int) ([]dialect.OutboxRow, error) {
+func (w *worker) claim(ctx context.Context, tx *sql.Tx, locked []int) ([]store.OutboxRow, error) {
 	r := w.r
 	limit := r.cfg.BatchSize
 	w.keyedFirst = !w.keyedFirst
-	var keyed, unkeyed []dialect.OutboxRow
+	var keyed, unkeyed []store.OutboxRow
 	var err error
 	if w.keyedFirst {
 		if keyed, err = w.claimKeyed(ctx, tx, locked, limit); err == nil && limit > len(keyed) {
@@ -253,13 +254,13 @@ func (w *worker) claim(ctx context.Context, tx *sql.Tx, locked []int) ([]dialect
 	return append(keyed, unkeyed...), nil
 }
 
-func (w *worker) claimKeyed(ctx context.Context, tx *sql.Tx, locked []int, limit int) ([]dialect.OutboxRow, error) {
+func (w *worker) claimKeyed(ctx context.Context, tx *sql.Tx, locked []int, limit int) ([]store.OutboxRow, error) {
 	if len(locked) == 0 {
 		return nil, nil
 	}
 	// Each partition's rows must be a prefix (in id order) of its due rows; cutting the union by id keeps that.
 	per := min(limit, max(16, 2*limit/len(locked)))
-	rows, err := w.r.d.OutboxSelectKeyed(ctx, tx, &dialect.OutboxSelectKeyedParams{Table: w.r.cfg.Table, Partitions: locked, PerPartition: per})
+	rows, err := w.r.s.OutboxSelectKeyed(ctx, tx, locked, per)
 	if err != nil {
 		return nil, fmt.Errorf("select keyed rows: %w", err)
 	}
@@ -275,18 +276,16 @@ func (w *worker) claimKeyed(ctx context.Context, tx *sql.Tx, locked []int, limit
 	return rows, nil
 }
 
-func (w *worker) claimUnkeyed(ctx context.Context, tx *sql.Tx, limit int) ([]dialect.OutboxRow, error) {
+func (w *worker) claimUnkeyed(ctx context.Context, tx *sql.Tx, limit int) ([]store.OutboxRow, error) {
 	if time.Since(w.lastRescan) > w.r.cfg.RescanInterval {
 		w.cursor, w.lastRescan = 0, time.Now()
 	}
-	p := &dialect.OutboxClaimUnkeyedParams{Table: w.r.cfg.Table, AfterID: w.cursor, Limit: limit}
-	rows, err := w.r.d.OutboxClaimUnkeyed(ctx, tx, p)
+	rows, err := w.r.s.OutboxClaimUnkeyed(ctx, tx, w.cursor, limit)
 	if err == nil && len(rows) == 0 && w.cursor > 0 {
 		// Nothing past the cursor: look again from the start, where rows that committed out of id order,
 		// rows whose backoff ended and requeued rows may wait.
 		w.cursor, w.lastRescan = 0, time.Now()
-		p.AfterID = 0
-		rows, err = w.r.d.OutboxClaimUnkeyed(ctx, tx, p)
+		rows, err = w.r.s.OutboxClaimUnkeyed(ctx, tx, 0, limit)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("claim unkeyed rows: %w", err)
@@ -308,11 +307,7 @@ func (w *worker) claimUnkeyed(ctx context.Context, tx *sql.Tx, limit int) ([]dia
 func (w *worker) finish(ctx context.Context, tx *sql.Tx, out *outcome) error {
 	r := w.r
 	if len(out.published) > 0 {
-		del := &dialect.OutboxDeleteParams{Table: r.cfg.Table, Rows: out.published}
-		if r.cfg.Retention > 0 {
-			del.PublishedTable = r.cfg.PublishedTable
-		}
-		n, err := r.d.OutboxDelete(ctx, tx, del)
+		n, err := r.s.OutboxDelete(ctx, tx, out.published, r.cfg.Retention > 0)
 		if err != nil {
 			return fmt.Errorf("delete %d published rows: %w", len(out.published), err)
 		}
@@ -321,15 +316,15 @@ func (w *worker) finish(ctx context.Context, tx *sql.Tx, out *outcome) error {
 		}
 	}
 	if len(out.retry) > 0 {
-		if err := r.d.OutboxRetry(ctx, tx, &dialect.OutboxRetryParams{Table: r.cfg.Table, Rows: out.retry}); err != nil {
+		if err := r.s.OutboxRetry(ctx, tx, out.retry); err != nil {
 			return fmt.Errorf("record %d failed attempts: %w", len(out.retry), err)
 		}
 	}
 	if len(out.bury) > 0 {
-		if err := r.d.OutboxBury(ctx, tx, &dialect.OutboxBuryParams{Table: r.cfg.Table, DeadTable: r.cfg.DeadTable, Rows: out.bury}); err != nil {
-			return fmt.Errorf("move %d rows to %s: %w", len(out.bury), r.cfg.DeadTable, err)
+		if err := r.s.OutboxBury(ctx, tx, out.bury); err != nil {
+			return fmt.Errorf("move %d rows to %s: %w", len(out.bury), r.t.OutboxDead, err)
 		}
-		r.log.WarnContext(ctx, "relay: rows moved to the dead-letter table", "count", len(out.bury), "table", r.cfg.DeadTable)
+		r.log.WarnContext(ctx, "relay: rows moved to the dead-letter table", "count", len(out.bury), "table", r.t.OutboxDead)
 	}
 	return nil
 }

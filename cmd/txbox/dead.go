@@ -49,7 +49,7 @@ type deadRow struct {
 }
 
 const deadLong = `Dead letters are messages txbox gave up on: outbox rows the relay could not publish after its
-maximum attempts (txbox_outbox_dead), and inbox messages whose handler kept failing (txbox_inbox_dead, "parked":
+maximum attempts (<prefix>_outbox_dead), and inbox messages whose handler kept failing (<prefix>_inbox_dead, "parked":
 further deliveries of their key are acknowledged without running the handler). Choose the table with --outbox
 or --inbox; inbox dead letters belong to a consumer (--consumer, repeatable; default every consumer).`
 
@@ -88,7 +88,7 @@ list prints a table (ID, consumer, topic, key, attempts, when, payload size, las
 				return err
 			}
 			defer db.Close()
-			rows, err := f.collect(cmd.Context(), db, d)
+			rows, err := f.collect(cmd.Context(), db, d, g.prefix)
 			if err != nil {
 				return err
 			}
@@ -173,8 +173,8 @@ changes. --dry-run prints what would be dropped and changes nothing.`,
 
 func (f *deadFlags) register(cmd *cobra.Command, change bool) {
 	fl := cmd.Flags()
-	fl.BoolVar(&f.outbox, "outbox", false, "the outbox's dead letters (txbox_outbox_dead)")
-	fl.BoolVar(&f.inbox, "inbox", false, "the inbox's parked messages (txbox_inbox_dead)")
+	fl.BoolVar(&f.outbox, "outbox", false, "the outbox's dead letters (<prefix>_outbox_dead)")
+	fl.BoolVar(&f.inbox, "inbox", false, "the inbox's parked messages (<prefix>_inbox_dead)")
 	fl.StringSliceVar(&f.consumers, "consumer", nil, "inbox consumer (repeatable; default every consumer)")
 	fl.StringVar(&f.key, "key", "", "only dead letters with this business key")
 	if change {
@@ -213,13 +213,13 @@ const pageSize = 1000
 
 // collect reads every dead letter the flags select (ids are filtered here: the tables are small, and reading
 // them whole keeps one code path for --id, --key and --all).
-func (f *deadFlags) collect(ctx context.Context, db *sqlx.DB, d dialect.Dialect) ([]deadRow, error) {
+func (f *deadFlags) collect(ctx context.Context, db *sqlx.DB, d dialect.Dialect, prefix string) ([]deadRow, error) {
 	want := func(id int64, key string) bool {
 		return (len(f.ids) == 0 || slices.Contains(f.ids, id)) && (f.key == "" || key == f.key)
 	}
 	var rows []deadRow
 	if f.outbox {
-		ob, err := outbox.New(outbox.Config{Dialect: d})
+		ob, err := outbox.New(outbox.Config{Dialect: d, Prefix: prefix})
 		if err != nil {
 			return nil, err
 		}
@@ -241,12 +241,12 @@ func (f *deadFlags) collect(ctx context.Context, db *sqlx.DB, d dialect.Dialect)
 			after = page[len(page)-1].ID
 		}
 	}
-	consumers, err := f.inboxConsumers(ctx, db, d)
+	consumers, err := f.inboxConsumers(ctx, db, d, prefix)
 	if err != nil {
 		return nil, err
 	}
 	for _, c := range consumers {
-		ib, err := inbox.New(db, inbox.Config{Dialect: d, Consumer: c})
+		ib, err := inbox.New(db, inbox.Config{Dialect: d, Prefix: prefix, Consumer: c})
 		if err != nil {
 			return nil, usageError{fmt.Errorf("--consumer %q: %w", c, err)}
 		}
@@ -272,11 +272,11 @@ func (f *deadFlags) collect(ctx context.Context, db *sqlx.DB, d dialect.Dialect)
 }
 
 // inboxConsumers returns the consumers named by --consumer, or every consumer that has dead letters.
-func (f *deadFlags) inboxConsumers(ctx context.Context, db *sqlx.DB, d dialect.Dialect) ([]string, error) {
+func (f *deadFlags) inboxConsumers(ctx context.Context, db *sqlx.DB, d dialect.Dialect, prefix string) ([]string, error) {
 	if len(f.consumers) > 0 {
 		return f.consumers, nil
 	}
-	st, err := readStats(ctx, db, d)
+	st, err := readStats(ctx, db, d, prefix)
 	if err != nil {
 		return nil, err
 	}
@@ -299,7 +299,7 @@ func (f *deadFlags) act(cmd *cobra.Command, g *globals, verb string) error {
 		return err
 	}
 	defer db.Close()
-	rows, err := f.collect(ctx, db, d)
+	rows, err := f.collect(ctx, db, d, g.prefix)
 	if err != nil {
 		return err
 	}
@@ -322,7 +322,7 @@ func (f *deadFlags) act(cmd *cobra.Command, g *globals, verb string) error {
 	if err != nil {
 		return err
 	}
-	n, err := f.apply(ctx, db, d, verb, rows, log)
+	n, err := f.apply(ctx, db, d, g.prefix, verb, rows, log)
 	fmt.Fprintf(out, "%s: %d of %d %s dead letter(s)\n", pastTense(verb), n, len(rows), box(f))
 	return err
 }

@@ -10,13 +10,14 @@ import (
 
 	"github.com/txbox/txbox/dialect"
 	"github.com/txbox/txbox/inbox"
+	"github.com/txbox/txbox/internal/store"
 	"github.com/txbox/txbox/outbox"
 )
 
 // apply requeues or drops rows and returns how many it changed. Inbox dead letters are handled one transaction
 // each, so one that cannot be sent again (e.g. stored without a topic) does not hold the others back.
-func (f *deadFlags) apply(ctx context.Context, db *sqlx.DB, d dialect.Dialect, verb string, rows []deadRow, log *slog.Logger) (int, error) {
-	ob, err := outbox.New(outbox.Config{Dialect: d})
+func (f *deadFlags) apply(ctx context.Context, db *sqlx.DB, d dialect.Dialect, prefix, verb string, rows []deadRow, log *slog.Logger) (int, error) {
+	ob, err := outbox.New(outbox.Config{Dialect: d, Prefix: prefix})
 	if err != nil {
 		return 0, err
 	}
@@ -42,7 +43,7 @@ func (f *deadFlags) apply(ctx context.Context, db *sqlx.DB, d dialect.Dialect, v
 	for _, r := range rows {
 		ib := inboxes[r.Consumer]
 		if ib == nil {
-			if ib, err = inbox.New(db, inbox.Config{Dialect: d, Consumer: r.Consumer, Logger: log}); err != nil {
+			if ib, err = inbox.New(db, inbox.Config{Dialect: d, Prefix: prefix, Consumer: r.Consumer, Logger: log}); err != nil {
 				return n, err
 			}
 			inboxes[r.Consumer] = ib
@@ -87,12 +88,17 @@ func requeueInbox(ctx context.Context, db *sqlx.DB, ib *inbox.Inbox, ob *outbox.
 	return tx.Commit()
 }
 
-// readStats reads the status numbers of txbox's default tables.
-func readStats(ctx context.Context, db *sqlx.DB, d dialect.Dialect) (*dialect.Stats, error) {
-	st, err := d.Stats(ctx, db, &dialect.StatsParams{
-		OutboxTable: outbox.DefaultTable, OutboxDeadTable: outbox.DefaultDeadTable,
-		InboxTable: inbox.DefaultTable, InboxDeadTable: inbox.DefaultDeadTable,
-	})
+// readStats reads the status numbers of the installation's tables.
+func readStats(ctx context.Context, db *sqlx.DB, d dialect.Dialect, prefix string) (*store.Stats, error) {
+	t, err := dialect.TablesFor(prefix)
+	if err != nil {
+		return nil, err
+	}
+	s, err := store.New(d, t)
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.Stats(ctx, db)
 	if errors.Is(err, dialect.ErrSchemaMissing) {
 		return nil, fmt.Errorf("read status: txbox tables missing, run `txbox migrate up` first: %w", err)
 	}

@@ -13,7 +13,7 @@ func newMigrateCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "migrate",
 		Short: "Create or upgrade txbox's tables, or list their migrations",
-		Long: `migrate runs txbox's embedded goose migrations. Versions are recorded in txbox_migrations, never in an
+		Long: `migrate runs txbox's embedded goose migrations. Versions are recorded in <prefix>_migrations, never in an
 application's own goose table. Concurrent runs (several replicas starting) wait for each other.`,
 		Example: `  txbox migrate up
   txbox migrate status`,
@@ -30,10 +30,10 @@ application's own goose table. Concurrent runs (several replicas starting) wait 
 				return err
 			}
 			defer db.Close()
-			if err := migrations.Up(cmd.Context(), db.DB, d); err != nil {
+			if err := migrations.Up(cmd.Context(), db.DB, d, migrations.WithPrefix(g.prefix)); err != nil {
 				return err
 			}
-			st, err := migrations.Status(cmd.Context(), db.DB, d)
+			st, err := migrations.Status(cmd.Context(), db.DB, d, migrations.WithPrefix(g.prefix))
 			if err != nil {
 				return err
 			}
@@ -52,7 +52,7 @@ application's own goose table. Concurrent runs (several replicas starting) wait 
 				return err
 			}
 			defer db.Close()
-			st, err := migrations.Status(cmd.Context(), db.DB, d)
+			st, err := migrations.Status(cmd.Context(), db.DB, d, migrations.WithPrefix(g.prefix))
 			if err != nil {
 				return err
 			}

@@ -81,7 +81,7 @@ Durations take Go's units (h, m, s) plus d for days: 168h, 7d, 36h30m.`,
 			}
 			defer db.Close()
 			if len(consumers) == 0 {
-				st, err := readStats(ctx, db, d)
+				st, err := readStats(ctx, db, d, g.prefix)
 				if err != nil {
 					return err
 				}
@@ -94,7 +94,7 @@ Durations take Go's units (h, m, s) plus d for days: 168h, 7d, 36h30m.`,
 			fmt.Fprintln(w, "CONSUMER\tPURGED KEYS")
 			total := 0
 			for _, c := range consumers {
-				ib, err := inbox.New(db, inbox.Config{Dialect: d, Consumer: c, Retention: time.Duration(olderThan),
+				ib, err := inbox.New(db, inbox.Config{Dialect: d, Prefix: g.prefix, Consumer: c, Retention: time.Duration(olderThan),
 					PurgeBatchSize: batch, Logger: log})
 				if err != nil {
 					return usageError{fmt.Errorf("--consumer %q: %w", c, err)}

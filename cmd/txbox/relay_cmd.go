@@ -46,7 +46,7 @@ func newRelayCmd(g *globals) *cobra.Command {
 confirmed (SendOK only). Several relays may run on one database: they never publish the same row at the same
 time, and rows with one sharding key reach the broker in enqueue order. A row that keeps failing is moved to the
 dead-letter table after --max-attempts (see txbox dead). With --retention, published rows are kept in
-txbox_outbox_published for that long instead of deleted.
+<prefix>_outbox_published for that long instead of deleted.
 
 SIGTERM or SIGINT stops it gracefully: batches in flight are finished (published, deleted, committed), the
 producer is shut down, and it exits 0. A second signal kills it at once; rows of an unfinished batch stay in the
@@ -77,7 +77,7 @@ Access keys for ACL-enabled clusters are better passed through the environment t
 	fl.DurationVar(&f.minPoll, "min-poll-interval", 10*time.Millisecond, "wait after an empty pass while messages flow")
 	fl.DurationVar(&f.maxPoll, "max-poll-interval", time.Second, "longest wait between polls of a quiet outbox")
 	fl.IntVar(&f.maxAttempts, "max-attempts", 16, "failed publishes before a row moves to the dead-letter table")
-	fl.Var(&f.retention, "retention", "keep published rows in txbox_outbox_published this long (e.g. 7d, 36h) instead of deleting them; 0 deletes at once")
+	fl.Var(&f.retention, "retention", "keep published rows in <prefix>_outbox_published this long (e.g. 7d, 36h) instead of deleting them; 0 deletes at once")
 	fl.DurationVar(&f.sendTimeout, "send-timeout", rocketmq.DefaultSendTimeout, "timeout of one send attempt to the broker")
 	// Credentials are read from the environment after parsing (fromEnv), never as flag defaults: --help prints
 	// defaults.
@@ -186,7 +186,7 @@ func runRelay(cmd *cobra.Command, g *globals, f *relayFlags) error {
 	if err != nil {
 		return err
 	}
-	if err := metrics.RegisterBacklog(reg, db, d, metrics.Tables{}); err != nil {
+	if err := metrics.RegisterBacklog(reg, db, d, g.prefix); err != nil {
 		return err
 	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -223,6 +223,7 @@ func runRelay(cmd *cobra.Command, g *globals, f *relayFlags) error {
 	var published atomic.Int64
 	r, err := relay.New(db, relay.Config{
 		Dialect:         d,
+		Prefix:          g.prefix,
 		Publisher:       pub,
 		BatchSize:       f.batch,
 		Workers:         f.workers,

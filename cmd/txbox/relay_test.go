@@ -35,7 +35,7 @@ func (r *receiver) drain() {
 
 // metric returns the value of an unlabelled sample in a Prometheus text exposition, or -1.
 func metric(body, name string) float64 {
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(body)
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `(?:\{[^}]*\})? (\S+)$`).FindStringSubmatch(body)
 	if m == nil {
 		return -1
 	}

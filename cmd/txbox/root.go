@@ -22,6 +22,7 @@ import (
 type globals struct {
 	dialect  string
 	dsn      string
+	prefix   string
 	logLevel string
 	timeout  time.Duration
 }
@@ -45,6 +46,9 @@ The database comes from --dialect and --dsn, or the TXBOX_DIALECT and TXBOX_DSN 
 	}
 	// Validate shared flags before any command connects anywhere.
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if _, err := dialect.TablesFor(g.prefix); err != nil {
+			return usageError{fmt.Errorf("--prefix: %w", err)}
+		}
 		_, err := g.logger()
 		return err
 	}
@@ -54,6 +58,7 @@ The database comes from --dialect and --dsn, or the TXBOX_DIALECT and TXBOX_DSN 
 	// The DSN usually holds a password: it is read from the environment in open, not as the flag's default,
 	// which --help would print.
 	pf.StringVar(&g.dsn, "dsn", "", "database DSN (env TXBOX_DSN)")
+	pf.StringVar(&g.prefix, "prefix", envOr("TXBOX_PREFIX", dialect.DefaultPrefix), "table prefix of the txbox installation: <prefix>_outbox, <prefix>_inbox, ... (env TXBOX_PREFIX)")
 	pf.StringVar(&g.logLevel, "log-level", envOr("TXBOX_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env TXBOX_LOG_LEVEL)")
 	pf.DurationVar(&g.timeout, "connect-timeout", 10*time.Second, "how long to wait for the database to answer")
 
@@ -135,7 +140,7 @@ func (g *globals) openMigrated(ctx context.Context) (*sqlx.DB, dialect.Dialect, 
 	}
 	cctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	if err := migrations.Check(cctx, db.DB, d); err != nil {
+	if err := migrations.Check(cctx, db.DB, d, migrations.WithPrefix(g.prefix)); err != nil {
 		_ = db.Close()
 		if errors.Is(err, migrations.ErrNotMigrated) {
 			return nil, nil, fmt.Errorf("the %s database at %s is not migrated for this txbox: run `txbox migrate up` first (%w)",

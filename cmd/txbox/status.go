@@ -26,7 +26,7 @@ consumer. With --json it prints one JSON object (ages in nanoseconds) for script
 				return err
 			}
 			defer db.Close()
-			st, err := readStats(cmd.Context(), db, d)
+			st, err := readStats(cmd.Context(), db, d, g.prefix)
 			if err != nil {
 				return err
 			}

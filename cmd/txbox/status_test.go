@@ -5,8 +5,8 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/txbox/txbox/dialect"
 	"github.com/txbox/txbox/inbox"
+	"github.com/txbox/txbox/internal/store"
 	"github.com/txbox/txbox/internal/testdb"
 	"github.com/txbox/txbox/outbox"
 )
@@ -28,7 +28,7 @@ func TestStatusJSON(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("status: code %d\n%s%s", r.code, r.stdout, r.stderr)
 		}
-		var st dialect.Stats
+		var st store.Stats
 		if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
 			t.Fatalf("status --json: %v\n%s", err, r.stdout)
 		}
@@ -36,11 +36,11 @@ func TestStatusJSON(t *testing.T) {
 			t.Errorf("oldest pending age %s, want > 0", st.Outbox.OldestPendingAge)
 		}
 		st.Outbox.OldestPendingAge = 0
-		want := dialect.Stats{
-			Outbox: dialect.OutboxStats{Pending: 5, Due: 5, Dead: 3, Topics: []dialect.TopicStats{
+		want := store.Stats{
+			Outbox: store.OutboxStats{Pending: 5, Due: 5, Dead: 3, Topics: []store.TopicStats{
 				{Topic: "a", Pending: 3, Dead: 1}, {Topic: "b", Pending: 2, Dead: 2}}},
 			// A parked message's key is recorded (as parked) with the others.
-			Inbox: dialect.InboxStats{Keys: 4, Dead: 2, Consumers: []dialect.ConsumerStats{
+			Inbox: store.InboxStats{Keys: 4, Dead: 2, Consumers: []store.ConsumerStats{
 				{Consumer: "c1", Keys: 3, Dead: 1}, {Consumer: "c2", Keys: 1, Dead: 1}}},
 		}
 		if !reflect.DeepEqual(st, want) {

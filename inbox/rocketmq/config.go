@@ -7,7 +7,7 @@ import (
 
 	"github.com/txbox/txbox/inbox"
 	"github.com/txbox/txbox/internal/rmqclient"
-	"github.com/txbox/txbox/internal/rmqwire"
+	"github.com/txbox/txbox/rmqwire"
 )
 
 // Config configures a Consumer. NameServers, Group and Topic are required; every other field documents its

@@ -18,7 +18,7 @@ import (
 
 	"github.com/txbox/txbox/inbox"
 	"github.com/txbox/txbox/internal/rmqlog"
-	"github.com/txbox/txbox/internal/rmqwire"
+	"github.com/txbox/txbox/rmqwire"
 )
 
 // Message is a delivery as the Handler sees it: the inbox.Delivery that Process records (business key, payload,

@@ -72,7 +72,7 @@ func TestRelayToInboxEndToEnd(t *testing.T) {
 			e.exactlyOnce(want)
 
 			var left int
-			if err := e.db.Get(&left, "SELECT COUNT(*) FROM "+outbox.DefaultTable); err != nil {
+			if err := e.db.Get(&left, "SELECT COUNT(*) FROM txbox_outbox"); err != nil {
 				t.Fatal(err)
 			}
 			dead, err := e.ib.ListDead(ctx, inbox.DeadFilter{})

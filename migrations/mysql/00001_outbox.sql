@@ -8,7 +8,7 @@
 
 -- +goose NO TRANSACTION
 -- +goose Up
-CREATE TABLE txbox_outbox (
+CREATE TABLE {{table "outbox"}} (
     id           BIGINT         NOT NULL AUTO_INCREMENT,
     part         SMALLINT       NOT NULL,
     topic        VARBINARY(255) NOT NULL,
@@ -25,12 +25,12 @@ CREATE TABLE txbox_outbox (
     -- in id order that never step over (and so never lock) rows of other partitions.
     PRIMARY KEY (part, id),
     -- AUTO_INCREMENT needs an index that starts with id.
-    KEY txbox_outbox_id (id),
+    KEY {{index "outbox_id"}} (id),
     -- "Is an earlier row of this sharding key not due yet?" (a failed row holds back its key).
-    KEY txbox_outbox_key_due (sharding_key, available_at)
+    KEY {{index "outbox_key_due"}} (sharding_key, available_at)
 ) ENGINE = InnoDB;
 
-CREATE TABLE txbox_outbox_dead (
+CREATE TABLE {{table "outbox_dead"}} (
     id           BIGINT         NOT NULL,
     part         SMALLINT       NOT NULL,
     topic        VARBINARY(255) NOT NULL,
@@ -44,9 +44,9 @@ CREATE TABLE txbox_outbox_dead (
     dead_at      DATETIME(6)    NOT NULL,
     last_error   TEXT           NULL,
     PRIMARY KEY (id),
-    KEY txbox_outbox_dead_key (msg_key)
+    KEY {{index "outbox_dead_key"}} (msg_key)
 ) ENGINE = InnoDB;
 
 -- +goose Down
-DROP TABLE txbox_outbox_dead;
-DROP TABLE txbox_outbox;
+DROP TABLE {{table "outbox_dead"}};
+DROP TABLE {{table "outbox"}};

@@ -3,21 +3,21 @@
 
 -- +goose NO TRANSACTION
 -- +goose Up
-CREATE TABLE txbox_inbox (
+CREATE TABLE {{table "inbox"}} (
     consumer    VARBINARY(128) NOT NULL,
     msg_key     VARBINARY(512) NOT NULL,
     fingerprint BINARY(32)     NOT NULL,
     received_at DATETIME(6)    NOT NULL,
-    -- TRUE while the message sits in txbox_inbox_dead: deliveries are acknowledged without running the handler.
+    -- TRUE while the message sits in the inbox dead-letter table: deliveries are acknowledged without running the handler.
     parked      BOOLEAN        NOT NULL DEFAULT FALSE,
     PRIMARY KEY (consumer, msg_key),
     -- Purge reads a batch of keys from this index oldest first (index-only: InnoDB secondary indexes carry the
     -- primary key), then deletes them by primary key.
-    KEY txbox_inbox_purge (consumer, parked, received_at)
+    KEY {{index "inbox_purge"}} (consumer, parked, received_at)
 ) ENGINE = InnoDB;
 
 -- Failed attempts, counted outside the handler's (rolled back) transaction.
-CREATE TABLE txbox_inbox_attempts (
+CREATE TABLE {{table "inbox_attempts"}} (
     consumer   VARBINARY(128) NOT NULL,
     msg_key    VARBINARY(512) NOT NULL,
     attempts   INT            NOT NULL,
@@ -25,10 +25,10 @@ CREATE TABLE txbox_inbox_attempts (
     updated_at DATETIME(6)    NOT NULL,
     PRIMARY KEY (consumer, msg_key),
     -- Purge removes counters of keys that stopped failing (a success only clears them on redeliveries).
-    KEY txbox_inbox_attempts_purge (consumer, updated_at)
+    KEY {{index "inbox_attempts_purge"}} (consumer, updated_at)
 ) ENGINE = InnoDB;
 
-CREATE TABLE txbox_inbox_dead (
+CREATE TABLE {{table "inbox_dead"}} (
     id          BIGINT         NOT NULL AUTO_INCREMENT,
     consumer    VARBINARY(128) NOT NULL,
     msg_key     VARBINARY(512) NOT NULL,
@@ -41,10 +41,10 @@ CREATE TABLE txbox_inbox_dead (
     last_error  TEXT CHARACTER SET utf8mb4 NULL,
     parked_at   DATETIME(6)    NOT NULL,
     PRIMARY KEY (id),
-    UNIQUE KEY txbox_inbox_dead_key (consumer, msg_key)
+    UNIQUE KEY {{index "inbox_dead_key"}} (consumer, msg_key)
 ) ENGINE = InnoDB;
 
 -- +goose Down
-DROP TABLE txbox_inbox_dead;
-DROP TABLE txbox_inbox_attempts;
-DROP TABLE txbox_inbox;
+DROP TABLE {{table "inbox_dead"}};
+DROP TABLE {{table "inbox_attempts"}};
+DROP TABLE {{table "inbox"}};

@@ -4,7 +4,7 @@
 
 -- +goose NO TRANSACTION
 -- +goose Up
-CREATE TABLE txbox_outbox_published (
+CREATE TABLE {{table "outbox_published"}} (
     id           BIGINT         NOT NULL,
     part         SMALLINT       NOT NULL,
     topic        VARBINARY(255) NOT NULL,
@@ -18,10 +18,10 @@ CREATE TABLE txbox_outbox_published (
     published_at DATETIME(6)    NOT NULL,
     PRIMARY KEY (id),
     -- The relay's purge deletes the oldest first.
-    KEY txbox_outbox_published_at (published_at),
+    KEY {{index "outbox_published_at"}} (published_at),
     -- Operators look rows up by business key.
-    KEY txbox_outbox_published_key (msg_key)
+    KEY {{index "outbox_published_key"}} (msg_key)
 ) ENGINE = InnoDB;
 
 -- +goose Down
-DROP TABLE txbox_outbox_published;
+DROP TABLE {{table "outbox_published"}};

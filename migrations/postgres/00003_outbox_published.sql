@@ -3,7 +3,7 @@
 -- itself small, so claims never step over published rows.
 
 -- +goose Up
-CREATE TABLE txbox_outbox_published (
+CREATE TABLE {{table "outbox_published"}} (
     id           BIGINT PRIMARY KEY,
     part         SMALLINT    NOT NULL,
     topic        TEXT        NOT NULL,
@@ -17,9 +17,9 @@ CREATE TABLE txbox_outbox_published (
     published_at TIMESTAMPTZ NOT NULL
 );
 -- The relay's purge deletes the oldest first.
-CREATE INDEX txbox_outbox_published_at ON txbox_outbox_published (published_at);
+CREATE INDEX {{index "outbox_published_at"}} ON {{table "outbox_published"}} (published_at);
 -- Operators look rows up by business key.
-CREATE INDEX txbox_outbox_published_key ON txbox_outbox_published (msg_key);
+CREATE INDEX {{index "outbox_published_key"}} ON {{table "outbox_published"}} (msg_key);
 
 -- +goose Down
-DROP TABLE txbox_outbox_published;
+DROP TABLE {{table "outbox_published"}};

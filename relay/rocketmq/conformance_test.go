@@ -11,9 +11,9 @@ import (
 
 	"github.com/txbox/txbox/internal/publishertest"
 	"github.com/txbox/txbox/internal/rmqtest"
-	"github.com/txbox/txbox/internal/rmqwire"
 	"github.com/txbox/txbox/relay"
 	"github.com/txbox/txbox/relay/rocketmq"
+	"github.com/txbox/txbox/rmqwire"
 )
 
 // TestConformance runs the relay's Publisher conformance suite against the real broker. The reader is a plain

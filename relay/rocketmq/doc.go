@@ -43,7 +43,7 @@
 //
 // A record that cannot be mapped fails with ErrInvalidMessage, which also matches relay.ErrPermanent: the relay
 // moves the row to its dead-letter table at once instead of retrying it MaxAttempts times. Property names and
-// the key encoding are shared with inbox/rocketmq (see internal/rmqwire).
+// the key encoding are shared with inbox/rocketmq and public (package rmqwire).
 //
 // # Batching
 //

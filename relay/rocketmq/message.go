@@ -6,8 +6,8 @@ import (
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 
-	"github.com/txbox/txbox/internal/rmqwire"
 	"github.com/txbox/txbox/outbox"
+	"github.com/txbox/txbox/rmqwire"
 )
 
 // newMessage maps an outbox record to a RocketMQ message (see the package documentation). A fresh message per

@@ -16,11 +16,11 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/producer"
 
 	"github.com/txbox/txbox/internal/rmqtest"
-	"github.com/txbox/txbox/internal/rmqwire"
 	"github.com/txbox/txbox/internal/testdb"
 	"github.com/txbox/txbox/outbox"
 	"github.com/txbox/txbox/relay"
 	"github.com/txbox/txbox/relay/rocketmq"
+	"github.com/txbox/txbox/rmqwire"
 )
 
 func TestMain(m *testing.M) { testdb.Main(m, rmqtest.LeakOptions()...) }

@@ -14,7 +14,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/txbox/txbox/inbox"
-	"github.com/txbox/txbox/internal/rmqwire"
+	"github.com/txbox/txbox/rmqwire"
 )
 
 // Message is what a consumer's handler gets: the business key the producer enqueued and the payload.

@@ -1,24 +1,10 @@
-package dialect
+package store
 
 import (
 	"context"
 	"slices"
 	"time"
 )
-
-// StatsStore reads the numbers operators look at: backlog, lag, dead letters, inbox size. Each dialect implements
-// it in its <dialect>_stats.go file.
-type StatsStore interface {
-	Stats(ctx context.Context, db DBTX, p *StatsParams) (*Stats, error)
-}
-
-// StatsParams names the tables to read. Every name must be set (the callers fill in txbox's defaults).
-type StatsParams struct {
-	OutboxTable     string
-	OutboxDeadTable string
-	InboxTable      string
-	InboxDeadTable  string
-}
 
 // Stats is a snapshot of txbox's tables.
 type Stats struct {
@@ -64,7 +50,7 @@ type ConsumerStats struct {
 	Dead     int64  `json:"dead"`
 }
 
-// statsQueries are the statements a dialect's Stats runs, in order; quoted table names are already substituted.
+// statsQueries are the statements Stats runs, in order.
 type statsQueries struct {
 	outboxSummary string // pending, due, oldest age in microseconds
 	outboxTopics  string // topic, pending
@@ -73,11 +59,17 @@ type statsQueries struct {
 	inboxDead     string // consumer, dead
 }
 
+// Stats reads the numbers operators look at.
+func (s *sqlStore) Stats(ctx context.Context, db DBTX) (*Stats, error) {
+	st, err := runStats(ctx, db, s.st)
+	return st, s.interpret(err)
+}
+
 func runStats(ctx context.Context, db DBTX, q statsQueries) (*Stats, error) {
 	st := &Stats{}
 	var ageMicros int64
 	if err := db.QueryRowContext(ctx, q.outboxSummary).Scan(&st.Outbox.Pending, &st.Outbox.Due, &ageMicros); err != nil {
-		return nil, interpretError(err)
+		return nil, err
 	}
 	st.Outbox.OldestPendingAge = time.Duration(ageMicros) * time.Microsecond
 	topics := map[string]*TopicStats{}
@@ -126,7 +118,7 @@ func runStats(ctx context.Context, db DBTX, q statsQueries) (*Stats, error) {
 func scanCounts(ctx context.Context, db DBTX, query string, fn func(string, int64)) error {
 	rows, err := db.QueryContext(ctx, query)
 	if err != nil {
-		return interpretError(err)
+		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -137,17 +129,5 @@ func scanCounts(ctx context.Context, db DBTX, query string, fn func(string, int6
 		}
 		fn(name, n)
 	}
-	return interpretError(rows.Err())
-}
-
-func (p *StatsParams) quoted(quote func(string) (string, error)) ([4]string, error) {
-	var out [4]string
-	for i, n := range []string{p.OutboxTable, p.OutboxDeadTable, p.InboxTable, p.InboxDeadTable} {
-		q, err := quote(n)
-		if err != nil {
-			return out, err
-		}
-		out[i] = q
-	}
-	return out, nil
+	return rows.Err()
 }

@@ -1,0 +1,326 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/txbox/txbox/dialect"
+)
+
+// postgresStore is the Store of PostgreSQL 13+ (lib/pq or pgx's database/sql driver).
+//
+// Arrays travel as text literals ('{1,2,3}') cast in SQL and row sets as JSON, so that the same statements work
+// through lib/pq and pgx without driver-specific array types.
+type postgresStore struct{ sqlStore }
+
+func newPostgres(d dialect.Dialect, t dialect.Tables) (*postgresStore, error) {
+	q, err := quoteTables(d, t)
+	if err != nil {
+		return nil, err
+	}
+	s := &postgresStore{sqlStore{
+		d: d, t: t, q: q,
+		channel: NotifyChannel(t.Outbox),
+		times:   timeScan{pgNewTime, pgTimeOf},
+		ids:     func(ids []int64) any { return pgIntArray(ids) },
+		ints:    func(ps []int) any { return pgIntArray(ps) },
+		refs: func(rows []OutboxRowRef) any {
+			ids := make([]int64, len(rows))
+			for i, r := range rows {
+				ids[i] = r.ID
+			}
+			return pgIntArray(ids)
+		},
+		// JSON as text: lib/pq would send a []byte as bytea, which jsonb rejects.
+		jsonArg: func(b []byte) any { return string(b) },
+		timeArg: func(t time.Time) any { return t.UTC() },
+	}}
+	s.insertNew = s.insertNewRow
+	s.schemaExists = "SELECT COUNT(*) FROM pg_namespace WHERE nspname = $1"
+	if schema := t.Schema(); schema != "" {
+		qs, err := d.QuoteIdent(schema)
+		if err != nil {
+			return nil, err
+		}
+		s.createSchema = "CREATE SCHEMA IF NOT EXISTS " + qs
+	}
+	s.ob = postgresOutboxSQL(q, s.channel)
+	s.ib = postgresInboxSQL(q)
+	s.st = statsQueries{
+		outboxSummary: "SELECT COUNT(*), COUNT(*) FILTER (WHERE available_at <= clock_timestamp()), " +
+			"COALESCE((EXTRACT(EPOCH FROM clock_timestamp() - MIN(created_at)) * 1000000)::bigint, 0) FROM " + q.outbox,
+		outboxTopics: "SELECT topic, COUNT(*) FROM " + q.outbox + " GROUP BY topic",
+		outboxDead:   "SELECT topic, COUNT(*) FROM " + q.outboxDead + " GROUP BY topic",
+		inboxKeys:    "SELECT consumer, COUNT(*) FROM " + q.inbox + " GROUP BY consumer",
+		inboxDead:    "SELECT consumer, COUNT(*) FROM " + q.inboxDead + " GROUP BY consumer",
+	}
+	return s, nil
+}
+
+type pgTime struct{ sql.NullTime }
+
+func pgNewTime() sql.Scanner           { return &pgTime{} }
+func pgTimeOf(s sql.Scanner) time.Time { return s.(*pgTime).Time.UTC() }
+
+func pgIntArray[T int | int64](xs []T) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, x := range xs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(int64(x), 10))
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// insertNewRow: a failed statement aborts a PostgreSQL transaction, so a unique violation cannot be the answer
+// the way it is on MySQL. INSERT ... ON CONFLICT DO NOTHING RETURNING TRUE waits for a concurrent inserter of
+// the same key to end and then either inserts (it rolled back) or returns no row (it committed).
+func (s *postgresStore) insertNewRow(ctx context.Context, tx DBTX, q string, args ...any) (bool, error) {
+	var ok bool
+	err := tx.QueryRowContext(ctx, q, args...).Scan(&ok)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, s.interpret(err)
+}
+
+// Advisory locks are per database; the key mixes in the current schema and the prefix, so that installations
+// migrated side by side (tests, tenants) do not wait for each other. pg_advisory_lock blocks until the lock is
+// free or ctx ends.
+func (s *postgresStore) MigrationLock(ctx context.Context, conn *sql.Conn) error {
+	_, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(hashtext('txbox_migrate:' || current_schema() || ':' || $1))", s.t.Prefix)
+	if err != nil {
+		return fmt.Errorf("take migration lock: %w", s.interpret(err))
+	}
+	return nil
+}
+
+func (s *postgresStore) MigrationUnlock(ctx context.Context, conn *sql.Conn) error {
+	_, err := conn.ExecContext(ctx, "SELECT pg_advisory_unlock(hashtext('txbox_migrate:' || current_schema() || ':' || $1))", s.t.Prefix)
+	if err != nil {
+		return fmt.Errorf("release migration lock: %w", s.interpret(err))
+	}
+	return nil
+}
+
+func postgresOutboxSQL(q quoted, channel string) outboxSQL {
+	cols := "part, topic, msg_key, tag, sharding_key, payload, headers, attempts, created_at"
+	deleteIDs := "DELETE FROM " + q.outbox + " WHERE id = ANY($1::bigint[])"
+	return outboxSQL{
+		insertHead: "INSERT INTO " + q.outbox + " (part, topic, msg_key, tag, sharding_key, payload, headers, attempts, " +
+			"available_at, created_at) VALUES ",
+		insertRow: "(%s, %s, %s, %s, %s, %s, %s::jsonb, 0, COALESCE(%s::timestamptz, now()), now())",
+		// NOTIFY is transactional: relays wake when the caller commits, never for a rollback. The data-modifying
+		// CTE runs even though nothing reads it, so insert and notify cost one round trip. The channel is an
+		// identifier txbox derived from validated table names.
+		insertNotify: ") SELECT pg_notify('" + channel + "', '')",
+
+		prepareConn: "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED",
+		// PostgreSQL has no loose index scan; the recursive CTE emulates one (a skip scan): one dive per partition.
+		keyedPartitions: "WITH RECURSIVE p(n) AS (" +
+			"SELECT (SELECT part FROM " + q.outbox + " WHERE part >= 0 ORDER BY part LIMIT 1)" +
+			" UNION ALL SELECT (SELECT part FROM " + q.outbox + " WHERE part > p.n ORDER BY part LIMIT 1) FROM p WHERE p.n IS NOT NULL)" +
+			" SELECT n FROM p WHERE n IS NOT NULL",
+		// Advisory lock keys: (hash of schema and table, partition). The two-int4 key space is separate from the
+		// one-bigint space the migration lock uses.
+		lockPartitions: "SELECT p FROM unnest($1::int[]) AS p WHERE pg_try_advisory_lock(hashtext(current_schema() || '.' || $2), p)",
+		unlock:         "SELECT pg_advisory_unlock_all()",
+		claimUnkeyed: "SELECT " + outboxCols + " FROM " + q.outbox + " WHERE id > $1 AND part = -1" +
+			" AND available_at <= now() ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+		// LATERAL: one short (part, id) range scan per partition. "part >= 0" tells the planner (whose statistics
+		// often say every row has part -1) that few rows match, or it walks the primary key for ORDER BY id
+		// instead. The NOT EXISTS repeats the partial index's predicate (available_at > created_at) so that it
+		// can use it.
+		selectKeyed: "SELECT " + outboxCols + " FROM unnest($1::int[]) AS p(n) CROSS JOIN LATERAL (" +
+			"SELECT " + outboxCols + " FROM " + q.outbox + " AS o WHERE o.part = p.n AND o.part >= 0 AND o.available_at <= now()" +
+			" AND NOT EXISTS (SELECT 1 FROM " + q.outbox + " AS b WHERE b.sharding_key = o.sharding_key AND b.part >= 0" +
+			" AND b.available_at > b.created_at AND b.available_at > now() AND b.id < o.id)" +
+			" ORDER BY o.part, o.id LIMIT $2) AS x",
+
+		delete: []string{deleteIDs},
+		deleteKeep: []string{"WITH d AS (" + deleteIDs + " RETURNING *) INSERT INTO " + q.outboxPublished + " (id, " + cols +
+			", published_at) SELECT id, " + cols + ", now() FROM d"},
+		retry: "UPDATE " + q.outbox + " AS o SET attempts = o.attempts + 1," +
+			" available_at = now() + j.us * interval '1 microsecond', last_error = j.err" +
+			" FROM jsonb_to_recordset($1::jsonb) AS j(id bigint, us bigint, err text) WHERE o.id = j.id",
+		bury: []string{"WITH j AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS j(id bigint, err text))," +
+			" d AS (DELETE FROM " + q.outbox + " AS o USING j WHERE o.id = j.id RETURNING o.*, j.err)" +
+			" INSERT INTO " + q.outboxDead + " (id, part, topic, msg_key, tag, sharding_key, payload, headers, attempts," +
+			" created_at, dead_at, last_error) SELECT id, part, topic, msg_key, tag, sharding_key, payload, headers," +
+			" attempts + 1, created_at, now(), err FROM d"},
+		// The batch is picked in a CTE (evaluated once; SKIP LOCKED leaves rows another relay is purging to it)
+		// and deleted by primary key.
+		purgePublished: "WITH batch AS MATERIALIZED (SELECT id FROM " + q.outboxPublished +
+			" WHERE published_at < now() - $1::bigint * INTERVAL '1 microsecond' ORDER BY published_at LIMIT $2" +
+			" FOR UPDATE SKIP LOCKED) DELETE FROM " + q.outboxPublished + " AS t USING batch WHERE t.id = batch.id",
+
+		deadList:   "SELECT " + outboxDeadCols + " FROM " + q.outboxDead + " WHERE id > $1 ORDER BY id LIMIT $2",
+		deadDelete: "DELETE FROM " + q.outboxDead + " WHERE id = ANY($1::bigint[])",
+		deadRequeue: []string{"WITH d AS (DELETE FROM " + q.outboxDead + " WHERE id = ANY($1::bigint[]) RETURNING *)" +
+			" INSERT INTO " + q.outbox + " (part, topic, msg_key, tag, sharding_key, payload, headers, attempts, available_at," +
+			" created_at) SELECT part, topic, msg_key, tag, sharding_key, payload, headers, 0, now(), now()" +
+			" FROM d ORDER BY id"},
+
+		checkOutbox:    checkColumns(outboxCols+", available_at, last_error", q.outbox, "FALSE"),
+		checkDead:      checkColumns(outboxDeadCols, q.outboxDead, "FALSE"),
+		checkPublished: checkColumns(outboxCols+", published_at", q.outboxPublished, "FALSE"),
+	}
+}
+
+func postgresInboxSQL(q quoted) inboxSQL {
+	// Purge batches are chosen through the partial purge index and locked with SKIP LOCKED (a row a Replay holds
+	// is left for the next run) in a CTE, which PostgreSQL evaluates once: as an IN (subquery) the planner may
+	// rescan the subquery, and every rescan would pick further rows past the LIMIT. The outer conditions are
+	// re-checked on the latest row version.
+	purge := func(table, cond, order string) string {
+		return "WITH batch AS MATERIALIZED (SELECT msg_key FROM " + table + " WHERE consumer = $1 AND " + cond +
+			" ORDER BY " + order + " LIMIT $3 FOR UPDATE SKIP LOCKED) DELETE FROM " + table +
+			" AS t USING batch WHERE t.consumer = $1 AND t.msg_key = batch.msg_key AND t." + cond
+	}
+	return inboxSQL{
+		// A plain INSERT, not a CTE that also reads the existing row: reading it in the same statement would save
+		// a round trip for duplicates (10% in BenchmarkProcess) but costs more on every new key (inbox/raw
+		// 0.46 → 0.55 with lib/pq, 0.62 → 0.64 with pgx, medians of five runs). The read is a second statement:
+		// under READ COMMITTED it takes a fresh snapshot that sees a row committed while the INSERT waited (a
+		// CTE in the INSERT's statement would not).
+		claim: "INSERT INTO " + q.inbox + " (consumer, msg_key, fingerprint, received_at) " +
+			"VALUES ($1, $2, $3, COALESCE($4::timestamptz, now())) ON CONFLICT (consumer, msg_key) DO NOTHING RETURNING TRUE",
+		claimRead:     "SELECT fingerprint, parked FROM " + q.inbox + " WHERE consumer = $1 AND msg_key = $2",
+		clearAttempts: "DELETE FROM " + q.inboxAttempts + " WHERE consumer = $1 AND msg_key = $2",
+
+		recordFailure: "INSERT INTO " + q.inboxAttempts + " AS a (consumer, msg_key, attempts, last_error, updated_at) " +
+			"VALUES ($1, $2, 1, $3, now()) ON CONFLICT (consumer, msg_key) DO UPDATE SET " +
+			"attempts = a.attempts + 1, last_error = EXCLUDED.last_error, updated_at = EXCLUDED.updated_at " +
+			"RETURNING attempts",
+
+		parkInbox: "INSERT INTO " + q.inbox + " (consumer, msg_key, fingerprint, received_at, parked) " +
+			"VALUES ($1, $2, $3, now(), TRUE) ON CONFLICT (consumer, msg_key) DO NOTHING RETURNING TRUE",
+		parkDead: "INSERT INTO " + q.inboxDead + " AS t (consumer, msg_key, fingerprint, payload, headers, topic, " +
+			"message_id, attempts, last_error, parked_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, now()) " +
+			"ON CONFLICT (consumer, msg_key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, " +
+			"payload = EXCLUDED.payload, headers = EXCLUDED.headers, topic = EXCLUDED.topic, " +
+			"message_id = EXCLUDED.message_id, attempts = EXCLUDED.attempts, last_error = EXCLUDED.last_error, " +
+			"parked_at = EXCLUDED.parked_at",
+
+		settleLock: "SELECT parked FROM " + q.inbox + " WHERE consumer = $1 AND msg_key = $2 FOR UPDATE",
+		settleInsert: "INSERT INTO " + q.inbox + " (consumer, msg_key, fingerprint, received_at) " +
+			"VALUES ($1, $2, $3, now()) ON CONFLICT (consumer, msg_key) DO NOTHING RETURNING TRUE",
+		settleUpdate: "UPDATE " + q.inbox + " SET parked = FALSE, received_at = now() WHERE consumer = $1 AND msg_key = $2",
+
+		purge:         purge(q.inbox, "received_at < now() - $2::bigint * INTERVAL '1 microsecond' AND NOT parked", "received_at"),
+		purgeAttempts: purge(q.inboxAttempts, "updated_at < now() - $2::bigint * INTERVAL '1 microsecond'", "updated_at"),
+
+		deadGet:          "SELECT " + inboxDeadCols + " FROM " + q.inboxDead + " WHERE id = $1 AND consumer = $2",
+		deadGetForUpdate: "SELECT " + inboxDeadCols + " FROM " + q.inboxDead + " WHERE id = $1 AND consumer = $2 FOR UPDATE",
+		deadDelete:       "DELETE FROM " + q.inboxDead + " WHERE id = $1 AND consumer = $2",
+		deadList: "SELECT " + inboxDeadCols + " FROM " + q.inboxDead +
+			" WHERE consumer = $1 AND id > $2 ORDER BY id LIMIT $3",
+		deadListKey: "SELECT " + inboxDeadCols + " FROM " + q.inboxDead +
+			" WHERE consumer = $1 AND msg_key = $2 AND id > $3 ORDER BY id LIMIT $4",
+		unpark:        "DELETE FROM " + q.inbox + " WHERE consumer = $1 AND msg_key = $2 AND parked",
+		checkInbox:    checkColumns("consumer, msg_key, fingerprint, received_at, parked", q.inbox, "FALSE"),
+		checkAttempts: checkColumns("consumer, msg_key, attempts, last_error, updated_at", q.inboxAttempts, "FALSE"),
+		checkDead:     checkColumns(inboxDeadCols, q.inboxDead, "FALSE"),
+	}
+}
+
+func (s *postgresStore) OutboxInsert(ctx context.Context, db DBTX, notify bool, rows []OutboxInsertRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	if notify {
+		b.WriteString("WITH ins AS (")
+	}
+	b.WriteString(s.ob.insertHead)
+	args := make([]any, 0, len(rows)*8)
+	n := 0
+	ph := func() string { n++; return "$" + strconv.Itoa(n) }
+	for i, r := range rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, s.ob.insertRow, ph(), ph(), ph(), ph(), ph(), ph(), ph(), ph())
+		var at, headers any
+		if !r.DeliverAt.IsZero() {
+			at = r.DeliverAt.UTC()
+		}
+		if r.Headers != nil {
+			headers = string(r.Headers)
+		}
+		payload := r.Payload
+		if payload == nil {
+			payload = []byte{}
+		}
+		args = append(args, r.Partition, r.Topic, r.Key, r.Tag, r.ShardingKey, payload, headers, at)
+	}
+	if notify {
+		b.WriteString(s.ob.insertNotify)
+	}
+	_, err := db.ExecContext(ctx, b.String(), args...)
+	return s.interpret(err)
+}
+
+func (s *postgresStore) OutboxSelectKeyed(ctx context.Context, tx DBTX, parts []int, perPartition int) ([]OutboxRow, error) {
+	if len(parts) == 0 {
+		return nil, nil
+	}
+	return s.queryOutboxRows(ctx, tx, perPartition*len(parts), s.ob.selectKeyed, pgIntArray(parts), perPartition)
+}
+
+// pgxConner is what pgx's database/sql driver connection (*stdlib.Conn) offers: its native connection, which
+// can wait for notifications while idle. lib/pq only reads notifications while a query runs, so it gets none.
+type pgxConner interface{ Conn() *pgx.Conn }
+
+func (s *postgresStore) OutboxListen(ctx context.Context, db *sql.DB) (OutboxListener, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, s.interpret(err)
+	}
+	isPgx := false
+	if err := conn.Raw(func(dc any) error { _, isPgx = dc.(pgxConner); return nil }); err != nil {
+		_ = conn.Close()
+		return nil, s.interpret(err)
+	}
+	if !isPgx {
+		_ = conn.Close()
+		return nil, fmt.Errorf("%w: only pgx's driver receives notifications on an idle connection", ErrNotifyUnsupported)
+	}
+	if _, err := conn.ExecContext(ctx, `LISTEN "`+s.channel+`"`); err != nil {
+		DiscardConn(conn)
+		return nil, s.interpret(err)
+	}
+	return pgxListener{conn: conn, interpret: s.interpret}, nil
+}
+
+type pgxListener struct {
+	conn      *sql.Conn
+	interpret func(error) error
+}
+
+func (l pgxListener) Wait(ctx context.Context) error {
+	return l.conn.Raw(func(dc any) error {
+		_, err := dc.(pgxConner).Conn().WaitForNotification(ctx)
+		return l.interpret(err)
+	})
+}
+
+func (l pgxListener) Close() { DiscardConn(l.conn) }
+
+// DiscardConn closes conn's underlying connection instead of returning it to the pool: it may hold session state
+// (LISTEN, advisory locks, READ COMMITTED).
+func DiscardConn(c *sql.Conn) {
+	_ = c.Raw(func(any) error { return driver.ErrBadConn })
+	_ = c.Close()
+}

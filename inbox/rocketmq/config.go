@@ -35,12 +35,14 @@ type Config struct {
 	Namespace string
 
 	// KeyProperty is the user property holding the business key. Default "TXBOX_KEY", which relay/rocketmq
-	// writes; set it for messages of other producers that put the key in a property of their own.
+	// writes (package rmqwire); set it for messages of other producers that put the key in a property of their
+	// own.
 	KeyProperty string
-	// KeyFromKeys, when true, takes the business key from the message's KEYS (the first space-separated key)
-	// when KeyProperty is absent, for producers that only set keys. Default false: KEYS may hold several keys,
-	// and txbox's publisher writes them encoded.
-	KeyFromKeys bool
+	// RequireKeyProperty makes a message without KeyProperty unusable (parked, see the package documentation).
+	// Default false: such a message's business key is the first space-separated entry of its KEYS, which is
+	// what producers that are not txbox set (the client's WithKeys). Require the property when several
+	// producers share the topic and only txbox's keys are business keys.
+	RequireKeyProperty bool
 
 	// Orderly consumes each queue in order, one message at a time (RocketMQ orderly consumption; pair it with a
 	// ShardingKey on the producer side). A failed message suspends its queue for SuspendTime and is retried in

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -262,16 +261,18 @@ func (c *Consumer) message(m *primitive.MessageExt) (*Message, error) {
 	if c.cfg.Namespace != "" {
 		topic = strings.TrimPrefix(topic, c.cfg.Namespace+"%")
 	}
+	wm, _ := rmqwire.Decode(props, m.Body) // the key is chosen below, by the configuration
 	msg := &Message{
 		Delivery: inbox.Delivery{
-			Payload:   rmqwire.Body(props, m.Body),
-			Headers:   rmqwire.Headers(props),
+			Payload:   wm.Payload,
+			Headers:   wm.Headers,
 			Topic:     topic,
 			MessageID: m.MsgId,
 			Attempt:   int(max(m.ReconsumeTimes, 0)),
 		},
-		Tag:         m.GetTags(),
-		ShardingKey: m.GetShardingKey(),
+		Tag:         wm.Tag,
+		ShardingKey: wm.ShardingKey,
+		OutboxID:    wm.OutboxID,
 		QueueOffset: m.QueueOffset,
 		BornAt:      time.UnixMilli(m.BornTimestamp),
 		StoredAt:    time.UnixMilli(m.StoreTimestamp),
@@ -279,18 +280,15 @@ func (c *Consumer) message(m *primitive.MessageExt) (*Message, error) {
 	if m.Queue != nil {
 		msg.Queue = m.Queue.QueueId
 	}
-	if id, err := strconv.ParseInt(props[rmqwire.PropOutboxID], 10, 64); err == nil {
-		msg.OutboxID = id
-	}
 	msg.Key = props[c.cfg.KeyProperty]
-	if msg.Key == "" && c.cfg.KeyFromKeys {
-		if keys := strings.Fields(m.GetKeys()); len(keys) > 0 {
+	if msg.Key == "" && !c.cfg.RequireKeyProperty {
+		if keys := strings.Fields(props[rmqwire.PropKeys]); len(keys) > 0 {
 			msg.Key = keys[0]
 		}
 	}
 	if msg.Key == "" {
 		what := "property " + c.cfg.KeyProperty
-		if c.cfg.KeyFromKeys {
+		if !c.cfg.RequireKeyProperty {
 			what += " nor KEYS"
 		}
 		return msg, fmt.Errorf("%w: message %s carries no business key (neither %s)", ErrUnusable, m.MsgId, what)

@@ -15,8 +15,10 @@
 // # Business key
 //
 // The key is read from the user property TXBOX_KEY, which relay/rocketmq writes with the outbox row's Key byte for
-// byte (KEYS holds an encoded form for the broker's index). For other producers set Config.KeyProperty to the
-// property they use, or Config.KeyFromKeys to take the first of the message's KEYS. Headers are the message's
+// byte (KEYS holds an encoded form for the broker's index; package rmqwire is the whole format). A message
+// without that property, as producers that are not txbox send them, is keyed by the first entry of its KEYS
+// (the client's WithKeys); Config.RequireKeyProperty turns that off, and Config.KeyProperty names another
+// property to read the key from. Headers are the message's
 // user properties without RocketMQ's and txbox's own (empty-valued headers written by relay/rocketmq come back
 // as empty values).
 //

@@ -10,7 +10,7 @@ var (
 	// route yet: create topics before starting consumers (the client cannot be restarted).
 	ErrStart = errors.New("inbox/rocketmq: consumer did not start")
 	// ErrUnusable is the error recorded with a message parked because it cannot be processed under its own
-	// business key: it carries none (neither the key property nor, with KeyFromKeys, KEYS), its key or headers
+	// business key: it carries none (neither the key property nor, unless RequireKeyProperty, KEYS), its key or headers
 	// are not valid for the inbox, or its key was processed before with a different payload.
 	ErrUnusable = errors.New("inbox/rocketmq: message unusable")
 	// ErrShutdown is returned by Shutdown when in-flight handlers did not finish before its ctx ended; their

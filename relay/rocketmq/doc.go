@@ -42,8 +42,8 @@
 //	               ...) are rejected, as is the byte 0x01 or 0x02 anywhere (the client's property separators).
 //
 // A record that cannot be mapped fails with ErrInvalidMessage, which also matches relay.ErrPermanent: the relay
-// moves the row to its dead-letter table at once instead of retrying it MaxAttempts times. Property names and
-// the key encoding are shared with inbox/rocketmq and public (package rmqwire).
+// moves the row to its dead-letter table at once instead of retrying it MaxAttempts times. The mapping is the
+// public wire format of package rmqwire, which inbox/rocketmq reads and other producers and consumers can use.
 //
 // # Batching
 //

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
@@ -156,12 +158,7 @@ func reachNameServer(ctx context.Context, addrs []string, timeout time.Duration)
 }
 
 func runRelay(cmd *cobra.Command, g *globals, f *relayFlags) error {
-	if f.accessKey == "" {
-		f.accessKey = os.Getenv("TXBOX_ROCKETMQ_ACCESS_KEY")
-	}
-	if f.secretKey == "" {
-		f.secretKey = os.Getenv("TXBOX_ROCKETMQ_SECRET_KEY")
-	}
+	f.fromEnv()
 	if err := f.validate(); err != nil {
 		return err
 	}
@@ -169,47 +166,74 @@ func runRelay(cmd *cobra.Command, g *globals, f *relayFlags) error {
 	if err != nil {
 		return err
 	}
-	ctx := cmd.Context()
-	db, d, err := g.openMigrated(ctx)
+	w, err := wireRelay(cmd.Context(), g, f, log)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	return w.run(cmd.Context())
+}
+
+// fromEnv fills the credentials from the environment. They are read after parsing, never as flag defaults:
+// --help prints defaults.
+func (f *relayFlags) fromEnv() {
+	if f.accessKey == "" {
+		f.accessKey = os.Getenv("TXBOX_ROCKETMQ_ACCESS_KEY")
+	}
+	if f.secretKey == "" {
+		f.secretKey = os.Getenv("TXBOX_ROCKETMQ_SECRET_KEY")
+	}
+}
+
+// wiredRelay is a relay ready to run: the database, the producer, the metrics and the health server.
+type wiredRelay struct {
+	f       *relayFlags
+	log     *slog.Logger
+	db      *sqlx.DB
+	dialect string
+	srv     *server // nil without --metrics-addr
+	pub     *rocketmq.Publisher
+	r       *relay.Relay
+	// started is true while the producer is up and not shutting down (/readyz).
+	started   atomic.Bool
+	published atomic.Int64
+}
+
+// wireRelay connects to the database (migrated) and the name server, registers the metrics, starts the health
+// server and the producer, and builds the relay. On error it releases what it acquired.
+func wireRelay(ctx context.Context, g *globals, f *relayFlags, log *slog.Logger) (_ *wiredRelay, err error) {
+	db, d, err := g.openMigrated(ctx)
+	if err != nil {
+		return nil, err
+	}
+	w := &wiredRelay{f: f, log: log, db: db, dialect: d.Name()}
+	defer func() {
+		if err != nil {
+			w.close()
+		}
+	}()
 	// Workers, the PostgreSQL listener, and scrapes/readiness probes.
 	db.SetMaxOpenConns(f.workers + 3)
 	if err := reachNameServer(ctx, f.namesrv, g.timeout); err != nil {
-		return err
+		return nil, err
 	}
 
 	reg := prometheus.NewRegistry()
 	rm, err := metrics.NewRelay(reg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := metrics.RegisterBacklog(reg, db, d, g.prefix); err != nil {
-		return err
+		return nil, err
 	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
-	var started atomic.Bool // the producer is up and not shutting down
-	var srv *server
 	if f.metricsAddr != "" {
-		srv, err = startServer(f.metricsAddr, reg, func(ctx context.Context) error {
-			if !started.Load() {
-				return errors.New("publisher not started")
-			}
-			if err := db.PingContext(ctx); err != nil {
-				return fmt.Errorf("database: %w", err)
-			}
-			return nil
-		}, log)
+		w.srv, err = startServer(f.metricsAddr, reg, w.ready, log)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		defer srv.close(log)
 	}
 
-	pub, err := rocketmq.New(rocketmq.Config{
+	w.pub, err = rocketmq.New(rocketmq.Config{
 		NameServers: f.namesrv,
 		Group:       f.group,
 		Credentials: rocketmq.Credentials{AccessKey: f.accessKey, SecretKey: f.secretKey},
@@ -218,13 +242,12 @@ func runRelay(cmd *cobra.Command, g *globals, f *relayFlags) error {
 		Logger:      log,
 	})
 	if err != nil {
-		return fmt.Errorf("start the RocketMQ producer: %w", err)
+		return nil, fmt.Errorf("start the RocketMQ producer: %w", err)
 	}
-	var published atomic.Int64
-	r, err := relay.New(db, relay.Config{
+	w.r, err = relay.New(db, relay.Config{
 		Dialect:         d,
 		Prefix:          g.prefix,
-		Publisher:       pub,
+		Publisher:       w.pub,
 		BatchSize:       f.batch,
 		Workers:         f.workers,
 		MinPollInterval: f.minPoll,
@@ -235,29 +258,58 @@ func runRelay(cmd *cobra.Command, g *globals, f *relayFlags) error {
 		OnBatch: func(b relay.BatchInfo) {
 			rm.ObserveBatch(b)
 			if b.Err == nil {
-				published.Add(int64(b.Published))
+				w.published.Add(int64(b.Published))
 			}
 		},
 	})
 	if err != nil {
-		_ = pub.Shutdown(context.Background())
-		return usageError{err}
+		return nil, usageError{err}
 	}
-	started.Store(true)
-	log.Info("txbox relay: started", "dialect", d.Name(), "namesrv", strings.Join(f.namesrv, ","), "group", f.group,
-		"workers", f.workers, "batch", f.batch)
+	return w, nil
+}
 
-	runErr := r.Run(ctx) // returns once ctx ends and the batches in flight are committed
-	started.Store(false)
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.shutdownTimeout)
+// ready is /readyz: the producer is started and the database answers.
+func (w *wiredRelay) ready(ctx context.Context) error {
+	if !w.started.Load() {
+		return errors.New("publisher not started")
+	}
+	if err := w.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	return nil
+}
+
+// run publishes until ctx ends, then stops in order: the batches in flight are committed, the producer shuts
+// down (waiting up to --shutdown-timeout for sends in flight), the health server and the database close.
+func (w *wiredRelay) run(ctx context.Context) error {
+	defer w.close()
+	w.started.Store(true)
+	w.log.Info("txbox relay: started", "dialect", w.dialect, "namesrv", strings.Join(w.f.namesrv, ","),
+		"group", w.f.group, "workers", w.f.workers, "batch", w.f.batch)
+
+	runErr := w.r.Run(ctx) // returns once ctx ends and the batches in flight are committed
+	w.started.Store(false)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.f.shutdownTimeout)
 	defer cancel()
-	shutErr := pub.Shutdown(sctx)
+	shutErr := w.pub.Shutdown(sctx)
+	w.pub = nil
 	if runErr != nil {
 		return fmt.Errorf("relay stopped: %w", runErr)
 	}
 	if shutErr != nil {
 		return shutErr
 	}
-	log.Info("txbox relay: stopped", "published", published.Load())
+	w.log.Info("txbox relay: stopped", "published", w.published.Load())
 	return nil
+}
+
+// close releases what wireRelay acquired and run did not release yet.
+func (w *wiredRelay) close() {
+	if w.pub != nil {
+		_ = w.pub.Shutdown(context.Background())
+	}
+	if w.srv != nil {
+		w.srv.close(w.log)
+	}
+	_ = w.db.Close()
 }

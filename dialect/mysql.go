@@ -2,7 +2,6 @@ package dialect
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -17,20 +16,10 @@ func (mysqlDialect) QuoteIdent(n string) (string, error) { return quoteIdent(n, 
 func (mysqlDialect) InterpretError(err error) error      { return interpretError(err) }
 
 func (d mysqlDialect) UpsertSQL(u Upsert, rows int) (string, error) {
-	if err := u.validate(); err != nil {
+	b, err := u.insertHead(d, rows, "`", func(int) string { return "?" })
+	if err != nil {
 		return "", err
 	}
-	if rows < 1 {
-		return "", fmt.Errorf("upsert: rows must be at least 1, got %d", rows)
-	}
-	table, _ := d.QuoteIdent(u.Table)
-	var b strings.Builder
-	b.WriteString("INSERT INTO ")
-	b.WriteString(table)
-	b.WriteString(" (")
-	writeList(&b, u.Columns, "`", "`")
-	b.WriteString(") VALUES ")
-	writeValueRows(&b, rows, len(u.Columns), func(int) string { return "?" })
 	b.WriteString(" ON DUPLICATE KEY UPDATE ")
 	if len(u.Update) == 0 {
 		// A no-op assignment, not INSERT IGNORE: IGNORE would also swallow truncation, FK and NOT NULL errors.
@@ -41,7 +30,7 @@ func (d mysqlDialect) UpsertSQL(u Upsert, rows int) (string, error) {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			fmt.Fprintf(&b, "`%s` = VALUES(`%s`)", c, c)
+			fmt.Fprintf(b, "`%s` = VALUES(`%s`)", c, c)
 		}
 	}
 	return b.String(), nil

@@ -2,7 +2,6 @@ package dialect
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -17,22 +16,12 @@ func (postgresDialect) QuoteIdent(n string) (string, error) { return quoteIdent(
 func (postgresDialect) InterpretError(err error) error      { return interpretError(err) }
 
 func (d postgresDialect) UpsertSQL(u Upsert, rows int) (string, error) {
-	if err := u.validate(); err != nil {
+	b, err := u.insertHead(d, rows, `"`, func(n int) string { return fmt.Sprintf("$%d", n) })
+	if err != nil {
 		return "", err
 	}
-	if rows < 1 {
-		return "", fmt.Errorf("upsert: rows must be at least 1, got %d", rows)
-	}
-	table, _ := d.QuoteIdent(u.Table)
-	var b strings.Builder
-	b.WriteString("INSERT INTO ")
-	b.WriteString(table)
-	b.WriteString(" (")
-	writeList(&b, u.Columns, `"`, `"`)
-	b.WriteString(") VALUES ")
-	writeValueRows(&b, rows, len(u.Columns), func(n int) string { return fmt.Sprintf("$%d", n) })
 	b.WriteString(" ON CONFLICT (")
-	writeList(&b, u.Conflict, `"`, `"`)
+	writeList(b, u.Conflict, `"`, `"`)
 	if len(u.Update) == 0 {
 		b.WriteString(") DO NOTHING")
 		return b.String(), nil
@@ -42,7 +31,7 @@ func (d postgresDialect) UpsertSQL(u Upsert, rows int) (string, error) {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, `"%s" = EXCLUDED."%s"`, c, c)
+		fmt.Fprintf(b, `"%s" = EXCLUDED."%s"`, c, c)
 	}
 	return b.String(), nil
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Upsert describes an idempotent insert for handler code: insert a row, and when a row with the same
@@ -57,6 +58,26 @@ func (u Upsert) validate() error {
 		}
 	}
 	return nil
+}
+
+// insertHead validates u and writes "INSERT INTO table (columns) VALUES (...), ..." for rows rows, quoting
+// names with q and rendering the n-th placeholder with ph.
+func (u Upsert) insertHead(d Dialect, rows int, q string, ph func(n int) string) (*strings.Builder, error) {
+	if err := u.validate(); err != nil {
+		return nil, err
+	}
+	if rows < 1 {
+		return nil, fmt.Errorf("upsert: rows must be at least 1, got %d", rows)
+	}
+	table, _ := d.QuoteIdent(u.Table)
+	b := &strings.Builder{}
+	b.WriteString("INSERT INTO ")
+	b.WriteString(table)
+	b.WriteString(" (")
+	writeList(b, u.Columns, q, q)
+	b.WriteString(") VALUES ")
+	writeValueRows(b, rows, len(u.Columns), ph)
+	return b, nil
 }
 
 // Exec renders u for one row on d and runs it with args (one per column) on db.

@@ -20,9 +20,10 @@ import (
 )
 
 // templates holds the migration files, mysql/*.sql and postgres/*.sql, with {{table "outbox"}} and
-// {{index "outbox_part"}} where a name derives from the prefix.
+// {{index "outbox_part"}} where a name derives from the prefix, and the templates the files of a dialect share
+// (shared.tmpl).
 //
-//go:embed mysql/*.sql postgres/*.sql
+//go:embed mysql/*.sql postgres/*.sql mysql/*.tmpl postgres/*.tmpl
 var templates embed.FS
 
 // ErrNotMigrated is returned by Check when txbox's schema is missing or behind this version of txbox.
@@ -77,25 +78,29 @@ func render(d dialect.Dialect, t dialect.Tables) (fs.FS, error) {
 		"index": func(name string) (string, error) { return d.QuoteIdent(t.Base() + "_" + name) },
 	}
 	dir := d.Name()
-	entries, err := fs.ReadDir(templates, dir)
+	shared, err := template.New("shared").Funcs(funcs).Option("missingkey=error").ParseFS(templates, dir+"/*.tmpl")
+	if err != nil {
+		return nil, fmt.Errorf("migrations: parse shared templates: %w", err)
+	}
+	files, err := fs.Glob(templates, dir+"/*.sql")
 	if err != nil {
 		return nil, fmt.Errorf("migrations: %w", err)
 	}
 	out := fstest.MapFS{}
-	for _, e := range entries {
-		text, err := fs.ReadFile(templates, path.Join(dir, e.Name()))
+	for _, name := range files {
+		text, err := fs.ReadFile(templates, name)
 		if err != nil {
 			return nil, fmt.Errorf("migrations: %w", err)
 		}
-		tmpl, err := template.New(e.Name()).Funcs(funcs).Option("missingkey=error").Parse(string(text))
+		tmpl, err := template.Must(shared.Clone()).New(path.Base(name)).Parse(string(text))
 		if err != nil {
-			return nil, fmt.Errorf("migrations: parse %s: %w", e.Name(), err)
+			return nil, fmt.Errorf("migrations: parse %s: %w", name, err)
 		}
 		var b bytes.Buffer
 		if err := tmpl.Execute(&b, nil); err != nil {
-			return nil, fmt.Errorf("migrations: render %s: %w", e.Name(), err)
+			return nil, fmt.Errorf("migrations: render %s: %w", name, err)
 		}
-		out[e.Name()] = &fstest.MapFile{Data: b.Bytes(), Mode: 0o444}
+		out[path.Base(name)] = &fstest.MapFile{Data: b.Bytes(), Mode: 0o444}
 	}
 	return out, nil
 }

@@ -31,16 +31,7 @@ CREATE TABLE {{table "outbox"}} (
 ) ENGINE = InnoDB;
 
 CREATE TABLE {{table "outbox_dead"}} (
-    id           BIGINT         NOT NULL,
-    part         SMALLINT       NOT NULL,
-    topic        VARBINARY(255) NOT NULL,
-    msg_key      VARBINARY(512) NOT NULL,
-    tag          VARBINARY(255) NOT NULL DEFAULT '',
-    sharding_key VARBINARY(255) NOT NULL DEFAULT '',
-    payload      LONGBLOB       NOT NULL,
-    headers      BLOB           NULL,
-    attempts     INT            NOT NULL,
-    created_at   DATETIME(6)    NOT NULL,
+{{template "stored_message"}}
     dead_at      DATETIME(6)    NOT NULL,
     last_error   TEXT           NULL,
     PRIMARY KEY (id),

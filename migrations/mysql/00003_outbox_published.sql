@@ -5,16 +5,7 @@
 -- +goose NO TRANSACTION
 -- +goose Up
 CREATE TABLE {{table "outbox_published"}} (
-    id           BIGINT         NOT NULL,
-    part         SMALLINT       NOT NULL,
-    topic        VARBINARY(255) NOT NULL,
-    msg_key      VARBINARY(512) NOT NULL,
-    tag          VARBINARY(255) NOT NULL DEFAULT '',
-    sharding_key VARBINARY(255) NOT NULL DEFAULT '',
-    payload      LONGBLOB       NOT NULL,
-    headers      BLOB           NULL,
-    attempts     INT            NOT NULL,
-    created_at   DATETIME(6)    NOT NULL,
+{{template "stored_message"}}
     published_at DATETIME(6)    NOT NULL,
     PRIMARY KEY (id),
     -- The relay's purge deletes the oldest first.

@@ -28,16 +28,7 @@ CREATE INDEX {{index "outbox_key_delayed"}} ON {{table "outbox"}} (sharding_key,
     WHERE part >= 0 AND available_at > created_at;
 
 CREATE TABLE {{table "outbox_dead"}} (
-    id           BIGINT PRIMARY KEY,
-    part         SMALLINT    NOT NULL,
-    topic        TEXT        NOT NULL,
-    msg_key      TEXT COLLATE "C" NOT NULL,
-    tag          TEXT        NOT NULL DEFAULT '',
-    sharding_key TEXT COLLATE "C" NOT NULL DEFAULT '',
-    payload      BYTEA       NOT NULL,
-    headers      JSONB       NULL,
-    attempts     INT         NOT NULL,
-    created_at   TIMESTAMPTZ NOT NULL,
+{{template "stored_message"}}
     dead_at      TIMESTAMPTZ NOT NULL,
     last_error   TEXT        NULL
 );

@@ -4,16 +4,7 @@
 
 -- +goose Up
 CREATE TABLE {{table "outbox_published"}} (
-    id           BIGINT PRIMARY KEY,
-    part         SMALLINT    NOT NULL,
-    topic        TEXT        NOT NULL,
-    msg_key      TEXT COLLATE "C" NOT NULL,
-    tag          TEXT        NOT NULL DEFAULT '',
-    sharding_key TEXT COLLATE "C" NOT NULL DEFAULT '',
-    payload      BYTEA       NOT NULL,
-    headers      JSONB       NULL,
-    attempts     INT         NOT NULL,
-    created_at   TIMESTAMPTZ NOT NULL,
+{{template "stored_message"}}
     published_at TIMESTAMPTZ NOT NULL
 );
 -- The relay's purge deletes the oldest first.

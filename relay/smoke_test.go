@@ -11,13 +11,14 @@ import (
 	"github.com/txbox/txbox/relay/memory"
 )
 
+// Drain publishes every committed row once, each record carrying what was enqueued (payload, headers, tag,
+// topic, first attempt, enqueue time), and leaves the outbox empty.
 func TestDrainPublishesEverythingIntact(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
-		ob := newOutbox(t, db)
-		var keys []string
-		enqueueMany(t, db, ob, 300, func(i int) outbox.Message {
+		want := map[string]bool{}
+		enqueueMany(t, db, newOutbox(t, db), 300, func(i int) outbox.Message {
 			k := fmt.Sprintf("k-%d", i)
-			keys = append(keys, k)
+			want[k] = true
 			m := outbox.Message{Topic: "t", Key: k, Tag: "tag", Payload: []byte(k), Headers: map[string]string{"h": k}}
 			if i%3 == 0 {
 				m.ShardingKey = fmt.Sprintf("s-%d", i%7)
@@ -34,12 +35,19 @@ func TestDrainPublishesEverythingIntact(t *testing.T) {
 			t.Fatalf("Drain = %d, publisher has %d, want 300", n, pub.Len())
 		}
 		for _, rec := range pub.Records() {
+			if !want[rec.Key] {
+				t.Fatalf("record %q published twice, or never enqueued", rec.Key)
+			}
+			delete(want, rec.Key)
 			if string(rec.Payload) != rec.Key || rec.Headers["h"] != rec.Key || rec.Tag != "tag" || rec.Topic != "t" || rec.Attempt != 1 {
 				t.Fatalf("record %+v mangled", rec)
 			}
 			if time.Since(rec.CreatedAt) > time.Hour || time.Since(rec.CreatedAt) < -time.Hour {
 				t.Fatalf("CreatedAt %v is off", rec.CreatedAt)
 			}
+		}
+		if len(want) != 0 {
+			t.Fatalf("%d enqueued keys never published", len(want))
 		}
 		if c := count(t, db, "txbox_outbox"); c != 0 {
 			t.Fatalf("%d rows left", c)

@@ -4,8 +4,10 @@
 //
 //	internal/orderservice    POST /orders: order + order-created in one transaction; payment-completed → paid
 //	internal/paymentservice  order-created → one payment (upsert + ledger) + payment-completed, one transaction
-//	internal/service         what both services share: config, database, outbox, inbox, relay, consumer, HTTP
-//	internal/bus             RocketMQ publisher and consumer glue, injected faults, counters
+//	internal/service         what both services share: config, database, outbox, inbox, relay, inbox/rocketmq's
+//	                         consumer, HTTP
+//	internal/bus             payloads, keys and topics; the demo's faults and counters, on the relay's
+//	                         publisher and on the consumer's hooks
 //	internal/demo            runs both in-process with faults injected and checks the invariants
 //	cmd/order-service, cmd/payment-service, cmd/demo
 //

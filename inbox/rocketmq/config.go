@@ -1,6 +1,7 @@
 package rocketmq
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -68,6 +69,30 @@ type Config struct {
 	MaxReconsumeTimes int
 	// Goroutines is how many messages are handled at once (per topic). Default 20; 1 to 1000.
 	Goroutines int
+
+	// InboxKey maps a message to the key the inbox records (Message.Key; the business key the message carries
+	// stays in Message.MessageKey). It runs for messages that carry a business key, before Interceptor and
+	// Handler see them. Default: the message's business key. A service that deduplicates on what a message is
+	// about rather than on the message maps several keys to one: the example's payment service records
+	// "<order>/payment", one payment per order, whichever message asked for it. A key the inbox rejects (empty,
+	// too long) makes the message unusable (see the package documentation).
+	InboxKey func(m *Message) string
+	// Interceptor, if set, wraps the handling of every message that has a business key. next runs
+	// Inbox.Process with the Handler and returns its result; pass it ctx or a context derived from it (ctx ends
+	// when Shutdown gives up waiting). What Interceptor returns decides the acknowledgement exactly as
+	// Process's result would: a nil error with Processed, Duplicate or Parked acknowledges; an error sends the
+	// message back for redelivery (ConsumeRetryLater, or in orderly mode a suspended queue), and so does a nil
+	// error with any other result (Failed, the zero Result); an error matching inbox.ErrInvalidDelivery or
+	// inbox.ErrFingerprintMismatch, as next returns for an unusable message, parks it. An Interceptor that
+	// does not call next decides alone: the Handler does not run and the inbox records nothing. A panic in it
+	// is recovered and counts as an error. Use it to measure, to add context, or to inject faults in tests and
+	// demos (a lost ACK is: call next, then return an error). Default: none.
+	Interceptor func(ctx context.Context, m *Message, next func(context.Context) (inbox.Result, error)) (inbox.Result, error)
+	// OnOutcome, if set, is called once for every message the consumer handles, after its fate was decided
+	// and before the client is told, from the consumer's goroutine: it must be quick and must not panic.
+	// Messages held while Shutdown runs are not handled and not reported (they go to the group's next
+	// consumer). Default: none.
+	OnOutcome func(Outcome)
 
 	// Logger receives the consumer's warnings (failed and parked messages; never payloads) and debug traces,
 	// and rocketmq-client-go's own records at ClientLogLevel and above. Default slog.Default().

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -20,10 +21,14 @@ import (
 	"github.com/txbox/txbox/rmqwire"
 )
 
-// Message is a delivery as the Handler sees it: the inbox.Delivery that Process records (business key, payload,
-// user headers, topic, message id, attempt) plus RocketMQ's metadata.
+// Message is a delivery as the Handler sees it: the inbox.Delivery that Process records (inbox key, payload,
+// user headers, topic, message id, attempt) plus the business key the message carries and RocketMQ's metadata.
 type Message struct {
 	inbox.Delivery
+	// MessageKey is the business key the message carries (the Config.KeyProperty property, or its first KEYS
+	// entry); "" for a message without one. Key (from inbox.Delivery) is what the inbox records: the same unless
+	// Config.InboxKey maps it.
+	MessageKey  string
 	Tag         string
 	ShardingKey string
 	// OutboxID is the outbox row id relay/rocketmq wrote (TXBOX_OUTBOX_ID); 0 for other producers.
@@ -32,6 +37,27 @@ type Message struct {
 	QueueOffset int64
 	BornAt      time.Time
 	StoredAt    time.Time
+}
+
+// Outcome is what became of one delivered message, as Config.OnOutcome sees it.
+type Outcome struct {
+	Message *Message
+	// Result is what the inbox did (Process's result, as Config.Interceptor returned it). For an Unusable
+	// message: Parked when it was parked, Failed otherwise.
+	Result inbox.Result
+	// Err is why the message was not acknowledged (the error Process or Config.Interceptor returned); nil when
+	// acknowledged.
+	Err error
+	// Acked tells whether the consumer acknowledged the message (ConsumeSuccess): it is done for this group.
+	// Otherwise the message is delivered again, or, when even parking it failed, sent to %DLQ%<group>.
+	Acked bool
+	// Unusable reports a message that could not be processed under its own key (no business key, a key or
+	// headers the inbox rejects, a fingerprint mismatch): the Handler did not run and the message was parked
+	// under a stand-in key (see the package documentation).
+	Unusable bool
+	// Duration is the time from the start of the message's handling until its fate was decided: inbox,
+	// Handler and Interceptor, or parking.
+	Duration time.Duration
 }
 
 // Handler does a message's work in tx, the inbox transaction that records its key; see inbox.Handler. ctx ends
@@ -228,30 +254,78 @@ const (
 )
 
 func (c *Consumer) handle(m *primitive.MessageExt) outcome {
+	start := time.Now()
 	msg, keyErr := c.message(m)
 	if keyErr != nil {
-		return c.park(msg, keyErr)
+		return c.unusable(msg, keyErr, start)
 	}
-	res, err := c.ib.Process(c.base, msg.Delivery, func(ctx context.Context, tx *sqlx.Tx) error {
-		return c.h(ctx, tx, msg)
-	})
+	res, err := c.process(msg)
 	switch {
-	case err == nil && (res == inbox.Processed || res == inbox.Duplicate):
-		c.log.Debug("inbox/rocketmq: message done", "key", msg.Key, "result", res.String(), "msg_id", msg.MessageID)
-		return outcomeDone
-	case err == nil && res == inbox.Parked:
+	case err == nil && (res == inbox.Processed || res == inbox.Duplicate || res == inbox.Parked):
+		if res != inbox.Parked {
+			c.log.Debug("inbox/rocketmq: message done", "key", msg.Key, "result", res.String(), "msg_id", msg.MessageID)
+		}
+		c.report(Outcome{Message: msg, Result: res, Acked: true}, start)
 		return outcomeDone
 	case errors.Is(err, inbox.ErrInvalidDelivery), errors.Is(err, inbox.ErrFingerprintMismatch):
 		// Redelivery cannot fix these; park the message under a key of its own so it can be inspected.
-		return c.park(msg, fmt.Errorf("%w: %w", ErrUnusable, err))
+		return c.unusable(msg, fmt.Errorf("%w: %w", ErrUnusable, err), start)
 	case err == nil:
+		// Never the zero ConsumeSuccess by accident: a result that is not one of the three is not an ACK.
 		c.log.Error("inbox/rocketmq: unexpected inbox result; message will be delivered again", "key", msg.Key,
 			"result", res.String(), "msg_id", msg.MessageID)
-		return outcomeRetry
+		err = fmt.Errorf("inbox/rocketmq: result %s without an error does not acknowledge a message", res)
+	default:
+		c.log.Warn("inbox/rocketmq: message failed; it will be delivered again", "key", msg.Key,
+			"msg_id", msg.MessageID, "attempt", msg.Attempt, "error", err)
 	}
-	c.log.Warn("inbox/rocketmq: message failed; it will be delivered again", "key", msg.Key,
-		"msg_id", msg.MessageID, "attempt", msg.Attempt, "error", err)
+	c.report(Outcome{Message: msg, Result: res, Err: err}, start)
 	return outcomeRetry
+}
+
+// process maps the message to its inbox key and runs it through Process, inside the Interceptor if there is
+// one. A panic of InboxKey or Interceptor becomes an error: left to the client, it would strand the message in
+// its process queue until the ConsumeTimeout sweep.
+func (c *Consumer) process(msg *Message) (res inbox.Result, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.log.Error("inbox/rocketmq: InboxKey or Interceptor panicked; message will be delivered again",
+				"key", msg.Key, "msg_id", msg.MessageID, "panic", v, "stack", string(debug.Stack()))
+			res, err = inbox.Failed, fmt.Errorf("inbox/rocketmq: InboxKey or Interceptor panicked: %v", v)
+		}
+	}()
+	if c.cfg.InboxKey != nil {
+		msg.Key = c.cfg.InboxKey(msg)
+	}
+	next := func(ctx context.Context) (inbox.Result, error) {
+		return c.ib.Process(ctx, msg.Delivery, func(ctx context.Context, tx *sqlx.Tx) error {
+			return c.h(ctx, tx, msg)
+		})
+	}
+	if c.cfg.Interceptor == nil {
+		return next(c.base)
+	}
+	return c.cfg.Interceptor(c.base, msg, next)
+}
+
+// unusable parks a message that cannot be processed under its own key and reports it.
+func (c *Consumer) unusable(msg *Message, cause error, start time.Time) outcome {
+	o, err := c.park(msg, cause)
+	out := Outcome{Message: msg, Result: inbox.Failed, Err: err, Unusable: true}
+	if o == outcomeDone {
+		out.Result, out.Acked = inbox.Parked, true
+	}
+	c.report(out, start)
+	return o
+}
+
+// report hands out to Config.OnOutcome.
+func (c *Consumer) report(out Outcome, start time.Time) {
+	if c.cfg.OnOutcome == nil {
+		return
+	}
+	out.Duration = time.Since(start)
+	c.cfg.OnOutcome(out)
 }
 
 // message builds the handler's view of m. The error reports a missing business key; msg is complete anyway.
@@ -280,12 +354,13 @@ func (c *Consumer) message(m *primitive.MessageExt) (*Message, error) {
 	if m.Queue != nil {
 		msg.Queue = m.Queue.QueueId
 	}
-	msg.Key = props[c.cfg.KeyProperty]
-	if msg.Key == "" && !c.cfg.RequireKeyProperty {
+	msg.MessageKey = props[c.cfg.KeyProperty]
+	if msg.MessageKey == "" && !c.cfg.RequireKeyProperty {
 		if keys := strings.Fields(props[rmqwire.PropKeys]); len(keys) > 0 {
-			msg.Key = keys[0]
+			msg.MessageKey = keys[0]
 		}
 	}
+	msg.Key = msg.MessageKey // Config.InboxKey may map it (process)
 	if msg.Key == "" {
 		what := "property " + c.cfg.KeyProperty
 		if !c.cfg.RequireKeyProperty {
@@ -300,8 +375,9 @@ func (c *Consumer) message(m *primitive.MessageExt) (*Message, error) {
 // key inbox.Key("txbox-unusable", topic, message id) — stable across redeliveries of the same broker message —
 // with cause as its last error (inbox.Park), so that it is listed, replayable and droppable like any parked
 // message. It returns outcomeRetry when the database does not answer (the message comes back), and
-// outcomeDeadLetter when even the stand-in delivery is invalid (a payload over the inbox's MaxPayloadBytes).
-func (c *Consumer) park(msg *Message, cause error) outcome {
+// outcomeDeadLetter when even the stand-in delivery is invalid (a payload over the inbox's MaxPayloadBytes),
+// each with the error.
+func (c *Consumer) park(msg *Message, cause error) (outcome, error) {
 	d := msg.Delivery
 	d.Key = inbox.Key("txbox-unusable", d.Topic, d.MessageID)
 	res, err := c.ib.Park(c.base, d, cause)
@@ -314,15 +390,15 @@ func (c *Consumer) park(msg *Message, cause error) outcome {
 		// Parked, or Duplicate when the stand-in key is already recorded: this broker message was parked before.
 		c.log.Warn("inbox/rocketmq: unusable message parked in the inbox's dead-letter table",
 			"parked_key", d.Key, "msg_id", d.MessageID, "result", res.String(), "reason", cause)
-		return outcomeDone
+		return outcomeDone, nil
 	case errors.Is(err, inbox.ErrInvalidDelivery):
 		c.log.Error("inbox/rocketmq: unusable message cannot be parked in the inbox; sending it to the broker's "+
 			"dead-letter queue %DLQ%"+c.cfg.Group, "msg_id", d.MessageID, "reason", cause, "error", err)
-		return outcomeDeadLetter
+		return outcomeDeadLetter, fmt.Errorf("%w; parking it failed: %w", cause, err)
 	}
 	c.log.Warn("inbox/rocketmq: could not park an unusable message; it will be delivered again",
 		"msg_id", d.MessageID, "reason", cause, "error", err)
-	return outcomeRetry
+	return outcomeRetry, fmt.Errorf("%w; parking it failed: %w", cause, err)
 }
 
 // Shutdown stops handling messages and shuts the consumer down, losing nothing:

@@ -9,9 +9,7 @@ import (
 	"testing"
 	"time"
 
-	rmq "github.com/apache/rocketmq-client-go/v2"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
-	"github.com/apache/rocketmq-client-go/v2/producer"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/txbox/txbox/dialect"
@@ -220,30 +218,19 @@ func TestKeylessMessageIsParked(t *testing.T) {
 		ran.Add(1)
 		return effect(ctx, tx, m, 0)
 	})
-	p, err := rmq.NewProducer(producer.WithNameServer(e.b.NameServers()), producer.WithGroupName(rmqtest.Name(t, "P")),
-		producer.WithInstanceName(rmqtest.Name(t, "I")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer p.Shutdown()
 	msg := primitive.NewMessage(e.topic, []byte("no key here"))
 	msg.WithProperty("origin", "legacy-service")
-	res, err := p.SendSync(context.Background(), msg)
-	if err != nil || res.Status != primitive.SendOK {
-		t.Fatalf("send: %v %v", res, err)
-	}
+	msgID := e.sendRaw(msg)
 	e.publish(9, "keyed", "", "after") // a keyed message behind it is processed normally
 	waitFor(t, 30*time.Second, "the keyed message", func() bool { return e.effects()["keyed"] == 1 })
 	var dead []inbox.DeadLetter
 	waitFor(t, 30*time.Second, "the dead letter", func() bool {
+		var err error
 		dead, err = e.ib.ListDead(context.Background(), inbox.DeadFilter{})
 		return err == nil && len(dead) == 1
 	})
 	d := dead[0]
-	if d.Delivery.Key != inbox.Key("txbox-unusable", e.topic, res.MsgID) || string(d.Delivery.Payload) != "no key here" ||
+	if d.Delivery.Key != inbox.Key("txbox-unusable", e.topic, msgID) || string(d.Delivery.Payload) != "no key here" ||
 		d.Delivery.Headers["origin"] != "legacy-service" || !strings.Contains(d.LastError, "no business key") {
 		t.Fatalf("dead letter %+v", d)
 	}

@@ -24,8 +24,9 @@
 //
 // # Outcomes
 //
-// Each message is one Inbox.Process call in which the Handler runs; its result maps to the client explicitly
-// (rocketmq-client-go's ConsumeSuccess is the zero value, so "return 0, err" would acknowledge a failure):
+// Each message is one Inbox.Process call in which the Handler runs; its result (or Config.Interceptor's, see
+// Hooks) maps to the client explicitly (rocketmq-client-go's ConsumeSuccess is the zero value, so
+// "return 0, err" would acknowledge a failure):
 //
 //	Processed, Duplicate, Parked           → ConsumeSuccess (acknowledged)
 //	error (handler, timeout, database)     → ConsumeRetryLater, or in orderly mode SuspendCurrentQueueAMoment
@@ -48,6 +49,20 @@
 // directly, so the consumer records MaxAttempts failures of that key in quick succession within the one
 // delivery. Only a message the inbox cannot store at all (a payload over its MaxPayloadBytes) goes to the
 // broker's own %DLQ%<group> instead.
+//
+// # Hooks
+//
+// Three optional Config fields adapt the consumer without replacing it:
+//
+//   - InboxKey maps a message to the key the inbox records, for a service that deduplicates on what a message
+//     is about (one payment per order) rather than on the message; Message.MessageKey keeps the key it carried.
+//   - Interceptor wraps each keyed message's handling around a next that runs Process with the Handler. Its
+//     result decides the acknowledgement as Process's would, so it can measure, add context to ctx, replace the
+//     inbox (not calling next), or inject faults: calling next and then returning an error is a lost ACK, and
+//     the redelivery finds the key recorded (Duplicate).
+//   - OnOutcome is told what became of every handled message (Outcome: result, error, acknowledged or not,
+//     unusable, duration), for counters and tests. Unusable messages are reported with Unusable set; messages
+//     without a key never reach InboxKey or Interceptor.
 //
 // # Orderly consumption
 //

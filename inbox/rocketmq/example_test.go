@@ -6,6 +6,8 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -59,4 +61,46 @@ func ExampleNew_handlerDeadline() {
 	fmt.Println(err)
 	// Output:
 	// inbox/rocketmq: invalid config: ConsumeTimeout (2m0s) must exceed the inbox's HandlerTimeout (2m0s) by at least 30s, or the broker redelivers messages whose handler still runs
+}
+
+// The hooks: deduplicate on the order rather than on the message, time each message's processing, and count
+// what became of every message.
+func Example_hooks() {
+	db := sqlx.MustOpen("mysql", "app:secret@tcp(127.0.0.1:3306)/payments?parseTime=true")
+	ib, err := inbox.New(db, inbox.Config{Dialect: dialect.MySQL, Consumer: "payment-service"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	var acked, redelivered, unusable atomic.Int64
+	c, err := rocketmq.New(ib, rocketmq.Config{
+		NameServers: []string{"10.0.0.5:9876"}, Group: "payment-service", Topic: "order-created",
+		// "o-1/created" and a later "o-1/created-again" are one payment: the inbox records "o-1/payment".
+		InboxKey: func(m *rocketmq.Message) string {
+			order, _, _ := strings.Cut(m.MessageKey, "/")
+			return inbox.Key(order, "payment")
+		},
+		Interceptor: func(ctx context.Context, m *rocketmq.Message, next func(context.Context) (inbox.Result, error)) (inbox.Result, error) {
+			start := time.Now()
+			res, err := next(ctx) // Process with the handler; its result decides the ACK unless changed here
+			log.Printf("%s: %s in %s", m.Key, res, time.Since(start))
+			return res, err
+		},
+		OnOutcome: func(o rocketmq.Outcome) {
+			switch {
+			case o.Unusable:
+				unusable.Add(1)
+			case o.Acked:
+				acked.Add(1)
+			default:
+				redelivered.Add(1)
+			}
+		},
+	}, func(ctx context.Context, tx *sqlx.Tx, m *rocketmq.Message) error {
+		_, err := tx.ExecContext(ctx, "INSERT INTO charges (payment_key, body) VALUES (?, ?)", m.Key, m.Payload)
+		return err
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close() // when the service stops; Example shows a graceful shutdown on a signal
 }

@@ -2,8 +2,8 @@ package bus
 
 import "sync/atomic"
 
-// Stats counts what a consumer and a publisher saw. All fields are safe for concurrent use; read them with
-// Snapshot.
+// Stats counts what a consumer (through ConsumerHooks) and a publisher (through Instrument) saw. All fields are
+// safe for concurrent use; read them with Snapshot.
 type Stats struct {
 	published atomic.Int64 // messages the broker accepted (SendOK), re-sends included
 	resent    atomic.Int64 // extra sends injected by Faults.ResendPercent
@@ -16,7 +16,7 @@ type Stats struct {
 	lostAcks  atomic.Int64 // committed deliveries reported to the broker as failed (injected)
 	timedOut  atomic.Int64 // first deliveries rolled back by the handler deadline (injected slow handler)
 	failed    atomic.Int64 // other failed deliveries (returned to the broker for redelivery)
-	parked    atomic.Int64 // deliveries the inbox parked after too many failures
+	parked    atomic.Int64 // deliveries parked: by the inbox after too many failures, or by the consumer (no usable key)
 }
 
 // StatsSnapshot is a copy of Stats at one instant.

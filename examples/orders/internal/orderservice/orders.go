@@ -14,6 +14,7 @@ import (
 
 	"github.com/txbox/txbox/dialect"
 	"github.com/txbox/txbox/examples/orders/internal/bus"
+	"github.com/txbox/txbox/inbox/rocketmq"
 	"github.com/txbox/txbox/outbox"
 )
 
@@ -122,10 +123,10 @@ var errNoOrder = errors.New("payment for an unknown order")
 
 // markPaid handles payment-completed inside the inbox's transaction. The status change is idempotent by
 // itself; payment_events is not, and stays at 1 only because the inbox runs this once per key.
-func (s *Service) markPaid(ctx context.Context, tx *sqlx.Tx, m bus.Message) error {
+func (s *Service) markPaid(ctx context.Context, tx *sqlx.Tx, m *rocketmq.Message) error {
 	var p bus.PaymentCompleted
 	if err := json.Unmarshal(m.Payload, &p); err != nil {
-		return fmt.Errorf("payment-completed %s: %w", m.Key, err)
+		return fmt.Errorf("payment-completed %s: %w", m.MessageKey, err)
 	}
 	res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE orders SET status = 'paid', paid_us = COALESCE(paid_us, ?),
 		payment_id = ?, payment_events = payment_events + 1 WHERE id = ?`), time.Now().UnixMicro(), p.PaymentID, p.OrderID)

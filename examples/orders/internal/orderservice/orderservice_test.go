@@ -9,12 +9,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/txbox/txbox/examples/orders/internal/leaktest"
 	"github.com/txbox/txbox/examples/orders/internal/orderservice"
+	"github.com/txbox/txbox/internal/rmqtest"
 	"github.com/txbox/txbox/internal/testdb"
 )
 
-func TestMain(m *testing.M) { testdb.Main(m, leaktest.Options()...) }
+// The client's package-level goroutines start when it loads (the service imports it), even without a broker.
+func TestMain(m *testing.M) { testdb.Main(m, rmqtest.LeakOptions()...) }
 
 // TestCreateOrder checks the HTTP API's promises without a broker (Run is not called): an order and its
 // order-created message are written together, a client retrying with its own id gets the same order and no

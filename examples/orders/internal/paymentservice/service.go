@@ -13,6 +13,7 @@ import (
 	"github.com/txbox/txbox/examples/orders/internal/bus"
 	"github.com/txbox/txbox/examples/orders/internal/service"
 	"github.com/txbox/txbox/inbox"
+	"github.com/txbox/txbox/inbox/rocketmq"
 	"github.com/txbox/txbox/outbox"
 )
 
@@ -32,20 +33,21 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	return &Service{b}, nil
 }
 
-// inboxKey is the key the payment is deduplicated on: the order, not the message. Any order-created message
-// for the order — a redelivery, a producer's re-send, a copy with another message id — finds the same key.
-func inboxKey(messageKey string) string {
-	if o := bus.OrderOf(messageKey); o != "" {
+// inboxKey is the key the payment is deduplicated on (rocketmq.Config.InboxKey): the order, not the message.
+// Any order-created message for the order — a redelivery, a producer's re-send, a copy with another message
+// id — finds the same key.
+func inboxKey(m *rocketmq.Message) string {
+	if o := bus.OrderOf(m.MessageKey); o != "" {
 		return inbox.Key(o, "payment")
 	}
-	return messageKey
+	return m.MessageKey
 }
 
 // pay handles order-created inside the inbox's transaction: record, charge, announce — all or nothing.
-func (s *Service) pay(ctx context.Context, tx *sqlx.Tx, m bus.Message) error {
+func (s *Service) pay(ctx context.Context, tx *sqlx.Tx, m *rocketmq.Message) error {
 	var o bus.OrderCreated
 	if err := json.Unmarshal(m.Payload, &o); err != nil {
-		return fmt.Errorf("order-created %s: %w", m.Key, err)
+		return fmt.Errorf("order-created %s: %w", m.MessageKey, err)
 	}
 	paymentID := "pay-" + o.OrderID
 	_, err := dialect.Upsert{

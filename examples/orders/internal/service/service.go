@@ -19,6 +19,7 @@ import (
 	"github.com/txbox/txbox/examples/orders/internal/bus"
 	"github.com/txbox/txbox/examples/orders/internal/store"
 	"github.com/txbox/txbox/inbox"
+	"github.com/txbox/txbox/inbox/rocketmq"
 	"github.com/txbox/txbox/outbox"
 	"github.com/txbox/txbox/relay"
 	rmqrelay "github.com/txbox/txbox/relay/rocketmq"
@@ -138,13 +139,16 @@ func (b *Base) Close() error { return errors.Join(b.ln.Close(), b.SQL.Close()) }
 // Consume is the topic a service consumes and what it does with each message.
 type Consume struct {
 	Topic string
-	// InboxKey maps a message key to the key the inbox records; default the message key (see bus.ConsumerConfig).
-	InboxKey func(messageKey string) string
-	Handler  bus.Handler
+	// InboxKey maps a message to the key the inbox records; default the message's own key (see
+	// rocketmq.Config.InboxKey).
+	InboxKey func(m *rocketmq.Message) string
+	// Handler applies a message's effects in tx, the inbox's transaction; it runs once per inbox key.
+	Handler rocketmq.Handler
 }
 
-// Run publishes the outbox through a relay, consumes c through the inbox and serves h until ctx ends, then
-// stops in dependency order: no new requests, no new messages (in-flight handlers finish), the relay's
+// Run publishes the outbox through a relay, consumes c through the inbox (inbox/rocketmq's consumer) and serves
+// h until ctx ends, then stops in dependency order: no new requests, no new messages (in-flight handlers
+// finish; after 15 s they are cancelled and their messages go to the group's next consumer), the relay's
 // in-flight batch, the producer, the database. publishes names the outbox's topic for the log. It returns nil
 // on a clean shutdown.
 func (b *Base) Run(ctx context.Context, c Consume, publishes string, h http.Handler) (err error) {
@@ -164,16 +168,23 @@ func (b *Base) Run(ctx context.Context, c Consume, publishes string, h http.Hand
 		_ = b.ln.Close()
 		return fmt.Errorf("%s: %w", b.name, err)
 	}
-	var plain *sqlx.DB
-	if b.Cfg.WithoutInbox {
-		plain = b.SQL
+	// inbox/rocketmq's consumer runs every message through the inbox: the business key from TXBOX_KEY, an
+	// explicit ACK mapping, unusable messages parked, a graceful Shutdown. The demo's faults and counters sit
+	// in its hooks (bus.ConsumerHooks); without them this is all a service needs.
+	ccfg := rocketmq.Config{
+		NameServers: b.Cfg.NameServers, Group: b.Cfg.Group, Topic: c.Topic, InstanceName: instance + "-c",
+		InboxKey: c.InboxKey, FromFirstOffset: b.Cfg.FromFirstOffset, Logger: b.Log,
 	}
-	consumer, err := bus.StartConsumer(bus.ConsumerConfig{
-		NameServers: b.Cfg.NameServers, Group: b.Cfg.Group, Instance: instance + "-c", Topic: c.Topic,
-		Inbox: b.Inbox, InboxKey: c.InboxKey, Handler: c.Handler, HandlerTimeout: b.Cfg.HandlerTimeout,
-		Faults: b.Cfg.Faults, Stats: &b.stats, Logger: b.Log, FromFirstOffset: b.Cfg.FromFirstOffset,
-		WithoutInbox: plain,
-	})
+	hooks := bus.ConsumerHooks{Faults: b.Cfg.Faults, HandlerTimeout: b.Cfg.HandlerTimeout, Stats: &b.stats}
+	if b.Cfg.WithoutInbox {
+		hooks.WithoutInbox = b.SQL
+	}
+	ccfg, handler, err := hooks.Apply(ccfg, c.Handler)
+	if err != nil {
+		_ = b.ln.Close()
+		return fmt.Errorf("%s: %w", b.name, err)
+	}
+	consumer, err := rocketmq.New(b.Inbox, ccfg, handler)
 	if err != nil {
 		_ = b.ln.Close()
 		return fmt.Errorf("%s: %w", b.name, err)
@@ -199,7 +210,7 @@ func (b *Base) Run(ctx context.Context, c Consume, publishes string, h http.Hand
 	if herr := srv.Shutdown(shutdownCtx); herr != nil {
 		err = errors.Join(err, fmt.Errorf("%s: http shutdown: %w", b.name, herr))
 	}
-	err = errors.Join(err, consumer.Close())
+	err = errors.Join(err, consumer.Shutdown(shutdownCtx))
 	stopRelay()
 	wg.Wait()
 	b.Log.Info(b.name + " stopped")

@@ -85,6 +85,42 @@ var cases = []testCase{
 	{name: "OutboxCheckSchema/Unmigrated", fn: testOutboxCheckSchemaUnmigrated, opts: []testdb.Option{testdb.Unmigrated()}},
 	{name: "OutboxCheckSchema/TableMissing", fn: testOutboxCheckSchemaTableMissing},
 	{name: "OutboxCheckSchema/ColumnMissing", fn: testOutboxCheckSchemaColumnMissing},
+
+	{name: "InboxClaim/New", fn: testInboxClaimNew},
+	{name: "InboxClaim/Duplicate", fn: testInboxClaimDuplicate},
+	{name: "InboxClaim/Parked", fn: testInboxClaimParked},
+	{name: "InboxClaim/ByteExactKeys", fn: testInboxClaimByteExact},
+	{name: "InboxClaim/ClearAttempts", fn: testInboxClaimClearAttempts},
+	{name: "InboxClaim/ReceivedAt", fn: testInboxClaimReceivedAt},
+	{name: "InboxClaim/ConcurrentCommit", fn: testInboxClaimConcurrentCommit},
+	{name: "InboxClaim/ConcurrentRollback", fn: testInboxClaimConcurrentRollback},
+
+	{name: "InboxRecordFailure/Counts", fn: testInboxRecordFailure},
+
+	{name: "InboxPark/NewKey", fn: testInboxParkNew},
+	{name: "InboxPark/RecordedKey", fn: testInboxParkRecorded},
+
+	{name: "InboxDeadGet/Scoped", fn: testInboxDeadGet},
+	{name: "InboxDeadGet/ForUpdate", fn: testInboxDeadGetForUpdate},
+	{name: "InboxDeadDelete/Scoped", fn: testInboxDeadDelete},
+	{name: "InboxDeadList/Paging", fn: testInboxDeadListPaging},
+	{name: "InboxDeadList/Key", fn: testInboxDeadListKey},
+
+	{name: "InboxSettle/Parked", fn: testInboxSettleParked},
+	{name: "InboxSettle/Processed", fn: testInboxSettleProcessed},
+	{name: "InboxSettle/Missing", fn: testInboxSettleMissing},
+
+	{name: "InboxUnpark/OnlyParked", fn: testInboxUnpark},
+
+	{name: "InboxPurge/OlderThan", fn: testInboxPurgeOlderThan},
+	{name: "InboxPurge/LimitOldestFirst", fn: testInboxPurgeLimit},
+	{name: "InboxPurgeAttempts/OlderThan", fn: testInboxPurgeAttemptsOlderThan},
+	{name: "InboxPurgeAttempts/LimitOldestFirst", fn: testInboxPurgeAttemptsLimit},
+
+	{name: "InboxCheckSchema/Migrated", fn: testInboxCheckSchemaMigrated},
+	{name: "InboxCheckSchema/Unmigrated", fn: testInboxCheckSchemaUnmigrated, opts: []testdb.Option{testdb.Unmigrated()}},
+	{name: "InboxCheckSchema/TableMissing", fn: testInboxCheckSchemaTableMissing},
+	{name: "InboxCheckSchema/ColumnMissing", fn: testInboxCheckSchemaColumnMissing},
 }
 
 // Run runs every case of the suite as a parallel subtest of t, each on every testdb target with a fresh

@@ -121,6 +121,20 @@ var cases = []testCase{
 	{name: "InboxCheckSchema/Unmigrated", fn: testInboxCheckSchemaUnmigrated, opts: []testdb.Option{testdb.Unmigrated()}},
 	{name: "InboxCheckSchema/TableMissing", fn: testInboxCheckSchemaTableMissing},
 	{name: "InboxCheckSchema/ColumnMissing", fn: testInboxCheckSchemaColumnMissing},
+
+	{name: "Stats/Empty", fn: testStatsEmpty},
+	{name: "Stats/Counts", fn: testStatsCounts},
+
+	{name: "EnsureSchema/NoSchema", fn: testEnsureSchemaNoSchema},
+	{name: "EnsureSchema/Creates", fn: testEnsureSchemaCreates},
+
+	{name: "MigrationLock/Waits", fn: testMigrationLockWaits},
+	{name: "MigrationLock/PerPrefix", fn: testMigrationLockPerPrefix},
+
+	{name: "TableSets/Outbox", fn: testTableSetsOutbox},
+	{name: "TableSets/Inbox", fn: testTableSetsInbox},
+	{name: "TableSets/PartitionLocks", fn: testTableSetsLocks},
+	{name: "TableSets/SchemaQualified", fn: testTableSetsSchemaQualified},
 }
 
 // Run runs every case of the suite as a parallel subtest of t, each on every testdb target with a fresh

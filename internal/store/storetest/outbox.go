@@ -579,14 +579,15 @@ func testOutboxRetryBackoff(t *testing.T, h *harness) {
 	noErr(t, "OutboxRetry(no rows)", h.s.OutboxRetry(h.ctx, h.db, nil))
 }
 
-// The stored error is the error text without NUL bytes and at most 2000 bytes, cut on a UTF-8 boundary; other
-// text, whatever the script, is kept as is.
+// The stored error is the error text without NUL bytes, invalid UTF-8 replaced, at most 2000 bytes cut on a
+// UTF-8 boundary; other text, whatever the script, is kept as is.
 func testOutboxRetryErrorText(t *testing.T, h *harness) {
-	ids := h.insert(t, unkeyed("0"), unkeyed("1"), unkeyed("2"))
+	ids := h.insert(t, unkeyed("0"), unkeyed("1"), unkeyed("2"), unkeyed("3"))
 	long := "x" + strings.Repeat("é", 1500) // 3001 bytes; byte 2000 is inside an "é"
 	h.inTx(t, func(tx *sql.Tx) {
 		noErr(t, "OutboxRetry", h.s.OutboxRetry(h.ctx, tx, []store.OutboxRetryRow{
-			retry(ids[0], -1, 0, "a\x00b"), retry(ids[1], -1, 0, long), retry(ids[2], -1, 0, "消息发送失败 🙂 'q' \"d\" \\")}))
+			retry(ids[0], -1, 0, "a\x00b"), retry(ids[1], -1, 0, long), retry(ids[2], -1, 0, "消息发送失败 🙂 'q' \"d\" \\"),
+			retry(ids[3], -1, 0, "bad \xff byte")}))
 	})
 	r, _ := h.outboxRow(t, ids[0])
 	if r.LastError.String != "ab" {
@@ -600,6 +601,10 @@ func testOutboxRetryErrorText(t *testing.T, h *harness) {
 	r, _ = h.outboxRow(t, ids[2])
 	if r.LastError.String != "消息发送失败 🙂 'q' \"d\" \\" {
 		t.Errorf("error stored as %q", r.LastError.String)
+	}
+	r, _ = h.outboxRow(t, ids[3])
+	if r.LastError.String != "bad \uFFFD byte" {
+		t.Errorf("error with an invalid UTF-8 byte stored as %q, want it replaced by U+FFFD", r.LastError.String)
 	}
 }
 

@@ -162,9 +162,11 @@ const outboxDeadCols = outboxCols + ", last_error, dead_at"
 // refJSON is how rows travel into a statement: one JSON array that the statement joins (MySQL JSON_TABLE,
 // PostgreSQL jsonb_to_recordset) to reach each row by primary key.
 type refJSON struct {
-	P   int    `json:"p"`
-	ID  int64  `json:"id"`
-	US  int64  `json:"us,omitempty"`
+	P  int   `json:"p"`
+	ID int64 `json:"id"`
+	// US is always sent: a retry with a delay under a microsecond is due now (available_at = now + 0), and
+	// the statements would read a missing "us" as NULL, which fails the whole retry on available_at NOT NULL.
+	US  int64  `json:"us"`
 	Err string `json:"err,omitempty"`
 }
 

@@ -7,9 +7,7 @@ import (
 	"testing"
 	"time"
 
-	rmq "github.com/apache/rocketmq-client-go/v2"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
-	"github.com/apache/rocketmq-client-go/v2/producer"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/txbox/txbox/inbox"
@@ -87,15 +85,6 @@ func TestRawProducerToConsumer(t *testing.T) {
 			}
 			defer c.Close()
 
-			p, err := rmq.NewProducer(producer.WithNameServer(b.NameServers()), producer.WithGroupName(rmqtest.Name(t, "P")),
-				producer.WithInstanceName(rmqtest.Name(t, "I")))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := p.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer p.Shutdown()
 			encoded := rmqwire.Message{Key: "order 1/paid", Tag: "paid", Payload: nil,
 				Headers: map[string]string{"h": "v", "blank": ""}, OutboxID: 5}
 			props, body, err := rmqwire.Encode(encoded)
@@ -108,13 +97,9 @@ func TestRawProducerToConsumer(t *testing.T) {
 			foreign := primitive.NewMessage(topic, []byte("legacy body"))
 			foreign.WithKeys([]string{"order-2/paid", "secondary"})
 			foreign.WithProperty("origin", "legacy")
+			b.SendRaw(t, m1, foreign)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			for _, m := range []*primitive.Message{m1, foreign} {
-				if res, err := p.SendSync(ctx, m); err != nil || res.Status != primitive.SendOK {
-					t.Fatalf("send: %v %v", res, err)
-				}
-			}
 			deadline := time.Now().Add(45 * time.Second)
 			for {
 				mu.Lock()

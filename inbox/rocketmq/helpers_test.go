@@ -8,9 +8,7 @@ import (
 	"testing"
 	"time"
 
-	rmq "github.com/apache/rocketmq-client-go/v2"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
-	"github.com/apache/rocketmq-client-go/v2/producer"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/txbox/txbox/inbox"
@@ -112,22 +110,7 @@ func (e *bed) publish(id int64, key, shardingKey string, payload string) {
 // its message id.
 func (e *bed) sendRaw(msg *primitive.Message) string {
 	e.t.Helper()
-	p, err := rmq.NewProducer(producer.WithNameServer(e.b.NameServers()), producer.WithGroupName(rmqtest.Name(e.t, "P")),
-		producer.WithInstanceName(rmqtest.Name(e.t, "I")))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if err := p.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	defer p.Shutdown()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	res, err := p.SendSync(ctx, msg)
-	if err != nil || res.Status != primitive.SendOK {
-		e.t.Fatalf("send: %v %v", res, err)
-	}
-	return res.MsgID
+	return e.b.SendRaw(e.t, msg)[0]
 }
 
 // effect records a message's business effect in the handler's transaction.

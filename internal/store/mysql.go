@@ -15,38 +15,22 @@ import (
 type mysqlStore struct{ sqlStore }
 
 func newMySQL(d dialect.Dialect, t dialect.Tables) (*mysqlStore, error) {
-	q, err := quoteTables(d, t)
+	base, err := newSQLStore(d, t, "CREATE DATABASE IF NOT EXISTS ",
+		"SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+		"SELECT COUNT(*), COALESCE(SUM(available_at <= UTC_TIMESTAMP(6)), 0), "+
+			"COALESCE(TIMESTAMPDIFF(MICROSECOND, MIN(created_at), UTC_TIMESTAMP(6)), 0) FROM ")
 	if err != nil {
 		return nil, err
 	}
-	s := &mysqlStore{sqlStore{
-		d: d, t: t, q: q,
-		times:   timeScan{mysqlNewTime, mysqlTimeOf},
-		ids:     jsonList[int64],
-		ints:    jsonList[int],
-		refs:    func(r []OutboxRowRef) any { return refsArg(r) },
-		jsonArg: func(b []byte) any { return b },
-		timeArg: mysqlTimeArg,
-	}}
+	s := &mysqlStore{base}
+	s.times = timeScan{mysqlNewTime, mysqlTimeOf}
+	s.ids, s.ints = jsonList[int64], jsonList[int]
+	s.refs = func(r []OutboxRowRef) any { return refsArg(r) }
+	s.jsonArg = func(b []byte) any { return b }
+	s.timeArg = mysqlTimeArg
 	s.insertNew = s.insertNewRow
-	s.schemaExists = "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?"
-	if schema := t.Schema(); schema != "" {
-		qs, err := d.QuoteIdent(schema)
-		if err != nil {
-			return nil, err
-		}
-		s.createSchema = "CREATE DATABASE IF NOT EXISTS " + qs
-	}
-	s.ob = mysqlOutboxSQL(q)
-	s.ib = mysqlInboxSQL(q)
-	s.st = statsQueries{
-		outboxSummary: "SELECT COUNT(*), COALESCE(SUM(available_at <= UTC_TIMESTAMP(6)), 0), " +
-			"COALESCE(TIMESTAMPDIFF(MICROSECOND, MIN(created_at), UTC_TIMESTAMP(6)), 0) FROM " + q.outbox,
-		outboxTopics: "SELECT topic, COUNT(*) FROM " + q.outbox + " GROUP BY topic",
-		outboxDead:   "SELECT topic, COUNT(*) FROM " + q.outboxDead + " GROUP BY topic",
-		inboxKeys:    "SELECT consumer, COUNT(*) FROM " + q.inbox + " GROUP BY consumer",
-		inboxDead:    "SELECT consumer, COUNT(*) FROM " + q.inboxDead + " GROUP BY consumer",
-	}
+	s.ob = mysqlOutboxSQL(s.q)
+	s.ib = mysqlInboxSQL(s.q)
 	return s, nil
 }
 

@@ -22,46 +22,30 @@ import (
 type postgresStore struct{ sqlStore }
 
 func newPostgres(d dialect.Dialect, t dialect.Tables) (*postgresStore, error) {
-	q, err := quoteTables(d, t)
+	base, err := newSQLStore(d, t, "CREATE SCHEMA IF NOT EXISTS ", "SELECT COUNT(*) FROM pg_namespace WHERE nspname = $1",
+		"SELECT COUNT(*), COUNT(*) FILTER (WHERE available_at <= clock_timestamp()), "+
+			"COALESCE((EXTRACT(EPOCH FROM clock_timestamp() - MIN(created_at)) * 1000000)::bigint, 0) FROM ")
 	if err != nil {
 		return nil, err
 	}
-	s := &postgresStore{sqlStore{
-		d: d, t: t, q: q,
-		channel: NotifyChannel(t.Outbox),
-		times:   timeScan{pgNewTime, pgTimeOf},
-		ids:     func(ids []int64) any { return pgIntArray(ids) },
-		ints:    func(ps []int) any { return pgIntArray(ps) },
-		refs: func(rows []OutboxRowRef) any {
-			ids := make([]int64, len(rows))
-			for i, r := range rows {
-				ids[i] = r.ID
-			}
-			return pgIntArray(ids)
-		},
-		// JSON as text: lib/pq would send a []byte as bytea, which jsonb rejects.
-		jsonArg: func(b []byte) any { return string(b) },
-		timeArg: func(t time.Time) any { return t.UTC() },
-	}}
-	s.insertNew = s.insertNewRow
-	s.schemaExists = "SELECT COUNT(*) FROM pg_namespace WHERE nspname = $1"
-	if schema := t.Schema(); schema != "" {
-		qs, err := d.QuoteIdent(schema)
-		if err != nil {
-			return nil, err
+	s := &postgresStore{base}
+	s.channel = NotifyChannel(t.Outbox)
+	s.times = timeScan{pgNewTime, pgTimeOf}
+	s.ids = func(ids []int64) any { return pgIntArray(ids) }
+	s.ints = func(ps []int) any { return pgIntArray(ps) }
+	s.refs = func(rows []OutboxRowRef) any {
+		ids := make([]int64, len(rows))
+		for i, r := range rows {
+			ids[i] = r.ID
 		}
-		s.createSchema = "CREATE SCHEMA IF NOT EXISTS " + qs
+		return pgIntArray(ids)
 	}
-	s.ob = postgresOutboxSQL(q, s.channel)
-	s.ib = postgresInboxSQL(q)
-	s.st = statsQueries{
-		outboxSummary: "SELECT COUNT(*), COUNT(*) FILTER (WHERE available_at <= clock_timestamp()), " +
-			"COALESCE((EXTRACT(EPOCH FROM clock_timestamp() - MIN(created_at)) * 1000000)::bigint, 0) FROM " + q.outbox,
-		outboxTopics: "SELECT topic, COUNT(*) FROM " + q.outbox + " GROUP BY topic",
-		outboxDead:   "SELECT topic, COUNT(*) FROM " + q.outboxDead + " GROUP BY topic",
-		inboxKeys:    "SELECT consumer, COUNT(*) FROM " + q.inbox + " GROUP BY consumer",
-		inboxDead:    "SELECT consumer, COUNT(*) FROM " + q.inboxDead + " GROUP BY consumer",
-	}
+	// JSON as text: lib/pq would send a []byte as bytea, which jsonb rejects.
+	s.jsonArg = func(b []byte) any { return string(b) }
+	s.timeArg = func(t time.Time) any { return t.UTC() }
+	s.insertNew = s.insertNewRow
+	s.ob = postgresOutboxSQL(s.q, s.channel)
+	s.ib = postgresInboxSQL(s.q)
 	return s, nil
 }
 

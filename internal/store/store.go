@@ -87,6 +87,31 @@ func quoteTables(d dialect.Dialect, t dialect.Tables) (quoted, error) {
 	return q, nil
 }
 
+// newSQLStore quotes t's names and renders what both dialects render alike: the schema statements (createSchema
+// is followed by the quoted schema) and the stats, whose first statement is outboxSummary followed by the outbox.
+func newSQLStore(d dialect.Dialect, t dialect.Tables, createSchema, schemaExists, outboxSummary string) (sqlStore, error) {
+	q, err := quoteTables(d, t)
+	if err != nil {
+		return sqlStore{}, err
+	}
+	s := sqlStore{d: d, t: t, q: q, schemaExists: schemaExists}
+	if schema := t.Schema(); schema != "" {
+		qs, err := d.QuoteIdent(schema)
+		if err != nil {
+			return sqlStore{}, err
+		}
+		s.createSchema = createSchema + qs
+	}
+	s.st = statsQueries{
+		outboxSummary: outboxSummary + q.outbox,
+		outboxTopics:  "SELECT topic, COUNT(*) FROM " + q.outbox + " GROUP BY topic",
+		outboxDead:    "SELECT topic, COUNT(*) FROM " + q.outboxDead + " GROUP BY topic",
+		inboxKeys:     "SELECT consumer, COUNT(*) FROM " + q.inbox + " GROUP BY consumer",
+		inboxDead:     "SELECT consumer, COUNT(*) FROM " + q.inboxDead + " GROUP BY consumer",
+	}
+	return s, nil
+}
+
 // sqlStore is what both dialects share: the rendered statements and the Go around the statements whose text
 // is all that differs. Each dialect embeds it, sets the hooks and adds the methods whose Go differs.
 type sqlStore struct {

@@ -3,6 +3,7 @@ package storetest
 import (
 	"crypto/sha256"
 	"database/sql"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -702,20 +703,27 @@ func testInboxPurgeOlderThan(t *testing.T, h *harness) {
 
 // A limited purge takes the oldest first, whatever the keys.
 func testInboxPurgeLimit(t *testing.T, h *harness) {
-	h.recordAgo(t, "c", "a", time.Hour)
-	h.recordAgo(t, "c", "b", 3*time.Hour)
-	h.recordAgo(t, "c", "c", 2*time.Hour)
-	h.recordAgo(t, "c", "fresh", 0)
+	purgeLimitCase(t, h, "InboxPurge", h.recordAgo, h.purgeKeys, h.inboxKeys)
+}
+
+// purgeLimitCase: rows recorded 1h, 3h, 2h and 0h ago; purges of limit 1 older than 30m take 3h, then 2h; one
+// of limit 5 takes the last old one and leaves the fresh one.
+func purgeLimitCase(t *testing.T, h *harness, what string, record func(*testing.T, string, string, time.Duration),
+	purge func(store.DBTX, *store.InboxPurgeParams) (int, error), list func(*testing.T, string) []string) {
+	record(t, "c", "a", time.Hour)
+	record(t, "c", "b", 3*time.Hour)
+	record(t, "c", "c", 2*time.Hour)
+	record(t, "c", "fresh", 0)
 	for i, want := range [][]string{{"a", "c", "fresh"}, {"a", "fresh"}} {
-		if n := h.purge(t, h.purgeKeys, "c", 30*time.Minute, 1); n != 1 {
-			t.Errorf("InboxPurge limit 1 = %d, want 1", n)
+		if n := h.purge(t, purge, "c", 30*time.Minute, 1); n != 1 {
+			t.Errorf("%s limit 1 = %d, want 1", what, n)
 		}
-		checkStrings(t, "keys after purge "+string(rune('1'+i)), h.inboxKeys(t, "c"), want)
+		checkStrings(t, fmt.Sprintf("rows after purge %d", i+1), list(t, "c"), want)
 	}
-	if n := h.purge(t, h.purgeKeys, "c", 30*time.Minute, 5); n != 1 {
-		t.Errorf("InboxPurge limit 5 = %d, want 1", n)
+	if n := h.purge(t, purge, "c", 30*time.Minute, 5); n != 1 {
+		t.Errorf("%s limit 5 = %d, want 1", what, n)
 	}
-	checkStrings(t, "keys after the last purge", h.inboxKeys(t, "c"), []string{"fresh"})
+	checkStrings(t, "rows after the last purge", list(t, "c"), []string{"fresh"})
 }
 
 // attemptKeys lists consumer's attempts rows' keys in byte order.
@@ -754,20 +762,7 @@ func testInboxPurgeAttemptsOlderThan(t *testing.T, h *harness) {
 }
 
 func testInboxPurgeAttemptsLimit(t *testing.T, h *harness) {
-	h.failedAgo(t, "c", "a", time.Hour)
-	h.failedAgo(t, "c", "b", 3*time.Hour)
-	h.failedAgo(t, "c", "c", 2*time.Hour)
-	h.failedAgo(t, "c", "fresh", 0)
-	for i, want := range [][]string{{"a", "c", "fresh"}, {"a", "fresh"}} {
-		if n := h.purge(t, h.purgeAttempts, "c", 30*time.Minute, 1); n != 1 {
-			t.Errorf("InboxPurgeAttempts limit 1 = %d, want 1", n)
-		}
-		checkStrings(t, "attempts after purge "+string(rune('1'+i)), h.attemptKeys(t, "c"), want)
-	}
-	if n := h.purge(t, h.purgeAttempts, "c", 30*time.Minute, 5); n != 1 {
-		t.Errorf("InboxPurgeAttempts limit 5 = %d, want 1", n)
-	}
-	checkStrings(t, "attempts after the last purge", h.attemptKeys(t, "c"), []string{"fresh"})
+	purgeLimitCase(t, h, "InboxPurgeAttempts", h.failedAgo, h.purgeAttempts, h.attemptKeys)
 }
 
 // --- InboxCheckSchema ---

@@ -21,131 +21,97 @@ import (
 
 // testCase is one conformance case: fn runs on each target with a harness on a fresh database.
 type testCase struct {
-	name string // Method/Case
+	name string
 	fn   func(t *testing.T, h *harness)
 	opts []testdb.Option
 }
 
-// cases are the whole suite, grouped by the Store method they are about.
-var cases = []testCase{
-	{name: "OutboxInsert/NoRows", fn: testOutboxInsertNoRows},
-	{name: "OutboxInsert/OneRow", fn: testOutboxInsertOneRow},
-	{name: "OutboxInsert/ManyRows", fn: testOutboxInsertManyRows},
-	{name: "OutboxInsert/Headers", fn: testOutboxInsertHeaders},
-	{name: "OutboxInsert/Payload", fn: testOutboxInsertPayload},
-	{name: "OutboxInsert/DeliverAt", fn: testOutboxInsertDeliverAt},
-	{name: "OutboxInsert/Notify", fn: testOutboxInsertNotify},
+// unmigrated is the option of the cases that need a database without txbox's tables.
+var unmigrated = []testdb.Option{testdb.Unmigrated()}
 
-	{name: "OutboxPrepareConn/ReadCommitted", fn: testOutboxPrepareConnIsolation},
-	{name: "OutboxPrepareConn/ClaimDoesNotBlockInsert", fn: testOutboxPrepareConnNoGapLock},
-
-	{name: "OutboxKeyedPartitions/Empty", fn: testOutboxKeyedPartitionsEmpty},
-	{name: "OutboxKeyedPartitions/Ascending", fn: testOutboxKeyedPartitionsAscending},
-
-	{name: "OutboxLockPartitions/Exclusive", fn: testOutboxLockExclusive},
-	{name: "OutboxLockPartitions/ReleasedByUnlock", fn: testOutboxLockReleasedByUnlock},
-	{name: "OutboxLockPartitions/ReleasedByClose", fn: testOutboxLockReleasedByClose},
-
-	{name: "OutboxSelectKeyed/PartitionOrder", fn: testOutboxSelectKeyedOrder},
-	{name: "OutboxSelectKeyed/PerPartitionLimit", fn: testOutboxSelectKeyedLimit},
-	{name: "OutboxSelectKeyed/OnlyKeyedRowsOfParts", fn: testOutboxSelectKeyedOnlyParts},
-	{name: "OutboxSelectKeyed/BackoffHoldsBackKey", fn: testOutboxSelectKeyedBackoff},
-	{name: "OutboxSelectKeyed/DelayedHoldsBackKey", fn: testOutboxSelectKeyedDelayed},
-	{name: "OutboxSelectKeyed/ByteExactKeys", fn: testOutboxSelectKeyedByteExact},
-	{name: "OutboxSelectKeyed/Fields", fn: testOutboxSelectKeyedFields},
-
-	{name: "OutboxClaimUnkeyed/AfterIDAndLimit", fn: testOutboxClaimAfterLimit},
-	{name: "OutboxClaimUnkeyed/NeverKeyed", fn: testOutboxClaimNeverKeyed},
-	{name: "OutboxClaimUnkeyed/NotDue", fn: testOutboxClaimNotDue},
-	{name: "OutboxClaimUnkeyed/SkipLocked", fn: testOutboxClaimSkipLocked},
-
-	{name: "OutboxDelete/Count", fn: testOutboxDeleteCount},
-	{name: "OutboxDelete/Keep", fn: testOutboxDeleteKeep},
-
-	{name: "OutboxRetry/Backoff", fn: testOutboxRetryBackoff},
-	{name: "OutboxRetry/ErrorText", fn: testOutboxRetryErrorText},
-
-	{name: "OutboxBury/MovesToDead", fn: testOutboxBury},
-
-	{name: "OutboxPurgePublished/OlderThan", fn: testOutboxPurgePublishedOlderThan},
-	{name: "OutboxPurgePublished/LimitOldestFirst", fn: testOutboxPurgePublishedLimit},
-
-	{name: "OutboxDeadList/Paging", fn: testOutboxDeadListPaging},
-	{name: "OutboxDeadList/Fields", fn: testOutboxDeadListFields},
-
-	{name: "OutboxDeadRequeue/Moves", fn: testOutboxDeadRequeue},
-	{name: "OutboxDeadRequeue/Concurrent", fn: testOutboxDeadRequeueConcurrent},
-	{name: "OutboxDeadRequeue/ConcurrentReadCommitted", fn: testOutboxDeadRequeueConcurrentReadCommitted},
-
-	{name: "OutboxDeadDelete/Count", fn: testOutboxDeadDelete},
-
-	{name: "OutboxListen/Notifications", fn: testOutboxListen},
-
-	{name: "OutboxCheckSchema/Migrated", fn: testOutboxCheckSchemaMigrated},
-	{name: "OutboxCheckSchema/Unmigrated", fn: testOutboxCheckSchemaUnmigrated, opts: []testdb.Option{testdb.Unmigrated()}},
-	{name: "OutboxCheckSchema/TableMissing", fn: testOutboxCheckSchemaTableMissing},
-	{name: "OutboxCheckSchema/ColumnMissing", fn: testOutboxCheckSchemaColumnMissing},
-
-	{name: "InboxClaim/New", fn: testInboxClaimNew},
-	{name: "InboxClaim/Duplicate", fn: testInboxClaimDuplicate},
-	{name: "InboxClaim/Parked", fn: testInboxClaimParked},
-	{name: "InboxClaim/ByteExactKeys", fn: testInboxClaimByteExact},
-	{name: "InboxClaim/ClearAttempts", fn: testInboxClaimClearAttempts},
-	{name: "InboxClaim/ReceivedAt", fn: testInboxClaimReceivedAt},
-	{name: "InboxClaim/ConcurrentCommit", fn: testInboxClaimConcurrentCommit},
-	{name: "InboxClaim/ConcurrentRollback", fn: testInboxClaimConcurrentRollback},
-
-	{name: "InboxRecordFailure/Counts", fn: testInboxRecordFailure},
-
-	{name: "InboxPark/NewKey", fn: testInboxParkNew},
-	{name: "InboxPark/RecordedKey", fn: testInboxParkRecorded},
-
-	{name: "InboxDeadGet/Scoped", fn: testInboxDeadGet},
-	{name: "InboxDeadGet/ForUpdate", fn: testInboxDeadGetForUpdate},
-	{name: "InboxDeadDelete/Scoped", fn: testInboxDeadDelete},
-	{name: "InboxDeadList/Paging", fn: testInboxDeadListPaging},
-	{name: "InboxDeadList/Key", fn: testInboxDeadListKey},
-
-	{name: "InboxSettle/Parked", fn: testInboxSettleParked},
-	{name: "InboxSettle/Processed", fn: testInboxSettleProcessed},
-	{name: "InboxSettle/Missing", fn: testInboxSettleMissing},
-
-	{name: "InboxUnpark/OnlyParked", fn: testInboxUnpark},
-
-	{name: "InboxPurge/OlderThan", fn: testInboxPurgeOlderThan},
-	{name: "InboxPurge/LimitOldestFirst", fn: testInboxPurgeLimit},
-	{name: "InboxPurgeAttempts/OlderThan", fn: testInboxPurgeAttemptsOlderThan},
-	{name: "InboxPurgeAttempts/LimitOldestFirst", fn: testInboxPurgeAttemptsLimit},
-
-	{name: "InboxCheckSchema/Migrated", fn: testInboxCheckSchemaMigrated},
-	{name: "InboxCheckSchema/Unmigrated", fn: testInboxCheckSchemaUnmigrated, opts: []testdb.Option{testdb.Unmigrated()}},
-	{name: "InboxCheckSchema/TableMissing", fn: testInboxCheckSchemaTableMissing},
-	{name: "InboxCheckSchema/ColumnMissing", fn: testInboxCheckSchemaColumnMissing},
-
-	{name: "Stats/Empty", fn: testStatsEmpty},
-	{name: "Stats/Counts", fn: testStatsCounts},
-
-	{name: "EnsureSchema/NoSchema", fn: testEnsureSchemaNoSchema},
-	{name: "EnsureSchema/Creates", fn: testEnsureSchemaCreates},
-
-	{name: "MigrationLock/Waits", fn: testMigrationLockWaits},
-	{name: "MigrationLock/PerPrefix", fn: testMigrationLockPerPrefix},
-
-	{name: "TableSets/Outbox", fn: testTableSetsOutbox},
-	{name: "TableSets/Inbox", fn: testTableSetsInbox},
-	{name: "TableSets/PartitionLocks", fn: testTableSetsLocks},
-	{name: "TableSets/SchemaQualified", fn: testTableSetsSchemaQualified},
+// suite is every case, grouped by the Store method (or concern) it is about: subtests are Method/Case/target.
+var suite = []struct {
+	method string
+	cases  []testCase
+}{
+	{"OutboxInsert", []testCase{{"NoRows", testOutboxInsertNoRows, nil}, {"OneRow", testOutboxInsertOneRow, nil},
+		{"ManyRows", testOutboxInsertManyRows, nil}, {"Headers", testOutboxInsertHeaders, nil},
+		{"Payload", testOutboxInsertPayload, nil}, {"DeliverAt", testOutboxInsertDeliverAt, nil},
+		{"Notify", testOutboxInsertNotify, nil}}},
+	{"OutboxPrepareConn", []testCase{{"ReadCommitted", testOutboxPrepareConnIsolation, nil},
+		{"ClaimDoesNotBlockInsert", testOutboxPrepareConnNoGapLock, nil}}},
+	{"OutboxKeyedPartitions", []testCase{{"Empty", testOutboxKeyedPartitionsEmpty, nil},
+		{"Ascending", testOutboxKeyedPartitionsAscending, nil}}},
+	{"OutboxLockPartitions", []testCase{{"Exclusive", testOutboxLockExclusive, nil},
+		{"ReleasedByUnlock", testOutboxLockReleasedByUnlock, nil},
+		{"ReleasedByClose", testOutboxLockReleasedByClose, nil}}},
+	{"OutboxSelectKeyed", []testCase{{"PartitionOrder", testOutboxSelectKeyedOrder, nil},
+		{"PerPartitionLimit", testOutboxSelectKeyedLimit, nil},
+		{"OnlyKeyedRowsOfParts", testOutboxSelectKeyedOnlyParts, nil},
+		{"BackoffHoldsBackKey", testOutboxSelectKeyedBackoff, nil},
+		{"DelayedHoldsBackKey", testOutboxSelectKeyedDelayed, nil},
+		{"ByteExactKeys", testOutboxSelectKeyedByteExact, nil}, {"Fields", testOutboxSelectKeyedFields, nil}}},
+	{"OutboxClaimUnkeyed", []testCase{{"AfterIDAndLimit", testOutboxClaimAfterLimit, nil},
+		{"NeverKeyed", testOutboxClaimNeverKeyed, nil}, {"NotDue", testOutboxClaimNotDue, nil},
+		{"SkipLocked", testOutboxClaimSkipLocked, nil}}},
+	{"OutboxDelete", []testCase{{"Count", testOutboxDeleteCount, nil}, {"Keep", testOutboxDeleteKeep, nil}}},
+	{"OutboxRetry", []testCase{{"Backoff", testOutboxRetryBackoff, nil},
+		{"ErrorText", testOutboxRetryErrorText, nil}}},
+	{"OutboxBury", []testCase{{"MovesToDead", testOutboxBury, nil}}},
+	{"OutboxPurgePublished", []testCase{{"OlderThan", testOutboxPurgePublishedOlderThan, nil},
+		{"LimitOldestFirst", testOutboxPurgePublishedLimit, nil}}},
+	{"OutboxDeadList", []testCase{{"Paging", testOutboxDeadListPaging, nil},
+		{"Fields", testOutboxDeadListFields, nil}}},
+	{"OutboxDeadRequeue", []testCase{{"Moves", testOutboxDeadRequeue, nil},
+		{"Concurrent", testOutboxDeadRequeueConcurrent, nil},
+		{"ConcurrentReadCommitted", testOutboxDeadRequeueConcurrentReadCommitted, nil}}},
+	{"OutboxDeadDelete", []testCase{{"Count", testOutboxDeadDelete, nil}}},
+	{"OutboxListen", []testCase{{"Notifications", testOutboxListen, nil}}},
+	{"OutboxCheckSchema", []testCase{{"Migrated", testOutboxCheckSchemaMigrated, nil},
+		{"Unmigrated", testOutboxCheckSchemaUnmigrated, unmigrated},
+		{"TableMissing", testOutboxCheckSchemaTableMissing, nil},
+		{"ColumnMissing", testOutboxCheckSchemaColumnMissing, nil}}},
+	{"InboxClaim", []testCase{{"New", testInboxClaimNew, nil}, {"Duplicate", testInboxClaimDuplicate, nil},
+		{"Parked", testInboxClaimParked, nil}, {"ByteExactKeys", testInboxClaimByteExact, nil},
+		{"ClearAttempts", testInboxClaimClearAttempts, nil}, {"ReceivedAt", testInboxClaimReceivedAt, nil},
+		{"ConcurrentCommit", testInboxClaimConcurrentCommit, nil},
+		{"ConcurrentRollback", testInboxClaimConcurrentRollback, nil}}},
+	{"InboxRecordFailure", []testCase{{"Counts", testInboxRecordFailure, nil}}},
+	{"InboxPark", []testCase{{"NewKey", testInboxParkNew, nil}, {"RecordedKey", testInboxParkRecorded, nil}}},
+	{"InboxDeadGet", []testCase{{"Scoped", testInboxDeadGet, nil}, {"ForUpdate", testInboxDeadGetForUpdate, nil}}},
+	{"InboxDeadDelete", []testCase{{"Scoped", testInboxDeadDelete, nil}}},
+	{"InboxDeadList", []testCase{{"Paging", testInboxDeadListPaging, nil}, {"Key", testInboxDeadListKey, nil}}},
+	{"InboxSettle", []testCase{{"Parked", testInboxSettleParked, nil},
+		{"Processed", testInboxSettleProcessed, nil}, {"Missing", testInboxSettleMissing, nil}}},
+	{"InboxUnpark", []testCase{{"OnlyParked", testInboxUnpark, nil}}},
+	{"InboxPurge", []testCase{{"OlderThan", testInboxPurgeOlderThan, nil},
+		{"LimitOldestFirst", testInboxPurgeLimit, nil}}},
+	{"InboxPurgeAttempts", []testCase{{"OlderThan", testInboxPurgeAttemptsOlderThan, nil},
+		{"LimitOldestFirst", testInboxPurgeAttemptsLimit, nil}}},
+	{"InboxCheckSchema", []testCase{{"Migrated", testInboxCheckSchemaMigrated, nil},
+		{"Unmigrated", testInboxCheckSchemaUnmigrated, unmigrated},
+		{"TableMissing", testInboxCheckSchemaTableMissing, nil},
+		{"ColumnMissing", testInboxCheckSchemaColumnMissing, nil}}},
+	{"Stats", []testCase{{"Empty", testStatsEmpty, nil}, {"Counts", testStatsCounts, nil}}},
+	{"EnsureSchema", []testCase{{"NoSchema", testEnsureSchemaNoSchema, nil},
+		{"Creates", testEnsureSchemaCreates, nil}}},
+	{"MigrationLock", []testCase{{"Waits", testMigrationLockWaits, nil},
+		{"PerPrefix", testMigrationLockPerPrefix, nil}}},
+	{"TableSets", []testCase{{"Outbox", testTableSetsOutbox, nil}, {"Inbox", testTableSetsInbox, nil},
+		{"PartitionLocks", testTableSetsLocks, nil}, {"SchemaQualified", testTableSetsSchemaQualified, nil}}},
 }
 
 // Run runs every case of the suite as a parallel subtest of t, each on every testdb target with a fresh
 // database. The databases come from the TXBOX_* environment variables (see package testdb); without them the
 // cases are skipped.
 func Run(t *testing.T) {
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			testdb.Run(t, func(t *testing.T, db *testdb.DB) { c.fn(t, newHarness(t, db)) }, c.opts...)
-		})
+	for _, g := range suite {
+		for _, c := range g.cases {
+			t.Run(g.method+"/"+c.name, func(t *testing.T) {
+				t.Parallel()
+				testdb.Run(t, func(t *testing.T, db *testdb.DB) { c.fn(t, newHarness(t, db)) }, c.opts...)
+			})
+		}
 	}
 }
 

@@ -178,7 +178,7 @@ func TestRelayStopsMidBacklogWithoutLoss(t *testing.T) {
 			left[k] = true
 		}
 		_ = rows.Close()
-		t.Logf("%d of %d rows left in the outbox at SIGTERM", len(left), n)
+		t.Logf("info: %d of %d rows left in the outbox at SIGTERM", len(left), n)
 
 		rcv := &receiver{ch: b.Collect(t, topic), keys: map[string]int{}}
 		waitFor(t, 2*time.Minute, func() (bool, string) {

@@ -263,7 +263,7 @@ func TestShutdownWhileFlowingLosesNothing(t *testing.T) {
 	if at >= len(want) {
 		t.Fatalf("all %d messages were consumed before shutdown; the test proves nothing", at)
 	}
-	t.Logf("%d of %d effects when the first consumer was shut down", at, len(want))
+	t.Logf("info: %d of %d effects when the first consumer was shut down", at, len(want))
 	e.consumer(func(c *rocketmq.Config) { c.Goroutines = 8 }, h) // same group, new instance name
 	waitFor(t, 90*time.Second, "all effects", func() bool { return e.countEffects() >= len(want) })
 	e.exactlyOnce(want)

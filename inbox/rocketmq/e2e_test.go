@@ -67,7 +67,7 @@ func TestRelayToInboxEndToEnd(t *testing.T) {
 			}
 			relayed := time.Since(start)
 			waitFor(t, 4*time.Minute, "every effect", func() bool { return e.countEffects() >= n })
-			t.Logf("%s: %d messages relayed in %s, all consumed after %s", name, n, relayed.Round(time.Millisecond),
+			t.Logf("info: %s: %d messages relayed in %s, all consumed after %s", name, n, relayed.Round(time.Millisecond),
 				time.Since(start).Round(time.Millisecond))
 			e.exactlyOnce(want)
 

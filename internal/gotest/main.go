@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 )
 
@@ -18,6 +19,14 @@ type event struct {
 	Package string
 	Test    string
 	Output  string
+}
+
+// pkgOutput is what one package printed: its own lines (outside tests) and each test's lines, and which
+// tests failed.
+type pkgOutput struct {
+	own    []string
+	tests  map[string][]string
+	failed []string
 }
 
 // maxRetries is how many more runs a package whose failures were all upstream races gets.
@@ -47,15 +56,18 @@ func main() {
 				strings.Join(failed, " "), attempt+1)
 			os.Exit(1)
 		}
-		fmt.Printf("gotest: %s failed only on data races inside rocketmq-client-go (apache/rocketmq-client-go#1115); running again\n",
-			strings.Join(failed, " "))
+		for _, pkg := range failed {
+			fmt.Printf("gotest: retry %d of %d: %s failed only on data races inside rocketmq-client-go "+
+				"(apache/rocketmq-client-go#1115) in %s; running it again\n", attempt+1, maxRetries, pkg,
+				strings.Join(outputs[pkg].failed, ", "))
+		}
 		pkgs = append(append([]string(nil), flags...), failed...)
 	}
 }
 
 // run runs go test -json with args, prints its output through a printer, and returns the failed packages
 // with each package's whole output.
-func run(args []string) (failed []string, outputs map[string][]string, err error) {
+func run(args []string) (failed []string, outputs map[string]*pkgOutput, err error) {
 	cmd := exec.Command("go", append([]string{"test", "-json"}, args...)...)
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
@@ -65,7 +77,7 @@ func run(args []string) (failed []string, outputs map[string][]string, err error
 	if err := cmd.Start(); err != nil {
 		return nil, nil, err
 	}
-	outputs = map[string][]string{}
+	outputs = map[string]*pkgOutput{}
 	pr := newPrinter(os.Stdout, os.Getenv("GOTEST_VERBOSE") != "")
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
@@ -77,11 +89,23 @@ func run(args []string) (failed []string, outputs map[string][]string, err error
 			continue
 		}
 		pr.event(ev)
-		if ev.Output != "" {
-			outputs[ev.Package] = append(outputs[ev.Package], ev.Output)
+		po := outputs[ev.Package]
+		if po == nil {
+			po = &pkgOutput{tests: map[string][]string{}}
+			outputs[ev.Package] = po
 		}
-		if ev.Action == "fail" && ev.Test == "" {
-			failed = append(failed, ev.Package)
+		switch {
+		case ev.Output != "" && ev.Test == "":
+			po.own = append(po.own, ev.Output)
+		case ev.Output != "":
+			po.tests[ev.Test] = append(po.tests[ev.Test], ev.Output)
+		}
+		if ev.Action == "fail" {
+			if ev.Test == "" {
+				failed = append(failed, ev.Package)
+			} else {
+				po.failed = append(po.failed, ev.Test)
+			}
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -149,44 +173,97 @@ func (p *printer) write(lines []string) {
 }
 
 // classify returns "" when every failure in a package's output is explained by data races whose two
-// accesses both happen in upstream code, or else why the failure counts.
+// accesses both happen in upstream code, or else why the failure counts. It reads the package's own lines and
+// the lines of the tests that failed (a passing test's lines say nothing about the failure):
 //
-// An access happens where the first frame of its stack that is not the runtime or the standard library's sync
-// packages runs. txbox frames further down (txbox calling the client's Shutdown, say) do not make the race
-// txbox's: the memory the two accesses touch belongs to the client.
-func classify(lines []string) string {
+//   - every race report must be upstream's: an access happens where the first frame of its stack that is not
+//     the runtime or the standard library's sync packages runs. txbox frames further down (txbox calling the
+//     client's Shutdown, say) do not make the race txbox's: the memory belongs to the client;
+//   - a failed test may print nothing of its own but race reports, the testing package's "race detected during
+//     execution of test" and log records of the code under test (slog and the client's logger write lines that
+//     start with a date). Any other file.go:line: message is an assertion (t.Error, t.Fatal) or a t.Log, which
+//     cannot be told apart: it counts as a real failure. Tests that log on success use the prefix "info: ",
+//     which is not counted, so that a race beside them can still be retried;
+//   - a panic, a timeout or a package-level message (a leak check) counts as a real failure.
+func classify(po *pkgOutput) string {
+	if po == nil {
+		return "no output"
+	}
 	races, own := 0, 0
-	inRace, section := false, 0
-	var accessors []string // the accessing function of each access section
-	for _, l := range lines {
-		t := strings.TrimSpace(l)
-		switch {
-		case t == "WARNING: DATA RACE":
-			inRace, section, accessors = true, 0, nil
-			races++
-		case !inRace:
-		case t == "==================":
-			if !upstreamAccesses(accessors) {
-				own++
+	var real []string
+	// strict: a line that is not known to be harmless counts (the package's own output, where nothing but
+	// framing, races and log records is expected).
+	scan := func(lines []string, where string, strict bool) {
+		inRace, section := false, 0
+		var accessors []string // the accessing function of each access section
+		for _, l := range lines {
+			t := strings.TrimSpace(l)
+			switch {
+			case t == "WARNING: DATA RACE":
+				inRace, section, accessors = true, 0, nil
+				races++
+			case inRace && t == "==================":
+				if !upstreamAccesses(accessors) {
+					own++
+				}
+				inRace = false
+			case inRace && strings.Contains(t, " at 0x") && strings.Contains(t, " by "):
+				section++
+				accessors = append(accessors, "")
+			case inRace && strings.HasPrefix(t, "Goroutine "):
+				section = 3 // creation stacks do not count: txbox starts the client's goroutines
+			case inRace && section >= 1 && section <= 2 && accessors[section-1] == "" && isFunctionFrame(t) &&
+				!isRuntimeFrame(t):
+				accessors[section-1] = t
+			case inRace:
+			case isRealFailureLine(t, strict):
+				real = append(real, where+": "+t)
 			}
-			inRace = false
-		case strings.Contains(t, " at 0x") && strings.Contains(t, " by "):
-			section++
-			accessors = append(accessors, "")
-		case strings.HasPrefix(t, "Goroutine "):
-			section = 3 // creation stacks do not count: txbox starts the client's goroutines
-		case section >= 1 && section <= 2 && accessors[section-1] == "" && isFunctionFrame(t) && !isRuntimeFrame(t):
-			accessors[section-1] = t
 		}
 	}
+	scan(po.own, "package", true)
+	for _, name := range po.failed {
+		scan(po.tests[name], name, false)
+	}
 	switch {
-	case races == 0:
-		return "not a data race"
 	case own > 0:
 		return fmt.Sprintf("%d data race(s) not inside rocketmq-client-go", own)
+	case len(real) > 0:
+		return "not only upstream data races: " + real[0]
+	case races == 0:
+		return "not a data race"
 	}
 	return ""
 }
+
+// isRealFailureLine reports a line (outside race reports) that a failure other than an upstream race printed.
+func isRealFailureLine(t string, strict bool) bool {
+	switch {
+	case t == "", strings.HasPrefix(t, "=== "), strings.HasPrefix(t, "--- FAIL"), strings.HasPrefix(t, "--- PASS"),
+		strings.HasPrefix(t, "--- SKIP"), t == "FAIL", t == "PASS", strings.HasPrefix(t, "FAIL\t"),
+		strings.HasPrefix(t, "exit status "), strings.HasPrefix(t, "ok  \t"), logRecord.MatchString(t):
+		return false
+	case raceLine.MatchString(t):
+		return false
+	case strings.HasPrefix(t, "panic:"), strings.HasPrefix(t, "fatal error:"):
+		return true
+	}
+	if m := testLine.FindStringSubmatch(t); m != nil {
+		return !strings.HasPrefix(m[1], "info: ")
+	}
+	// Anything else the package printed outside tests (a leak report, a TestMain message) counts; inside a
+	// failed test, other lines are the continuation of a message already judged, or log output.
+	return strict
+}
+
+var (
+	// testLine is a line written by t.Log/t.Error: "file_test.go:12: message".
+	testLine = regexp.MustCompile(`^[\w./-]+\.go:\d+: (.*)$`)
+	// raceLine is what the testing package reports for a test during which a race happened.
+	raceLine = regexp.MustCompile(`^testing\.go:\d+: race detected during execution of test$`)
+	// logRecord is a log record of the code under test: the standard logger's and slog's default formats.
+	logRecord = regexp.MustCompile(`^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} `)
+)
 
 // upstreamAccesses reports whether a race had two accesses and both happened in upstream code.
 func upstreamAccesses(accessors []string) bool {

@@ -29,26 +29,47 @@ Goroutine 129 (running) created at:
 ==================
 `
 
-func lines(s string) []string { return strings.SplitAfter(s, "\n") }
+// failedTest is a package output in which one test printed out and failed.
+func failedTest(out string) *pkgOutput {
+	return &pkgOutput{tests: map[string][]string{"TestX": strings.SplitAfter(out, "\n")}, failed: []string{"TestX"}}
+}
+
+const raceFooter = "    testing.go:1617: race detected during execution of test\n--- FAIL: TestX (0.10s)\n"
 
 func TestClassify(t *testing.T) {
 	// The write happens in txbox's own function: txbox's race, even though the client is on the stack too.
 	ownRace := strings.Replace(upstreamRace, "github.com/apache/rocketmq-client-go/v2/internal.(*rmqClient).Shutdown()",
 		"github.com/txbox/txbox/inbox/rocketmq.(*Consumer).Shutdown()", 1)
 	plainRace := strings.ReplaceAll(upstreamRace, "github.com/apache/rocketmq-client-go/v2", "example.com/other")
+	twoTests := &pkgOutput{tests: map[string][]string{
+		"TestRace":   strings.SplitAfter("=== RUN   TestRace\n"+upstreamRace+raceFooter, "\n"),
+		"TestAssert": strings.SplitAfter("=== RUN   TestAssert\n    x_test.go:10: want 1, got 2\n--- FAIL: TestAssert\n", "\n"),
+		"TestPassed": strings.SplitAfter("    y_test.go:3: chatter of a test that passed\n", "\n"),
+	}, failed: []string{"TestRace", "TestAssert"}}
+	leak := failedTest(upstreamRace + raceFooter)
+	leak.own = []string{"testdb: goroutines leaked: found unexpected goroutines\n", "FAIL\tgithub.com/x\t1.0s\n"}
 	cases := []struct {
-		name, out string
-		retry     bool
+		name  string
+		out   *pkgOutput
+		retry bool
 	}{
-		{"upstream race, txbox called the client", upstreamRace, true},
-		{"upstream race only", "=== RUN   TestX\n" + upstreamRace + "    testing.go:1617: race detected during execution of test\n--- FAIL: TestX\n", true},
-		{"race with a txbox frame", ownRace, false},
-		{"race outside the client", plainRace, false},
-		{"assertion failure", "--- FAIL: TestX\n    x_test.go:10: want 1, got 2\nFAIL\n", false},
-		{"upstream race and txbox race", upstreamRace + ownRace, false},
+		{"upstream race, txbox called the client", failedTest(upstreamRace), true},
+		{"upstream race only", failedTest("=== RUN   TestX\n" + upstreamRace + raceFooter), true},
+		{"upstream race beside client log records", failedTest("2026/11/30 07:39:02 WARN pull message from broker error\n" +
+			upstreamRace + raceFooter), true},
+		{"upstream race beside an info log", failedTest("    x_test.go:7: info: 12 messages relayed\n" + upstreamRace + raceFooter), true},
+		{"upstream race and an assertion in the same test", failedTest("    x_test.go:10: want 1, got 2\n" + upstreamRace + raceFooter), false},
+		{"upstream race and a plain t.Log (indistinguishable from t.Error)", failedTest("    x_test.go:7: 12 relayed\n" + upstreamRace + raceFooter), false},
+		{"upstream race in one test, assertion in another", twoTests, false},
+		{"upstream race and a panic", failedTest(upstreamRace + "panic: runtime error: index out of range\n"), false},
+		{"upstream race and a leak report of the package", leak, false},
+		{"race with a txbox frame", failedTest(ownRace + raceFooter), false},
+		{"race outside the client", failedTest(plainRace + raceFooter), false},
+		{"assertion failure", failedTest("--- FAIL: TestX\n    x_test.go:10: want 1, got 2\n"), false},
+		{"upstream race and txbox race", failedTest(upstreamRace + ownRace + raceFooter), false},
 	}
 	for _, c := range cases {
-		got := classify(lines(c.out))
+		got := classify(c.out)
 		if (got == "") != c.retry {
 			t.Errorf("%s: classify = %q, retry want %v", c.name, got, c.retry)
 		}

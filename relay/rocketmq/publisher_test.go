@@ -204,7 +204,7 @@ func TestKeyFoundByBrokerTooling(t *testing.T) {
 		for {
 			out := rmqtest.Admin(t, "queryMsgByKey", "-n", b.Namesrv, "-t", topic, "-k", k)
 			if msgRow.MatchString(out) {
-				t.Logf("queryMsgByKey -k %s:\n%s", k, out)
+				t.Logf("info: queryMsgByKey -k %s:\n%s", k, out)
 				break
 			}
 			if time.Now().After(deadline) {
@@ -372,7 +372,7 @@ func TestBatchingCoalescesConcurrentPublishes(t *testing.T) {
 	if r := requests.Load(); r >= n {
 		t.Fatalf("%d send requests for %d messages: nothing was batched", r, n)
 	} else {
-		t.Logf("%d messages in %d send requests", n, r)
+		t.Logf("info: %d messages in %d send requests", n, r)
 	}
 	queueOf := map[string]int{}
 	ids := map[string]bool{}

@@ -63,7 +63,7 @@ func TestDemo(t *testing.T) {
 			rep, err := demo.Run(ctx, cfg)
 			var b strings.Builder
 			rep.Print(&b)
-			t.Logf("report:\n%s", b.String())
+			t.Logf("info: report:\n%s", b.String())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -101,7 +101,7 @@ func (w *testWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if !w.done {
-		w.t.Log(strings.TrimSpace(string(p)))
+		w.t.Log("info: " + strings.TrimSpace(string(p)))
 	}
 	return len(p), nil
 }
@@ -141,7 +141,7 @@ func TestDemoWithoutInbox(t *testing.T) {
 	rep, err := demo.Run(ctx, cfg)
 	var b strings.Builder
 	rep.Print(&b)
-	t.Logf("report:\n%s", b.String())
+	t.Logf("info: report:\n%s", b.String())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -248,7 +248,7 @@ func testCancel(t *testing.T, h Harness) {
 		t.Fatal("Publish with a cancelled context returned nil")
 	}
 	if !errors.Is(err, context.Canceled) {
-		t.Logf("note: Publish with a cancelled context returned %v (not wrapping context.Canceled)", err)
+		t.Errorf("Publish with a cancelled context returned %v, which does not wrap context.Canceled", err)
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Publish with a cancelled context took %s", d)
@@ -256,7 +256,11 @@ func testCancel(t *testing.T, h Harness) {
 	ctx, cancel = context.WithTimeout(context.Background(), time.Millisecond)
 	defer cancel()
 	<-ctx.Done()
-	if err := h.Publisher.Publish(ctx, record(h.Topic, "expired/1", "", "", []byte("x"), nil)); err == nil {
+	err = h.Publisher.Publish(ctx, record(h.Topic, "expired/1", "", "", []byte("x"), nil))
+	if err == nil {
 		t.Fatal("Publish with an expired deadline returned nil")
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Publish with an expired deadline returned %v, which does not wrap context.DeadlineExceeded", err)
 	}
 }

@@ -16,6 +16,13 @@ func main() {
 	// instead of waiting for a graceful stop.
 	context.AfterFunc(ctx, stop)
 	err := newRootCmd().ExecuteContext(ctx)
+	if exitCheck != nil {
+		stop()
+		if lerr := exitCheck(); lerr != nil {
+			fmt.Fprintln(os.Stderr, "txbox: goroutines leaked:", lerr)
+			os.Exit(3)
+		}
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "txbox:", err)
 		var ue usageError
@@ -25,6 +32,9 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// exitCheck, set only in the leak-checking test build (leakcheck.go), runs after the command returned.
+var exitCheck func() error
 
 // usageError marks bad flags or arguments (exit status 2).
 type usageError struct{ error }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,15 +26,17 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	txboxBin = filepath.Join(dir, "txbox")
-	build := exec.Command("go", "build", "-race", "-o", txboxBin, ".")
+	// -tags leakcheck: every command checks at exit that it left no goroutine running (exit status 3).
+	build := exec.Command("go", "build", "-race", "-tags", "leakcheck", "-o", txboxBin, ".")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build txbox:", err)
 		os.Exit(1)
 	}
-	defer os.RemoveAll(dir)
 	// The tests' broker consumers leave rocketmq-client-go's own goroutines behind.
-	testdb.Main(m, rmqtest.LeakOptions()...)
+	code := testdb.Check(m, rmqtest.LeakOptions()...)
+	_ = os.RemoveAll(dir) // before os.Exit, which runs no deferred call
+	os.Exit(code)
 }
 
 type result struct {
@@ -74,5 +77,17 @@ func cliTargets(t *testing.T, fn func(t *testing.T, db *testdb.DB), opts ...test
 			t.Parallel()
 			fn(t, testdb.Open(t, tg, opts...))
 		})
+	}
+}
+
+// The test build checks for leaked goroutines at exit: a goroutine that never ends fails the command with exit
+// status 3, whatever the command did (here --help, which succeeds).
+func TestLeakCheckCatchesALeak(t *testing.T) {
+	if r := run(t, nil, nil, "--help"); r.code != 0 {
+		t.Fatalf("--help without a leak: exit %d\n%s", r.code, r.stderr)
+	}
+	r := run(t, nil, []string{"TXBOX_TEST_LEAK=1"}, "--help")
+	if r.code != 3 || !strings.Contains(r.stderr, "goroutines leaked") {
+		t.Fatalf("--help with a leaked goroutine: exit %d, stderr:\n%s\nwant exit 3 naming the leak", r.code, r.stderr)
 	}
 }

@@ -174,7 +174,11 @@ func Open(t testing.TB, tg Target, opts ...Option) *DB {
 
 // Main runs the package's tests, closes the shared admin pools and then fails the run if goroutines leaked.
 // Call it from TestMain: func TestMain(m *testing.M) { testdb.Main(m) }.
-func Main(m *testing.M, leakOpts ...LeakOption) {
+func Main(m *testing.M, leakOpts ...LeakOption) { os.Exit(Check(m, leakOpts...)) }
+
+// Check is Main without the exit: it returns the exit code, for a TestMain that has cleaning up of its own to do
+// before it exits.
+func Check(m *testing.M, leakOpts ...LeakOption) int {
 	code := m.Run()
 	closeAdmins()
 	if code == 0 {
@@ -183,7 +187,7 @@ func Main(m *testing.M, leakOpts ...LeakOption) {
 			code = 1
 		}
 	}
-	os.Exit(code)
+	return code
 }
 
 var (

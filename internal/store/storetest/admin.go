@@ -20,6 +20,7 @@ var adminCases = []struct {
 	{"InboxDeadSearch", []testCase{{"Filters", testInboxDeadSearch, nil}}},
 	{"InboxConsumers", []testCase{{"EveryTable", testInboxConsumers, nil}}},
 	{"InboxKeys", []testCase{{"PagingAndMatch", testInboxKeys, nil}}},
+	{"OutboxDelete", []testCase{{"KeepStampsPublishTime", testOutboxDeleteKeepTime, nil}}},
 }
 
 // hostileKey is a business key an operator surface must show as text: markup and terminal escapes.
@@ -344,5 +345,35 @@ func testInboxKeys(t *testing.T, h *harness) {
 		if _, err := h.s.InboxKeys(h.ctx, h.db, &p); err == nil {
 			t.Errorf("InboxKeys(%+v): no error", p)
 		}
+	}
+}
+
+// published_at is when the publish was recorded, not when the relay's batch transaction began (on PostgreSQL
+// now() is the transaction's start, before the batch was published): a trace shows the broker's copy before
+// the row's publish.
+func testOutboxDeleteKeepTime(t *testing.T, h *harness) {
+	ids := h.insert(t, unkeyed("k"))
+	clock, sleep := "now()", "SELECT pg_sleep(0.05)" // now(): the transaction's start
+	if h.mysql {
+		clock, sleep = "UTC_TIMESTAMP(6)", "DO SLEEP(0.05)"
+	}
+	parse := func(what, text string) time.Time {
+		tm, err := time.Parse("2006-01-02 15:04:05.999999", text)
+		noErr(t, "parse "+what, err)
+		return tm
+	}
+	tx := h.begin(t)
+	var text string
+	noErr(t, "read the clock", tx.QueryRowContext(h.ctx, "SELECT "+h.timeText(clock)).Scan(&text))
+	began := parse("the clock", text)
+	if _, err := tx.ExecContext(h.ctx, sleep); err != nil {
+		t.Fatal(err)
+	}
+	_, err := h.s.OutboxDelete(h.ctx, tx, []store.OutboxRowRef{ref(ids[0], -1)}, true)
+	noErr(t, "OutboxDelete", err)
+	commit(t, tx)
+	h.scan(t, "SELECT "+h.timeText("published_at")+" FROM "+h.tables().OutboxPublished+" WHERE id = ?", []any{ids[0]}, &text)
+	if d := parse("published_at", text).Sub(began); d < 50*time.Millisecond {
+		t.Errorf("published_at is %v after the transaction began, want at least the 50ms it slept", d)
 	}
 }

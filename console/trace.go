@@ -194,7 +194,7 @@ func events(source string, r *store.TraceRows) []Event {
 	for _, m := range r.Pending {
 		tid := traceID(m.Headers)
 		add(Event{At: m.CreatedAt, Kind: EventEnqueued, Key: m.Key, Topic: m.Topic, ID: m.ID, TraceID: tid,
-			Detail: messageDetail("outbox row", m)})
+			Detail: messageDetail(m)})
 		e := Event{At: m.AvailableAt, Key: m.Key, Topic: m.Topic, ID: m.ID, Attempts: m.Attempts, Error: m.LastError,
 			TraceID: tid}
 		switch wait := r.Now.Sub(m.AvailableAt); {
@@ -212,7 +212,7 @@ func events(source string, r *store.TraceRows) []Event {
 	for _, m := range r.Published {
 		tid := traceID(m.Headers)
 		add(Event{At: m.CreatedAt, Kind: EventEnqueued, Key: m.Key, Topic: m.Topic, ID: m.ID, TraceID: tid,
-			Detail: messageDetail("published row", m)})
+			Detail: messageDetail(m)})
 		add(Event{At: m.PublishedAt, Kind: EventPublished, Key: m.Key, Topic: m.Topic, ID: m.ID, Attempts: m.Attempts,
 			TraceID: tid, Detail: fmt.Sprintf("after %d attempt(s), %s after enqueue", m.Attempts+1,
 				m.PublishedAt.Sub(m.CreatedAt).Round(time.Microsecond))})
@@ -220,7 +220,7 @@ func events(source string, r *store.TraceRows) []Event {
 	for _, m := range r.Dead {
 		tid := traceID(m.Headers)
 		add(Event{At: m.CreatedAt, Kind: EventEnqueued, Key: m.Key, Topic: m.Topic, ID: m.ID, TraceID: tid,
-			Detail: messageDetail("now outbox dead letter", m)})
+			Detail: messageDetail(m)})
 		add(Event{At: m.DeadAt, Kind: EventDeadLettered, Key: m.Key, Topic: m.Topic, ID: m.ID, Attempts: m.Attempts,
 			Error: m.LastError, TraceID: tid, Attention: true,
 			Detail: fmt.Sprintf("after %d failed publishes: requeue or drop it", m.Attempts)})
@@ -253,8 +253,9 @@ func events(source string, r *store.TraceRows) []Event {
 	return out
 }
 
-func messageDetail(what string, m store.TraceMessage) string {
-	s := fmt.Sprintf("%s %d, %d bytes", what, m.ID, m.PayloadBytes)
+// messageDetail describes an outbox message; its id stays the same in the published and dead-letter tables.
+func messageDetail(m store.TraceMessage) string {
+	s := fmt.Sprintf("outbox id %d, %d bytes", m.ID, m.PayloadBytes)
 	if m.ShardingKey != "" {
 		s += ", sharding key " + m.ShardingKey
 	}

@@ -108,13 +108,15 @@ func (c *Console) pageOverview(w http.ResponseWriter, r *http.Request) {
 	type row struct {
 		DatabaseOverview
 		DeadLink, KeysLink  string
+		InboxDeadLink       string
 		TopicLinks          map[string]string
 		ConsumerKeys, Deads map[string]string
 	}
 	var rows []row
 	for _, d := range o.Databases {
 		x := row{DatabaseOverview: d, DeadLink: c.link("/dead", "db", d.Name, "box", "outbox"),
-			KeysLink: c.link("/keys", "db", d.Name), TopicLinks: map[string]string{}, ConsumerKeys: map[string]string{},
+			InboxDeadLink: c.link("/dead", "db", d.Name, "box", "inbox"),
+			KeysLink:      c.link("/keys", "db", d.Name), TopicLinks: map[string]string{}, ConsumerKeys: map[string]string{},
 			Deads: map[string]string{}}
 		for _, t := range d.Topics {
 			x.TopicLinks[t.Topic] = c.link("/dead", "db", d.Name, "box", "outbox", "topic", t.Topic)

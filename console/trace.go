@@ -200,7 +200,7 @@ func events(source string, r *store.TraceRows) []Event {
 		switch wait := r.Now.Sub(m.AvailableAt); {
 		case m.Attempts > 0:
 			e.Kind, e.Attention = EventRetrying, true
-			e.Detail = fmt.Sprintf("%d failed publishes; next attempt %s", m.Attempts, relative(-wait))
+			e.Detail = fmt.Sprintf("%s; next attempt %s", plural(m.Attempts, "failed publish", "failed publishes"), relative(-wait))
 		case wait < 0:
 			e.Kind, e.Detail = EventScheduled, "due "+relative(-wait)
 		default:
@@ -214,7 +214,7 @@ func events(source string, r *store.TraceRows) []Event {
 		add(Event{At: m.CreatedAt, Kind: EventEnqueued, Key: m.Key, Topic: m.Topic, ID: m.ID, TraceID: tid,
 			Detail: messageDetail(m)})
 		add(Event{At: m.PublishedAt, Kind: EventPublished, Key: m.Key, Topic: m.Topic, ID: m.ID, Attempts: m.Attempts,
-			TraceID: tid, Detail: fmt.Sprintf("after %d attempt(s), %s after enqueue", m.Attempts+1,
+			TraceID: tid, Detail: fmt.Sprintf("after %s, %s after enqueue", plural(m.Attempts+1, "attempt", "attempts"),
 				m.PublishedAt.Sub(m.CreatedAt).Round(time.Microsecond))})
 	}
 	for _, m := range r.Dead {
@@ -223,12 +223,12 @@ func events(source string, r *store.TraceRows) []Event {
 			Detail: messageDetail(m)})
 		add(Event{At: m.DeadAt, Kind: EventDeadLettered, Key: m.Key, Topic: m.Topic, ID: m.ID, Attempts: m.Attempts,
 			Error: m.LastError, TraceID: tid, Attention: true,
-			Detail: fmt.Sprintf("after %d failed publishes: requeue or drop it", m.Attempts)})
+			Detail: "after " + plural(m.Attempts, "failed publish", "failed publishes") + ": requeue or drop it"})
 	}
 	parked := map[[2]string]bool{}
 	for _, p := range r.Parked {
 		parked[[2]string{p.Consumer, p.Key}] = true
-		detail := fmt.Sprintf("inbox dead letter %d after %d failed deliveries", p.ID, p.Attempts)
+		detail := fmt.Sprintf("inbox dead letter %d after %s", p.ID, plural(p.Attempts, "failed delivery", "failed deliveries"))
 		if p.MessageID != "" {
 			detail += ", broker msg id " + p.MessageID
 		}
@@ -248,7 +248,7 @@ func events(source string, r *store.TraceRows) []Event {
 	}
 	for _, a := range r.Attempts {
 		add(Event{At: a.UpdatedAt, Kind: EventFailing, Key: a.Key, Consumer: a.Consumer, Attempts: a.Attempts,
-			Error: a.LastError, Attention: true, Detail: fmt.Sprintf("%d failed deliveries so far", a.Attempts)})
+			Error: a.LastError, Attention: true, Detail: plural(a.Attempts, "failed delivery", "failed deliveries") + " so far"})
 	}
 	return out
 }
@@ -263,6 +263,14 @@ func messageDetail(m store.TraceMessage) string {
 		s += ", tag " + m.Tag
 	}
 	return s
+}
+
+// plural says "1 thing" or "n things".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // relative says when an instant d from now is: "in 3s", "12s ago", "now".

@@ -24,7 +24,7 @@ const (
 	EventScheduled    EventKind = "scheduled"     // in the outbox, due later (DeliverAt)
 	EventWaiting      EventKind = "waiting"       // in the outbox, due, not published yet
 	EventRetrying     EventKind = "retrying"      // in the outbox after failed publishes; At is the next attempt
-	EventPublished    EventKind = "published"     // confirmed by the broker (kept by the relay's Retention)
+	EventPublished    EventKind = "published"     // the relay recorded the broker's confirm (kept by its Retention)
 	EventDeadLettered EventKind = "dead-lettered" // moved to the outbox's dead-letter table
 	EventStored       EventKind = "stored"        // a copy stored on the broker
 	EventProcessed    EventKind = "processed"     // recorded in a consumer's inbox: its effects committed
@@ -214,8 +214,8 @@ func events(source string, r *store.TraceRows) []Event {
 		add(Event{At: m.CreatedAt, Kind: EventEnqueued, Key: m.Key, Topic: m.Topic, ID: m.ID, TraceID: tid,
 			Detail: messageDetail(m)})
 		add(Event{At: m.PublishedAt, Kind: EventPublished, Key: m.Key, Topic: m.Topic, ID: m.ID, Attempts: m.Attempts,
-			TraceID: tid, Detail: fmt.Sprintf("after %s, %s after enqueue", plural(m.Attempts+1, "attempt", "attempts"),
-				m.PublishedAt.Sub(m.CreatedAt).Round(time.Microsecond))})
+			TraceID: tid, Detail: fmt.Sprintf("confirmed by the broker after %s; recorded %s after enqueue",
+				plural(m.Attempts+1, "attempt", "attempts"), m.PublishedAt.Sub(m.CreatedAt).Round(time.Microsecond))})
 	}
 	for _, m := range r.Dead {
 		tid := traceID(m.Headers)

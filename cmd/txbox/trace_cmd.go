@@ -4,11 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strings"
-	"text/tabwriter"
-	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/spf13/cobra"
@@ -137,7 +134,7 @@ exit status is then 1.`,
 				if err := enc.Encode(tr); err != nil {
 					return err
 				}
-			} else if err := printTrace(out, tr); err != nil {
+			} else if err := console.WriteText(out, tr); err != nil {
 				return err
 			}
 			var failed []string
@@ -156,65 +153,4 @@ exit status is then 1.`,
 	cmd.Flags().BoolVar(&exact, "exact", false, "trace KEY alone, not the keys under it")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the trace as JSON")
 	return cmd
-}
-
-// printTrace writes a trace as a table for a terminal: every string from a database or the broker goes
-// through console.Printable.
-func printTrace(w io.Writer, tr *console.Trace) error {
-	p := console.Printable
-	scope := "and the keys under " + p(tr.Key) + "/"
-	if tr.Exact {
-		scope = "only"
-	}
-	var srcs []string
-	for _, s := range tr.Sources {
-		srcs = append(srcs, p(s.Name))
-	}
-	fmt.Fprintf(w, "trace %s (%s) in %s, read %s\n\n", p(tr.Key), scope, strings.Join(srcs, ", "),
-		tr.At.Format("2006-01-02 15:04:05.000Z07:00"))
-	if len(tr.Events) == 0 {
-		fmt.Fprintln(w, "nothing found: published rows are kept only when the relay runs with --retention, and inbox keys are purged after their retention")
-	} else {
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "WHEN (UTC)\tSINCE\tWHERE\tEVENT\tKEY\tTOPIC / CONSUMER\tDETAILS")
-		first := tr.Events[0].At
-		for _, e := range tr.Events {
-			who := e.Topic
-			if e.Consumer != "" {
-				who = e.Consumer
-			}
-			detail := e.Detail
-			if e.Error != "" {
-				detail += ": " + oneLine(e.Error, 200)
-			}
-			mark := ""
-			if e.Attention {
-				mark = " !"
-			}
-			fmt.Fprintf(tw, "%s\t+%s\t%s\t%s%s\t%s\t%s\t%s\n", e.At.Format("2006-01-02 15:04:05.000000"),
-				e.At.Sub(first).Round(time.Microsecond), p(e.Source), e.Kind, mark, p(e.Key), p(who), p(detail))
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-	}
-	if att := tr.Attention(); len(att) > 0 {
-		fmt.Fprintln(w, "\nneeds attention:")
-		for _, e := range att {
-			fmt.Fprintf(w, "  %s %s in %s: %s", e.Kind, p(e.Key), p(e.Source), p(e.Detail))
-			if e.Error != "" {
-				fmt.Fprintf(w, " (%s)", p(oneLine(e.Error, 300)))
-			}
-			fmt.Fprintln(w)
-		}
-	}
-	for _, s := range tr.Sources {
-		switch {
-		case s.Error != "":
-			fmt.Fprintf(w, "\n%s %s could not be read: %s\n", s.Kind, p(s.Name), p(s.Error))
-		case s.Truncated:
-			fmt.Fprintf(w, "\n%s %s holds more rows than --limit: some are not shown\n", s.Kind, p(s.Name))
-		}
-	}
-	return nil
 }

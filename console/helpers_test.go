@@ -202,22 +202,6 @@ func park(t *testing.T, db *testdb.DB, consumer string, d inbox.Delivery) int64 
 	return dead[0].ID
 }
 
-// process records keys for consumer with a handler that succeeds.
-func process(t *testing.T, db *testdb.DB, consumer string, keys ...string) {
-	t.Helper()
-	ib, err := inbox.New(db.DB, inbox.Config{Dialect: db.Dialect, Consumer: consumer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range keys {
-		res, err := ib.Process(context.Background(), inbox.Delivery{Key: k, Payload: []byte(k)},
-			func(context.Context, *sqlx.Tx) error { return nil })
-		if res != inbox.Processed || err != nil {
-			t.Fatalf("process %q: %v, %v", k, res, err)
-		}
-	}
-}
-
 // count runs a COUNT(*) query written with '?' placeholders.
 func count(t *testing.T, db *testdb.DB, q string, args ...any) int {
 	t.Helper()

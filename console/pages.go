@@ -232,23 +232,27 @@ func (c *Console) checkForm(r *http.Request) error {
 	return nil
 }
 
-func (c *Console) pageConfirm(w http.ResponseWriter, r *http.Request) {
+// applyForm runs a dead-letter form (POST /dead/confirm as a dry run, POST /dead/apply for real) after the
+// checks every change goes through: not read-only, this site, a session and its CSRF token.
+func (c *Console) applyForm(w http.ResponseWriter, r *http.Request, dryRun bool) (*Result, Selection, error) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	if c.cfg.ReadOnly {
-		c.pageError(w, r, fmt.Errorf("%w: this console changes nothing", ErrReadOnly))
-		return
+		return nil, Selection{}, fmt.Errorf("%w: this console changes nothing", ErrReadOnly)
 	}
 	if err := c.checkForm(r); err != nil {
-		c.pageError(w, r, err)
-		return
+		return nil, Selection{}, err
 	}
 	action, sel, err := formSelection(r)
 	if err != nil {
-		c.pageError(w, r, err)
-		return
+		return nil, Selection{}, err
 	}
-	sel.DryRun = true
+	sel.DryRun = dryRun
 	res, err := c.Apply(r.Context(), action, sel)
+	return res, sel, err
+}
+
+func (c *Console) pageConfirm(w http.ResponseWriter, r *http.Request) {
+	res, sel, err := c.applyForm(w, r, true)
 	if err != nil {
 		c.pageError(w, r, err)
 		return
@@ -257,33 +261,19 @@ func (c *Console) pageConfirm(w http.ResponseWriter, r *http.Request) {
 		"Result": res, "Filter": sel.DeadFilter, "All": sel.All, "Back": c.deadLink(sel.DeadFilter)}))
 }
 
-func (c *Console) deadLink(f DeadFilter) string {
-	return c.link("/dead", "db", f.Database, "box", string(f.Box), "consumer", f.Consumer, "topic", f.Topic,
-		"key", f.Key, "exact", boolParam(f.Exact))
-}
-
 func (c *Console) pageApply(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	if c.cfg.ReadOnly {
-		c.pageError(w, r, fmt.Errorf("%w: this console changes nothing", ErrReadOnly))
-		return
-	}
-	if err := c.checkForm(r); err != nil {
-		c.pageError(w, r, err)
-		return
-	}
-	action, sel, err := formSelection(r)
-	if err != nil {
-		c.pageError(w, r, err)
-		return
-	}
-	res, err := c.Apply(r.Context(), action, sel)
+	res, sel, err := c.applyForm(w, r, false)
 	if err != nil {
 		c.pageError(w, r, err)
 		return
 	}
 	c.render(w, r, http.StatusOK, "result.html", c.newPage(r, "Done", "dead", map[string]any{
 		"Result": res, "Back": c.deadLink(sel.DeadFilter)}))
+}
+
+func (c *Console) deadLink(f DeadFilter) string {
+	return c.link("/dead", "db", f.Database, "box", string(f.Box), "consumer", f.Consumer, "topic", f.Topic,
+		"key", f.Key, "exact", boolParam(f.Exact))
 }
 
 func (c *Console) pageKeys(w http.ResponseWriter, r *http.Request) {

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -280,5 +281,43 @@ func TestPayloadsHiddenByDefault(t *testing.T) {
 	}
 	if r := shown.do("GET", "/dead?db=db&box=inbox", "", map[string]string{"Cookie": shown.login().String()}); !strings.Contains(r.body, "card 4111-1111") {
 		t.Error("ShowPayloads with a session: the page does not show the payload")
+	}
+}
+
+// Mounted under a base path in a service's own mux, every link, form and cookie stays under it.
+func TestBasePath(t *testing.T) {
+	db := testdb.Open(t, testdb.Targets[0])
+	bury(t, db, outbox.Message{Topic: "t", Key: "k"})
+	c, err := console.New(console.Config{Token: token, BasePath: "/ops/txbox",
+		Databases: []console.Database{{Name: "db", DB: db.DB, Dialect: db.Dialect}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/ops/txbox/", c)
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "the service's own", http.StatusTeapot) })
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	e := &env{t: t, c: c, srv: srv}
+	page := e.do("GET", "/ops/txbox/dead?db=db", "", nil)
+	if page.code != 200 || !strings.Contains(page.body, `href="/ops/txbox/static/console.css"`) ||
+		!strings.Contains(page.body, `action="/ops/txbox/trace"`) || strings.Contains(page.body, `href="/dead`) {
+		t.Errorf("page under /ops/txbox: %d\n%s", page.code, page.body)
+	}
+	if r := e.do("GET", "/ops/txbox", "", nil); r.code/100 != 3 || r.hdr.Get("Location") != "/ops/txbox/" {
+		t.Errorf("GET /ops/txbox: %d to %q", r.code, r.hdr.Get("Location"))
+	}
+	if r := e.do("GET", "/dead", "", nil); r.code != http.StatusTeapot {
+		t.Errorf("the console answered outside its base path: %d", r.code)
+	}
+	r := e.do("POST", "/ops/txbox/login", "token="+token+"&next=/ops/txbox/dead", map[string]string{
+		"Content-Type": "application/x-www-form-urlencoded", "Origin": srv.URL})
+	if r.code != http.StatusSeeOther || r.hdr.Get("Location") != "/ops/txbox/dead" || !strings.Contains(r.hdr.Get("Set-Cookie"), "Path=/ops/txbox/") {
+		t.Errorf("login under /ops/txbox: %d, Location %q, Set-Cookie %q", r.code, r.hdr.Get("Location"), r.hdr.Get("Set-Cookie"))
+	}
+	var page2 console.DeadPage
+	e.api("GET", "/ops/txbox/api/v1/dead?db=db&box=outbox", nil, &page2, 200)
+	if len(page2.Items) != 1 {
+		t.Errorf("API under /ops/txbox: %+v", page2)
 	}
 }

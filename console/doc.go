@@ -71,5 +71,6 @@
 //   - Responses forbid framing, inline scripts and caching (Content-Security-Policy, X-Frame-Options,
 //     Cache-Control: no-store). The handler knows no DSN: nothing it serves or logs can hold a password.
 //   - The handler does not choose where it listens: `txbox console` binds 127.0.0.1 unless told otherwise.
-//     Reads need no token: mount it where only operators reach it.
+//     Reads need no token: mount it where only operators reach it. Behind a reverse proxy, pass the Host
+//     header through: the Origin check compares the browser's Origin with the request's Host.
 package console

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -118,7 +119,7 @@ func (q query) bool(name string) bool {
 	return false
 }
 
-func errInvalid(msg string) error { return errors.Join(ErrInvalidRequest, errors.New(msg)) }
+func errInvalid(msg string) error { return fmt.Errorf("%w: %s", ErrInvalidRequest, msg) }
 
 func (q query) deadFilter() (DeadFilter, error) {
 	after, err := q.int64("after")

@@ -69,7 +69,8 @@ type Config struct {
 	// PageSize is the number of dead letters or keys on a page when a request does not say. Default 50; 1 to
 	// MaxPageSize.
 	PageSize int
-	// QueryTimeout bounds the database work of one request or call. Default 10s.
+	// QueryTimeout bounds the database work of one read (a trace, a page), and of each change of Apply: the
+	// outbox's one statement, each inbox dead letter's transaction. Default 10s.
 	QueryTimeout time.Duration
 	// SessionTTL is how long a page session lasts after login. Default 12h.
 	SessionTTL time.Duration

@@ -205,7 +205,7 @@ type Failure struct {
 // back (Result.Failed).
 func (c *Console) Apply(ctx context.Context, action Action, sel Selection) (*Result, error) {
 	if c.cfg.ReadOnly && !sel.DryRun {
-		return nil, fmt.Errorf("%w: %s refused", ErrReadOnly, action)
+		return nil, fmt.Errorf("%w: %s refused", ErrReadOnly, Printable(string(action)))
 	}
 	switch {
 	case action == ActionRequeue && sel.Box == InboxBox:
@@ -226,9 +226,11 @@ func (c *Console) Apply(ctx context.Context, action Action, sel Selection) (*Res
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.QueryTimeout)
-	defer cancel()
-	selected, more, err := d.selectDead(ctx, sel)
+	// QueryTimeout bounds the selection and each change (the outbox's one statement, each inbox dead letter's
+	// transaction), not the whole of a bulk operation.
+	sctx, cancel := context.WithTimeout(ctx, c.cfg.QueryTimeout)
+	selected, more, err := d.selectDead(sctx, sel)
+	cancel()
 	if err != nil {
 		return nil, err
 	}
@@ -244,12 +246,16 @@ func (c *Console) Apply(ctx context.Context, action Action, sel Selection) (*Res
 		ids[i] = s.ID
 	}
 	switch {
-	case sel.Box == OutboxBox && action == ActionRequeue:
-		res.Changed, err = d.ob.Requeue(ctx, d.DB, ids...)
 	case sel.Box == OutboxBox:
-		res.Changed, err = d.ob.Drop(ctx, d.DB, ids...)
+		cctx, cancel := context.WithTimeout(ctx, c.cfg.QueryTimeout)
+		if action == ActionRequeue {
+			res.Changed, err = d.ob.Requeue(cctx, d.DB, ids...)
+		} else {
+			res.Changed, err = d.ob.Drop(cctx, d.DB, ids...)
+		}
+		cancel()
 	default:
-		err = d.applyInbox(ctx, action, selected, res)
+		err = d.applyInbox(ctx, action, selected, res, c.cfg.QueryTimeout)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("database %s: %s %s dead letters: %w", d.Name, action, sel.Box, err)
@@ -302,17 +308,19 @@ func (d *database) selectDead(ctx context.Context, sel Selection) ([]DeadLetter,
 	}
 }
 
-func (d *database) applyInbox(ctx context.Context, action Action, selected []DeadLetter, res *Result) error {
+func (d *database) applyInbox(ctx context.Context, action Action, selected []DeadLetter, res *Result, timeout time.Duration) error {
 	for _, dl := range selected {
 		ib, err := d.inbox(dl.Consumer)
 		if err != nil {
 			return err
 		}
+		cctx, cancel := context.WithTimeout(ctx, timeout)
 		if action == ActionDrop {
-			err = ib.DropDead(ctx, dl.ID)
+			err = ib.DropDead(cctx, dl.ID)
 		} else {
-			err = d.replay(ctx, ib, dl.ID)
+			err = d.replay(cctx, ib, dl.ID)
 		}
+		cancel()
 		switch {
 		case errors.Is(err, inbox.ErrDeadNotFound):
 			// replayed or dropped meanwhile: nothing to do

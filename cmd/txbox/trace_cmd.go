@@ -103,8 +103,8 @@ key. It reads every database it is given (--databases FILE, or --dialect/--dsn) 
 KEY also covers the keys under it (KEY/...), as inbox.Key builds them: "12345" finds "12345/created" and
 "12345/payment" in every service's tables. --exact traces KEY alone. Events that need an operator are listed
 again at the end. Keys and error texts are printed with control characters escaped (\x1b...), so that a key
-cannot drive the terminal. A database that cannot be read is reported and the others are still traced; the
-exit status is then 1.`,
+cannot drive the terminal. A database (or the broker) that cannot be read is reported and the others are still
+traced; the exit status is then 1.`,
 		Example: `  txbox trace --databases databases.yaml 12345
   txbox trace --databases databases.yaml --namesrv 127.0.0.1:9876 12345/created --exact
   txbox trace 12345 --json | jq '.events[] | select(.attention)'`,

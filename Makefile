@@ -12,7 +12,7 @@ GOTEST = $(GO) run ./internal/gotest
 
 .PHONY: test test-only demo services services-stop services-status lint vet fmt bench bench-inbox bench-relay bench-broker
 
-test: lint services
+test: lint services browser
 	@eval "$$(scripts/services.sh env)" && $(GOTEST) $(GOTEST_FLAGS) ./... && $(NORACE_TESTS)
 
 # Tests only, against services already running (or your own, via the TXBOX_* variables).
@@ -28,6 +28,11 @@ demo: services
 
 services:
 	@scripts/services.sh up
+
+# Debian's Chromium for the console's browser test (console/browser_test.go launches it; nothing is started).
+.PHONY: browser
+browser:
+	@scripts/chromium.sh install
 
 services-stop:
 	@scripts/services.sh down

@@ -5,7 +5,9 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/txbox/txbox/dialect"
 )
@@ -73,6 +75,11 @@ type Config struct {
 	// OnProcess, if set, is called at the end of every Process call with its outcome, from the caller's
 	// goroutine (package metrics uses it). It must be quick and must not call the Inbox. Default: none.
 	OnProcess func(ProcessInfo)
+	// TracerProvider makes Process's span ("process <topic>", kind consumer, the messaging semantic
+	// conventions, with the consumer and the result): a child of the context the message carried (see
+	// Propagator), linked to it. Only the OpenTelemetry API is used. Default otel.GetTracerProvider(), a no-op
+	// until an SDK is installed.
+	TracerProvider trace.TracerProvider
 }
 
 // ProcessInfo describes one finished Process call, for Config.OnProcess.
@@ -111,6 +118,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Propagator == nil {
 		c.Propagator = propagation.TraceContext{}
+	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = otel.GetTracerProvider()
 	}
 	if c.Dialect == nil {
 		return bad("Dialect is required (dialect.MySQL or dialect.Postgres)")

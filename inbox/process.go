@@ -14,6 +14,7 @@ import (
 
 	"github.com/txbox/txbox/dialect"
 	"github.com/txbox/txbox/internal/store"
+	"github.com/txbox/txbox/internal/tracing"
 )
 
 // Process runs h for d exactly once per (consumer, key), in one transaction that also records the key:
@@ -31,10 +32,12 @@ import (
 // Deadlocks and lock timeouts are retried in a new transaction with jittered backoff, at most RetryLimit
 // times, within HandlerTimeout. Results returned with a nil error can be acknowledged; Failed (with an error)
 // should be redelivered. A delivery failing validation (ErrInvalidDelivery) never will succeed.
-func (i *Inbox) Process(ctx context.Context, d Delivery, h Handler) (Result, error) {
+func (i *Inbox) Process(ctx context.Context, d Delivery, h Handler) (res Result, err error) {
 	if len(d.Headers) > 0 {
 		ctx = i.cfg.Propagator.Extract(ctx, propagation.MapCarrier(d.Headers))
 	}
+	ctx, span := tracing.Process(ctx, i.cfg.TracerProvider, i.cfg.Consumer, d.Topic, d.Key, d.MessageID)
+	defer func() { tracing.EndProcess(span, res.String(), err) }()
 	if i.cfg.OnProcess == nil {
 		return i.process(ctx, d, h)
 	}
@@ -47,7 +50,7 @@ func (i *Inbox) Process(ctx context.Context, d Delivery, h Handler) (Result, err
 			return h(ctx, tx)
 		}
 	}
-	res, err := i.process(ctx, d, timed)
+	res, err = i.process(ctx, d, timed)
 	i.cfg.OnProcess(ProcessInfo{Consumer: i.cfg.Consumer, Key: d.Key, Result: res, Err: err, Handler: spent})
 	return res, err
 }

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"log/slog"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/txbox/txbox/dialect"
 )
@@ -39,12 +41,16 @@ type Config struct {
 	DisableNotify bool
 	// Logger receives debug logs. Default: none.
 	Logger *slog.Logger
-	// Propagator injects the trace context of Enqueue's ctx (W3C traceparent/tracestate by default) into each
-	// message's Headers, unless the message already carries those headers, so the consumer's handler continues
+	// Propagator injects the trace context of Enqueue's span (see TracerProvider; without an SDK, the context
+	// of Enqueue's ctx), W3C traceparent/tracestate by default, into each message's Headers, unless the message already carries those headers, so the consumer's handler continues
 	// the producer's trace (see inbox.Config.Propagator). Only the OpenTelemetry API is used: without an SDK
 	// (or without a span in ctx) nothing is added. Default propagation.TraceContext{};
 	// propagation.NewCompositeTextMapPropagator() turns it off.
 	Propagator propagation.TextMapPropagator
+	// TracerProvider makes Enqueue's span ("create <topic>", kind producer, the messaging semantic conventions;
+	// see the package documentation): its context is the traceparent the messages carry. Only the
+	// OpenTelemetry API is used. Default otel.GetTracerProvider(), a no-op until an SDK is installed.
+	TracerProvider trace.TracerProvider
 }
 
 // withDefaults returns c with zero values replaced by defaults, or an error naming the first bad field.
@@ -75,6 +81,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Propagator == nil {
 		c.Propagator = propagation.TraceContext{}
+	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = otel.GetTracerProvider()
 	}
 	return c, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/txbox/txbox/dialect"
 	"github.com/txbox/txbox/internal/store"
+	"github.com/txbox/txbox/internal/tracing"
 )
 
 // Outbox writes messages into the outbox table. It is safe for concurrent use.
@@ -45,10 +46,14 @@ func (o *Outbox) Config() Config { return o.cfg }
 //
 // tx may also be a *sql.DB or *sql.Conn; the messages are then committed at once, outside any business
 // transaction, which is rarely what a producer wants.
-func (o *Outbox) Enqueue(ctx context.Context, tx dialect.DBTX, msgs ...Message) error {
+func (o *Outbox) Enqueue(ctx context.Context, tx dialect.DBTX, msgs ...Message) (err error) {
 	if len(msgs) == 0 {
 		return nil
 	}
+	// The producer span's context is what the messages carry (traceparent), so the relay's and the
+	// consumer's spans continue its trace.
+	ctx, span := tracing.Enqueue(ctx, o.cfg.TracerProvider, len(msgs), func(i int) (string, string) { return msgs[i].Topic, msgs[i].Key })
+	defer func() { tracing.End(span, err) }()
 	trace := o.traceHeaders(ctx)
 	rows := make([]store.OutboxInsertRow, len(msgs))
 	for i := range msgs {

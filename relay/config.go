@@ -5,6 +5,9 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/txbox/txbox/dialect"
 )
 
@@ -60,6 +63,10 @@ type Config struct {
 	// OnBatch, if set, is called after each batch ends (committed or not), from the worker's goroutine. Tests
 	// use it to wait for work without sleeping. Default: none.
 	OnBatch func(BatchInfo)
+	// TracerProvider makes the span of each publish ("send <topic>", the messaging semantic conventions), a
+	// child of the context that outbox.Enqueue wrote into the record's traceparent header. Only the
+	// OpenTelemetry API is used. Default otel.GetTracerProvider(), a no-op until an SDK is installed.
+	TracerProvider trace.TracerProvider
 }
 
 // BatchInfo describes one finished batch, for Config.OnBatch.
@@ -152,6 +159,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = otel.GetTracerProvider()
 	}
 	return c, nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/txbox/txbox/internal/store"
+	"github.com/txbox/txbox/internal/tracing"
 	"github.com/txbox/txbox/outbox"
 )
 
@@ -110,10 +111,12 @@ func (w *worker) publishOne(ctx context.Context, row *store.OutboxRow) (err erro
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrPermanent, err)
 	}
+	ctx, span := tracing.Send(ctx, w.r.cfg.TracerProvider, rec.Headers, rec.Topic, rec.Key, rec.ID, rec.Attempt)
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("%w: %v", ErrPublishPanic, p)
 		}
+		tracing.End(span, err)
 	}()
 	return w.r.cfg.Publisher.Publish(ctx, rec)
 }

@@ -63,6 +63,7 @@ The database comes from --dialect and --dsn, or the TXBOX_DIALECT and TXBOX_DSN 
 	pf.DurationVar(&g.timeout, "connect-timeout", 10*time.Second, "how long to wait for the database to answer")
 
 	root.AddCommand(newMigrateCmd(g), newStatusCmd(g), newRelayCmd(g), newDeadCmd(g), newInboxCmd(g))
+	root.AddCommand(newTraceCmd(g), newConsoleCmd(g))
 	return root
 }
 

@@ -133,8 +133,10 @@ func postgresOutboxSQL(q quoted, channel string) outboxSQL {
 			" ORDER BY o.part, o.id LIMIT $2) AS x",
 
 		delete: []string{deleteIDs},
+		// published_at is the time of this statement, after the broker confirmed: now() would be the batch
+		// transaction's start, before the publishing (MySQL's UTC_TIMESTAMP(6) is the statement's time too).
 		deleteKeep: []string{"WITH d AS (" + deleteIDs + " RETURNING *) INSERT INTO " + q.outboxPublished + " (id, " + cols +
-			", published_at) SELECT id, " + cols + ", now() FROM d"},
+			", published_at) SELECT id, " + cols + ", statement_timestamp() FROM d"},
 		retry: "UPDATE " + q.outbox + " AS o SET attempts = o.attempts + 1," +
 			" available_at = now() + j.us * interval '1 microsecond', last_error = j.err" +
 			" FROM jsonb_to_recordset($1::jsonb) AS j(id bigint, us bigint, err text) WHERE o.id = j.id",

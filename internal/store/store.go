@@ -33,6 +33,7 @@ type Store interface {
 
 	OutboxStore
 	InboxStore
+	AdminStore
 
 	// Stats reads the numbers operators look at: backlog, lag, dead letters, inbox size.
 	Stats(ctx context.Context, db DBTX) (*Stats, error)

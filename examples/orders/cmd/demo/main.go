@@ -86,6 +86,9 @@ func run() int {
 	}
 	fmt.Println()
 	rep.Print(os.Stdout)
+	if err := lookCloser(ctx, os.Stdout, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "demo: trace an order:", err)
+	}
 	if rep.Check() != nil {
 		return 1
 	}

@@ -163,7 +163,10 @@ func (b *Base) Run(ctx context.Context, c Consume, publishes string, h http.Hand
 		return fmt.Errorf("%s: %w", b.name, err)
 	}
 	defer func() { err = errors.Join(err, producer.Close()) }()
-	rl, err := relay.New(b.SQL, relay.Config{Dialect: b.Cfg.Dialect, Publisher: bus.Instrument(producer, b.Cfg.Faults, &b.stats)})
+	// Published rows are kept for a day (Retention) instead of deleted, so that txbox trace and the console
+	// show when each message was published.
+	rl, err := relay.New(b.SQL, relay.Config{Dialect: b.Cfg.Dialect, Publisher: bus.Instrument(producer, b.Cfg.Faults, &b.stats),
+		Retention: 24 * time.Hour})
 	if err != nil {
 		_ = b.ln.Close()
 		return fmt.Errorf("%s: %w", b.name, err)

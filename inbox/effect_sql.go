@@ -82,14 +82,19 @@ func (s *SQLEffectStore) BeginEffect(ctx context.Context, p *EffectBeginParams) 
 	if err != nil {
 		return EffectBeginResult{}, err
 	}
-	return EffectBeginResult{Status: effectStatuses[r.Status], TakenOver: r.TakenOver, ParkedNow: r.ParkedNow,
-		Attempts: r.Attempts, Fingerprint: r.Fingerprint, Result: r.Result, LeaseLeft: r.LeaseLeft}, nil
+	st := effectStatuses[r.Status]
+	return EffectBeginResult{Status: st.s, TakenOver: st.takenOver, ParkedNow: st.parkedNow, Attempts: r.Attempts,
+		Fingerprint: r.Fingerprint, Result: r.Result, LeaseLeft: r.LeaseLeft}, nil
 }
 
-// effectStatuses maps the SQL store's statuses to this package's.
-var effectStatuses = map[store.EffectStatus]EffectStatus{
-	store.EffectAcquired: EffectAcquired, store.EffectCompleted: EffectCompleted, store.EffectBusy: EffectBusy,
-	store.EffectParked: EffectParked, store.EffectMismatch: EffectMismatch,
+// effectStatuses maps the SQL store's statuses to this package's, and tells the ones that took over or parked.
+var effectStatuses = map[store.EffectStatus]struct {
+	s                    EffectStatus
+	takenOver, parkedNow bool
+}{
+	store.EffectAcquired: {s: EffectAcquired}, store.EffectTakenOver: {s: EffectAcquired, takenOver: true},
+	store.EffectCompleted: {s: EffectCompleted}, store.EffectBusy: {s: EffectBusy}, store.EffectParked: {s: EffectParked},
+	store.EffectParkedNow: {s: EffectParked, parkedNow: true}, store.EffectMismatch: {s: EffectMismatch},
 }
 
 // CompleteEffect implements EffectStore.

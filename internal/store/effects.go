@@ -52,10 +52,12 @@ type EffectStore interface {
 type EffectStatus int
 
 const (
-	EffectAcquired  EffectStatus = iota + 1 // the record is running under the caller's owner token
+	EffectAcquired  EffectStatus = iota + 1 // a new key, or a released record: running under the caller's token
+	EffectTakenOver                         // an expired lease, taken over (counted as a failed run)
 	EffectCompleted                         // completed earlier: Result holds the saved result
 	EffectBusy                              // running under another owner whose lease is live
-	EffectParked                            // parked (earlier, or by this call: ParkedNow)
+	EffectParked                            // parked earlier
+	EffectParkedNow                         // an expired lease that was the last attempt allowed: parked now
 	EffectMismatch                          // recorded with another fingerprint
 )
 
@@ -87,18 +89,14 @@ type EffectBeginParams struct {
 	Dead         EffectDead // stored when this call parks the record
 }
 
-// EffectBeginResult is what EffectBegin found or did.
+// EffectBeginResult is what EffectBegin found or did (Status) and what the record holds after it: its count of
+// failed runs, and by status the recorded fingerprint (EffectMismatch), the saved result (EffectCompleted, nil
+// for none) or the time left on the other owner's lease (EffectBusy).
 type EffectBeginResult struct {
-	Status EffectStatus
-	// TakenOver: acquired from an owner whose lease had expired (Status EffectAcquired).
-	TakenOver bool
-	// ParkedNow: this call parked the record (Status EffectParked).
-	ParkedNow bool
-	// Attempts is the record's count of failed runs, the expired lease included when this call counted one.
-	Attempts    int
-	Fingerprint []byte        // the recorded fingerprint (EffectMismatch)
-	Result      []byte        // the saved result (EffectCompleted); nil when none was saved
-	LeaseLeft   time.Duration // time left on the other owner's lease (EffectBusy)
+	Status              EffectStatus
+	Attempts            int
+	Fingerprint, Result []byte
+	LeaseLeft           time.Duration
 }
 
 // EffectCompleteParams are the arguments of EffectComplete.
@@ -227,14 +225,13 @@ func (s *sqlStore) EffectBegin(ctx context.Context, db DBTX, p *EffectBeginParam
 				return EffectBeginResult{}, err
 			}
 			if ok {
-				return EffectBeginResult{Status: EffectParked, ParkedNow: true, Attempts: r.attempts + 1}, nil
+				return EffectBeginResult{Status: EffectParkedNow, Attempts: r.attempts + 1}, nil
 			}
 		default:
 			// Released, or running under an expired lease, which counts as a failed run.
-			expired := r.state == effectRunning
-			inc, lastErr := 0, any(nil)
-			if expired {
-				inc, lastErr = 1, p.ExpiredError
+			status, inc, lastErr := EffectAcquired, 0, any(nil)
+			if r.state == effectRunning {
+				status, inc, lastErr = EffectTakenOver, 1, p.ExpiredError
 			}
 			n, err := s.execCount(ctx, db, "take effect record", s.fx.take, p.Owner, lease, inc, lastErr,
 				p.Consumer, p.Key, r.owner, r.state)
@@ -242,7 +239,7 @@ func (s *sqlStore) EffectBegin(ctx context.Context, db DBTX, p *EffectBeginParam
 				return EffectBeginResult{}, err
 			}
 			if n > 0 {
-				return EffectBeginResult{Status: EffectAcquired, TakenOver: expired, Attempts: r.attempts + inc}, nil
+				return EffectBeginResult{Status: status, Attempts: r.attempts + inc}, nil
 			}
 		}
 		// Another delivery changed the record between the read and the swap: read it again.

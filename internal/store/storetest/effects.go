@@ -44,7 +44,7 @@ func (h *harness) effectBegin(t *testing.T, p store.EffectBeginParams) store.Eff
 func (h *harness) acquire(t *testing.T, consumer, key string) []byte {
 	t.Helper()
 	own := owner()
-	if res := h.effectBegin(t, beginParams(consumer, key, own)); res.Status != store.EffectAcquired || res.TakenOver {
+	if res := h.effectBegin(t, beginParams(consumer, key, own)); res.Status != store.EffectAcquired {
 		t.Fatalf("EffectBegin(%s, %q) of a new key: %+v", consumer, key, res)
 	}
 	return own
@@ -175,7 +175,7 @@ func testEffectBeginReleased(t *testing.T, h *harness) {
 	h.effectRelease(t, store.EffectReleaseParams{Consumer: "c", Key: "k", Owner: own, LastError: "boom"})
 	own2 := owner()
 	res := h.effectBegin(t, beginParams("c", "k", own2))
-	if res.Status != store.EffectAcquired || res.TakenOver || res.Attempts != 1 {
+	if res.Status != store.EffectAcquired || res.Attempts != 1 {
 		t.Fatalf("EffectBegin of a released key = %+v, want acquired (not taken over) after 1 attempt", res)
 	}
 	r := h.mustEffectRow(t, "c", "k")
@@ -189,7 +189,7 @@ func testEffectBeginExpired(t *testing.T, h *harness) {
 	h.expire(t, "c", "k")
 	own2 := owner()
 	res := h.effectBegin(t, beginParams("c", "k", own2))
-	if res.Status != store.EffectAcquired || !res.TakenOver || res.Attempts != 1 {
+	if res.Status != store.EffectTakenOver || res.Attempts != 1 {
 		t.Fatalf("EffectBegin of an expired key = %+v, want taken over, 1 attempt counted", res)
 	}
 	r := h.mustEffectRow(t, "c", "k")
@@ -205,7 +205,7 @@ func testEffectBeginExpiredParks(t *testing.T, h *harness) {
 	p := beginParams("c", "k", owner())
 	p.MaxAttempts = 3
 	res := h.effectBegin(t, p)
-	if res.Status != store.EffectParked || !res.ParkedNow || res.Attempts != 3 {
+	if res.Status != store.EffectParkedNow || res.Attempts != 3 {
 		t.Fatalf("EffectBegin of an expired key at its last attempt = %+v, want parked now after 3 attempts", res)
 	}
 	dead := h.effectDeadList(t, store.EffectDeadListParams{Consumer: "c", Key: "k"})
@@ -214,7 +214,7 @@ func testEffectBeginExpiredParks(t *testing.T, h *harness) {
 		t.Fatalf("parked record = %+v", dead)
 	}
 	checkHeaders(t, "parked", dead[0].Headers, []byte(`{"h":"k"}`))
-	if res := h.effectBegin(t, beginParams("c", "k", owner())); res.Status != store.EffectParked || res.ParkedNow {
+	if res := h.effectBegin(t, beginParams("c", "k", owner())); res.Status != store.EffectParked {
 		t.Errorf("EffectBegin of a parked key = %+v, want parked (not now)", res)
 	}
 }
@@ -281,7 +281,7 @@ func testEffectCompleteFenced(t *testing.T, h *harness) {
 	old := h.acquire(t, "c", "k")
 	h.expire(t, "c", "k")
 	own2 := owner()
-	if res := h.effectBegin(t, beginParams("c", "k", own2)); !res.TakenOver {
+	if res := h.effectBegin(t, beginParams("c", "k", own2)); res.Status != store.EffectTakenOver {
 		t.Fatalf("EffectBegin of an expired key = %+v", res)
 	}
 	if h.effectComplete(t, "c", "k", old, []byte("old")) {

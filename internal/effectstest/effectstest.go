@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -203,5 +202,3 @@ func (h *harness) listDead(t *testing.T, fx *inbox.Effects, f inbox.EffectDeadFi
 	}
 	return dls
 }
-
-func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

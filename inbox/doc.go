@@ -83,7 +83,7 @@
 // taken over, the old run's Complete and Release change nothing and return [ErrLeaseLost]. After MaxAttempts
 // failed runs (errors, panics, expired leases) the key is parked with its delivery: [Effects.ListDead],
 // [Effects.Replay] and [Effects.DropDead] handle it as for the inbox's dead letters, and [Effects.Park] parks a
-// delivery at once. Records are kept for Retention after they were begun or completed: SQL stores delete older
+// delivery at once. Records are kept for Retention after their key was first begun: SQL stores delete older
 // ones with [Effects.Purge] (in batches), Redis lets them expire; parked records stay until settled. [Effects.Run]
 // does Begin, the effect, and Complete or Release in one call and returns what Process would (package
 // inbox/rocketmq has a consumer built on it, NewEffects).

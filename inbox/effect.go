@@ -129,7 +129,8 @@ func (e *Effects) Begin(ctx context.Context, d Delivery) (*Claim, error) {
 // error matching ErrLeaseLost when another run took the key over after the lease expired (that run completes
 // it), and ErrInvalidResult, writing nothing, for a result that is too large. A claim whose lease expired but
 // was not taken over still completes. It runs detached from ctx's cancellation (the effect happened; recording
-// it must not be cut short by a shutdown), bounded by 10s; calling it again after an error is safe.
+// it must not be cut short by a shutdown, and on the hot path a cancellable context costs the SQL drivers a
+// watcher per statement), bounded by the store's own timeouts; calling it again after an error is safe.
 func (c *Claim) Complete(ctx context.Context, result []byte) error {
 	if c.Status != EffectAcquired {
 		return fmt.Errorf("inbox: complete effect of key %q: the claim is %s, not acquired", c.Key, c.Status)
@@ -138,8 +139,7 @@ func (c *Claim) Complete(ctx context.Context, result []byte) error {
 		return fmt.Errorf("%w: key %q: result is %d bytes, more than MaxResultBytes (%d)", ErrInvalidResult, c.Key,
 			len(result), c.fx.cfg.MaxResultBytes)
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), failureTimeout)
-	defer cancel()
+	ctx = context.WithoutCancel(ctx)
 	ok, err := c.fx.st.CompleteEffect(ctx, &EffectCompleteParams{Consumer: c.fx.cfg.Consumer, Key: c.Key,
 		Owner: c.owner, Result: result, Retention: c.fx.cfg.Retention})
 	switch {

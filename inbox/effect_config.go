@@ -33,8 +33,8 @@ type EffectsConfig struct {
 	// 4 MiB, RocketMQ's default maximum message size.
 	MaxPayloadBytes int
 
-	// Retention is how long a record is kept after it was begun or completed, and so how late a redelivery is
-	// still recognised as a duplicate. It must outlast the broker's redelivery horizon (see Config.Retention).
+	// Retention is how long a record is kept after its key was first begun (at least: Redis counts from its
+	// last change), and so how late a redelivery is still recognised as a duplicate. It must outlast the broker's redelivery horizon (see Config.Retention).
 	// SQL stores delete older records with Purge; Redis lets them expire. Parked records are kept until
 	// replayed or dropped. At least 1 hour. Default 7 days.
 	Retention time.Duration

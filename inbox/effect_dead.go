@@ -70,7 +70,7 @@ func (e *Effects) DropDead(ctx context.Context, key string) error {
 	return nil
 }
 
-// Purge deletes the consumer's records begun or completed more than Retention ago, except parked ones and
+// Purge deletes the consumer's records first begun more than Retention ago, except parked ones and
 // running ones under a live lease, and returns how many it deleted: in batches of PurgeBatchSize, each in a
 // short transaction of its own (SQL). Redis records expire by themselves: there it deletes nothing. When ctx
 // ends Purge stops after the current batch and returns what it deleted with the ctx error.

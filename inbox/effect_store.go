@@ -40,8 +40,7 @@ type EffectStore interface {
 	// parked.
 	DropParkedEffect(ctx context.Context, p *EffectKeyParams) (bool, error)
 
-	// PurgeEffects deletes up to p.Limit of p.Consumer's records recorded (begun, or completed) more than
-	// p.OlderThan ago, never parked ones nor running ones under a live lease, and returns how many it deleted.
+	// PurgeEffects deletes up to p.Limit of p.Consumer's records first begun more than p.OlderThan ago, never parked ones nor running ones under a live lease, and returns how many it deleted.
 	// A store whose records expire by themselves (Redis) deletes nothing and returns 0.
 	PurgeEffects(ctx context.Context, p *EffectPurgeParams) (int, error)
 	// CheckEffects tells whether the store answers and is set up (tables migrated).

@@ -8,7 +8,7 @@ import goredis "github.com/redis/go-redis/v9"
 //	pk  1 while parked                            ow  owner token of the run that holds (or last held) it
 //	lu  lease end, ms since the epoch (running)   at  failed runs (errors and expired leases)
 //	res saved result (completed; absent: none)    err last error
-//	ra  recorded at (begun, or completed), ms     pl, hd, tp, mid, pa: the parked delivery and when it was parked
+//	ra  first begun (or dropped), ms              pl, hd, tp, mid, pa: the parked delivery and when it was parked
 //
 // Instants come from the server's clock (TIME), never the clients'. A record expires Retention after its last
 // change; a parked one does not expire (PERSIST) and is listed in the consumer's parked index, a sorted set
@@ -66,12 +66,12 @@ return 1
 
 // completeScript: KEYS record; ARGV owner, result (” for none), retention ms. Returns 1 when owner's run is
 // now completed (or was completed by owner already), 0 when owner does not hold the record.
-var completeScript = goredis.NewScript(nowMillis + `
+var completeScript = goredis.NewScript(`
 local r = redis.call('HMGET', KEYS[1], 'st', 'pk', 'ow')
 if r[3] ~= ARGV[1] or r[2] == '1' then return 0 end
 if r[1] == '3' then return 1 end
 if r[1] ~= '1' then return 0 end
-redis.call('HSET', KEYS[1], 'st', '3', 'ra', now)
+redis.call('HSET', KEYS[1], 'st', '3')
 if ARGV[2] == '' then redis.call('HDEL', KEYS[1], 'res') else redis.call('HSET', KEYS[1], 'res', ARGV[2]) end
 redis.call('HDEL', KEYS[1], 'lu', 'pl', 'hd', 'tp', 'mid', 'pa')
 redis.call('PEXPIRE', KEYS[1], ARGV[3])

@@ -38,8 +38,8 @@ type EffectStore interface {
 	// EffectDropParked marks a parked record completed without a result and reports whether it was parked.
 	EffectDropParked(ctx context.Context, db DBTX, p *EffectKeyParams) (bool, error)
 
-	// EffectPurge deletes up to p.Limit of p.Consumer's records recorded (begun, or completed) more than
-	// p.OlderThan ago, oldest first, never parked ones nor running ones under a live lease, and returns how many
+	// EffectPurge deletes up to p.Limit of p.Consumer's records first begun (or dropped) more than p.OlderThan
+	// ago, oldest first, never parked ones nor running ones under a live lease, and returns how many
 	// it deleted. Run it in a short READ COMMITTED transaction per batch, like InboxPurge.
 	EffectPurge(ctx context.Context, tx DBTX, p *EffectPurgeParams) (int, error)
 

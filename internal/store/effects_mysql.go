@@ -24,7 +24,7 @@ func mysqlEffectSQL(q quoted) effectSQL {
 		park: "UPDATE " + t + " SET parked = TRUE, state = 2, attempts = attempts + 1, last_error = ?, payload = ?, " +
 			"headers = ?, topic = ?, message_id = ?, parked_at = " + now + ", lease_until = NULL" + key +
 			" AND owner = ? AND state = 1 AND parked = FALSE AND (? OR lease_until <= " + now + ")",
-		complete: "UPDATE " + t + " SET state = 3, result = ?, lease_until = NULL, recorded_at = " + now + ", " +
+		complete: "UPDATE " + t + " SET state = 3, result = ?, lease_until = NULL, " +
 			"payload = NULL, headers = NULL, parked_at = NULL" + key + " AND owner = ? AND state = 1 AND parked = FALSE",
 		completedBy: "SELECT state = 3 AND parked = FALSE FROM " + t + key + " AND owner = ?",
 		release: "UPDATE " + t + " SET state = 2, attempts = attempts + 1, last_error = ?, lease_until = NULL" + key +

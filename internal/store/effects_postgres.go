@@ -28,7 +28,7 @@ func postgresEffectSQL(q quoted) effectSQL {
 			"headers = $3::jsonb, topic = $4, message_id = $5, parked_at = " + now + ", lease_until = NULL " +
 			"WHERE consumer = $6 AND msg_key = $7 AND owner = $8 AND state = 1 AND NOT parked " +
 			"AND ($9::boolean OR lease_until <= " + now + ")",
-		complete: "UPDATE " + t + " SET state = 3, result = $1, lease_until = NULL, recorded_at = " + now + ", " +
+		complete: "UPDATE " + t + " SET state = 3, result = $1, lease_until = NULL, " +
 			"payload = NULL, headers = NULL, parked_at = NULL WHERE consumer = $2 AND msg_key = $3 AND owner = $4 " +
 			"AND state = 1 AND NOT parked",
 		completedBy: "SELECT state = 3 AND NOT parked FROM " + t + " WHERE consumer = $1 AND msg_key = $2 AND owner = $3",

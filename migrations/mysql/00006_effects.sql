@@ -20,7 +20,8 @@ CREATE TABLE {{table "effects"}} (
     attempts    INT            NOT NULL DEFAULT 0,
     result      BLOB           NULL,
     last_error  TEXT CHARACTER SET utf8mb4 NULL,
-    -- When the key was first begun, then when it completed: Retention runs from here.
+    -- When the key was first begun: Retention runs from here. Completing does not move it, so that a completion
+    -- changes no indexed column (PostgreSQL can update the row in place, MySQL leaves the purge index alone).
     recorded_at DATETIME(6)    NOT NULL,
     payload     LONGBLOB       NULL,
     headers     BLOB           NULL,

@@ -19,7 +19,8 @@ CREATE TABLE {{table "effects"}} (
     attempts    INT         NOT NULL DEFAULT 0,
     result      BYTEA       NULL,
     last_error  TEXT        NULL,
-    -- When the key was first begun, then when it completed: Retention runs from here.
+    -- When the key was first begun: Retention runs from here. Completing does not move it, so that a completion
+    -- changes no indexed column (PostgreSQL can update the row in place, MySQL leaves the purge index alone).
     recorded_at TIMESTAMPTZ NOT NULL,
     payload     BYTEA       NULL,
     headers     JSONB       NULL,

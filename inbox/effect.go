@@ -206,7 +206,8 @@ type EffectFunc func(ctx context.Context, c *Claim) ([]byte, error)
 //     ErrInvalidDelivery, a result over MaxResultBytes (ErrInvalidResult; counted as a failed run), or the
 //     store's error. Deliver the message again, except for ErrFingerprintMismatch and ErrInvalidDelivery.
 //
-// fn's ctx carries the trace context of d.Headers and ends when the lease does (measured from Begin).
+// fn's ctx carries the trace context of d.Headers and ends when the lease does (measured from Begin), or when
+// ctx ends; a run cut short that way is released and counted like any failed run.
 func (e *Effects) Run(ctx context.Context, d Delivery, fn EffectFunc) (Result, error) {
 	if fn == nil {
 		return Failed, errors.New("inbox: nil EffectFunc")

@@ -74,3 +74,12 @@ bench-broker: services
 
 bench-relay: services
 	@eval "$$(scripts/services.sh env)" && $(GO) run ./cmd/txbox-bench -rounds 5
+
+# Idempotency records of effects outside the database (inbox.Effects): Begin+Complete per message on the SQL
+# store and on Redis beside the inbox's Process, measured side by side in one run (not part of make test).
+.PHONY: bench-effects
+bench-effects: services
+	@eval "$$(scripts/services.sh env)" && set -o pipefail && \
+		$(GO) test -run '^$$' -bench BenchmarkEffects -benchtime 2000x -count 6 ./inbox/ | tee /tmp/txbox-bench-effects.txt
+	@echo; echo "medians of 6 runs (sqlfx, redisfx: Begin+Complete per message; inbox: Process with a handler that writes nothing):"
+	@$(GO) run $(BENCHSTAT) -filter '.unit:(inbox-msg/s OR sqlfx-msg/s OR redisfx-msg/s OR sqlfx/inbox OR redisfx/inbox)' /tmp/txbox-bench-effects.txt

@@ -26,6 +26,7 @@ type Tables struct {
 	Inbox           string // <prefix>_inbox: processed business keys
 	InboxAttempts   string // <prefix>_inbox_attempts: failed deliveries, counted
 	InboxDead       string // <prefix>_inbox_dead: parked deliveries
+	Effects         string // <prefix>_effects: idempotency records of effects outside the database
 	Migrations      string // <prefix>_migrations: the applied migrations (goose's version table)
 }
 
@@ -51,6 +52,7 @@ func TablesFor(prefix string) (Tables, error) {
 		Inbox:           prefix + "_inbox",
 		InboxAttempts:   prefix + "_inbox_attempts",
 		InboxDead:       prefix + "_inbox_dead",
+		Effects:         prefix + "_effects",
 		Migrations:      prefix + "_migrations",
 	}, nil
 }

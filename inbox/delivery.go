@@ -73,12 +73,15 @@ func (r Result) String() string {
 }
 
 // validate checks what would otherwise reach the database (and could be truncated or rejected there).
-func (i *Inbox) validate(d Delivery) error {
+func (i *Inbox) validate(d Delivery) error { return validateDelivery(d, i.cfg.MaxPayloadBytes) }
+
+// validateDelivery checks d for a store, with payloads up to maxPayload bytes.
+func validateDelivery(d Delivery, maxPayload int) error {
 	if err := dialect.CheckKey(d.Key); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidDelivery, err)
 	}
-	if len(d.Payload) > i.cfg.MaxPayloadBytes {
-		return fmt.Errorf("%w: payload is %d bytes, more than MaxPayloadBytes (%d)", ErrInvalidDelivery, len(d.Payload), i.cfg.MaxPayloadBytes)
+	if len(d.Payload) > maxPayload {
+		return fmt.Errorf("%w: payload is %d bytes, more than MaxPayloadBytes (%d)", ErrInvalidDelivery, len(d.Payload), maxPayload)
 	}
 	if d.Topic != "" {
 		if err := dialect.CheckText("topic", d.Topic, dialect.MaxTopicBytes, ErrInvalidDelivery); err != nil {

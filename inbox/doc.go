@@ -54,8 +54,70 @@
 // 4h46m for RocketMQ's 16 retries). [Inbox.Purge] deletes older keys in small batches of short transactions;
 // [Inbox.RunPurger] does so periodically until its ctx ends.
 //
+// # Effects outside the database
+//
+// Process makes effects that are rows in the inbox's database happen once. An effect elsewhere — a payment
+// gateway charged, an email sent, another service's API called — cannot join that transaction. For those,
+// [Effects] keeps a two-phase idempotency record per (consumer, key) in an [EffectStore]: the installation's
+// <prefix>_effects table ([SQLEffectStore], MySQL/MariaDB or PostgreSQL) or Redis (package inbox/redis):
+//
+//	st, err := inbox.NewSQLEffectStore(db, inbox.SQLEffectStoreConfig{Dialect: dialect.Postgres})
+//	fx, err := inbox.NewEffects(st, inbox.EffectsConfig{Consumer: "payment-service", Lease: 30 * time.Second})
+//	...
+//	res, err := fx.Run(ctx, d, func(ctx context.Context, c *inbox.Claim) ([]byte, error) {
+//		charge, err := gateway.Charge(ctx, amount, c.Key) // c.Key is the gateway's Idempotency-Key
+//		return []byte(charge.ID), err                      // saved; duplicates find it in Claim.Result
+//	})
+//	if err != nil {
+//		return consumer.ConsumeRetryLater // ErrBusy included: another run holds the key
+//	}
+//	return consumer.ConsumeSuccess // Processed, Duplicate or Parked
+//
+// [Effects.Begin] atomically records a new key as running under a lease (a random owner token and a lease end
+// read from the store's clock), or reports what earlier runs left: completed (Duplicate, with the saved result),
+// running under a live lease ([ErrBusy]: deliver later), parked, or recorded with another payload
+// ([ErrFingerprintMismatch]). A key whose last run failed is run again; a key whose lease expired is taken over
+// (Claim.TakenOver), the expired run counted as a failed attempt. The caller then runs the effect with
+// Claim.Key as the downstream idempotency key and calls [Claim.Complete] with a small result (at most
+// MaxResultBytes) or [Claim.Release] with the error. Both are fenced by the owner token: once a lease was
+// taken over, the old run's Complete and Release change nothing and return [ErrLeaseLost]. After MaxAttempts
+// failed runs (errors, panics, expired leases) the key is parked with its delivery: [Effects.ListDead],
+// [Effects.Replay] and [Effects.DropDead] handle it as for the inbox's dead letters, and [Effects.Park] parks a
+// delivery at once. Records are kept for Retention after their key was first begun: SQL stores delete older
+// ones with [Effects.Purge] (in batches), Redis lets them expire; parked records stay until settled. [Effects.Run]
+// does Begin, the effect, and Complete or Release in one call and returns what Process would (package
+// inbox/rocketmq has a consumer built on it, NewEffects).
+//
+// What the records guarantee:
+//
+//   - At most one run holds a key at a time: concurrent deliveries get ErrBusy and run nothing.
+//   - A completed key is not run again (until Retention passes): later deliveries are Duplicate.
+//   - A run whose lease was taken over cannot complete, release or park the key.
+//   - A failed run is counted and the key freed for the next delivery; poison is parked, not looped.
+//
+// What they cannot guarantee: the effect and its record live in two systems, and no protocol makes a call to
+// one and a write to the other atomic. The downstream system therefore sees a key more than once — always the
+// same idempotency key — when a run acted and its record did not say so:
+//
+//   - the consumer died (or lost the store) after acting and before Complete: once its lease expires, the next
+//     delivery takes the key over and acts again;
+//   - a run acted but outlived its lease, and another delivery took the key over meanwhile: both acted (the
+//     late run's Complete returns ErrLeaseLost);
+//   - the downstream system acted but the run saw an error (a lost response, a timeout): the run is released
+//     and the next delivery acts again;
+//   - the record itself was lost: purged after Retention, or written to a Redis primary that failed before
+//     persisting or replicating it (see package inbox/redis).
+//
+// A downstream system that deduplicates by idempotency key, as payment gateways do, applies those repeated
+// calls once: the effect then happens once. One that does not applies each of them: a customer charged twice,
+// an email sent twice. Keep the lease longer than the effect ever takes, so that the second case does not
+// arise in normal operation, and short enough that recovery after a crash (which waits the lease out) is
+// quick. To record an effect's outcome in the database exactly once as well, call Run inside a Process
+// handler and write the result through its tx: a handler retried after a rollback finds the effect completed
+// and its saved result, instead of acting again (examples/orders' payment service does this).
+//
 // # Schema
 //
-// The tables (txbox_inbox, txbox_inbox_attempts, txbox_inbox_dead) are created by package migrations; [Inbox.Check]
-// tells at start-up whether they exist. All SQL lives in package dialect.
+// The tables (txbox_inbox, txbox_inbox_attempts, txbox_inbox_dead, and txbox_effects for Effects on SQL) are
+// created by package migrations; [Inbox.Check] and [Effects.Check] tell at start-up whether they exist. All SQL lives in package dialect.
 package inbox

@@ -3,6 +3,7 @@ package inbox
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Errors returned (wrapped) by this package. Match them with errors.Is; database failures additionally match
@@ -28,7 +29,36 @@ var (
 	// ErrDeadNotFound is returned by Replay, DropDead and Release when no dead letter with that id exists for the
 	// inbox's consumer (for example because it was already replayed or dropped).
 	ErrDeadNotFound = errors.New("inbox: dead letter not found")
+
+	// ErrBusy is returned by Effects.Begin and Effects.Run when another run of the key holds its lease: it is
+	// running the effect right now, or it died and the lease has not expired yet. Nothing ran; deliver the
+	// message again later. The error is a *BusyError saying how long the lease still runs.
+	ErrBusy = errors.New("inbox: effect is running elsewhere")
+	// ErrLeaseLost is returned by Claim.Complete and Claim.Release (and so by Effects.Run) when the claim's lease
+	// was taken over by another run after it expired (or the record was parked or purged meanwhile): nothing was
+	// changed, and the run that holds the record now completes it.
+	ErrLeaseLost = errors.New("inbox: effect lease lost")
+	// ErrInvalidResult is returned by Claim.Complete for a result over EffectsConfig.MaxResultBytes. Nothing was
+	// written; the claim still holds the lease.
+	ErrInvalidResult = errors.New("inbox: invalid effect result")
 )
+
+// BusyError reports a key whose effect another run holds the lease of. It matches ErrBusy.
+type BusyError struct {
+	Consumer string
+	Key      string
+	// RetryAfter is the time left on the other run's lease, by the store's clock: the key can be taken over
+	// after it, if that run has not completed or released it by then.
+	RetryAfter time.Duration
+}
+
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("inbox: consumer %q: the effect of key %q is running elsewhere (lease ends in %s)", e.Consumer,
+		e.Key, e.RetryAfter.Round(time.Millisecond))
+}
+
+// Is makes errors.Is(err, ErrBusy) true.
+func (e *BusyError) Is(target error) bool { return target == ErrBusy }
 
 // FingerprintMismatchError reports a key recorded earlier for a different payload. It matches
 // ErrFingerprintMismatch.

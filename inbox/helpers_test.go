@@ -11,10 +11,11 @@ import (
 
 	"github.com/txbox/txbox/dialect"
 	"github.com/txbox/txbox/inbox"
+	"github.com/txbox/txbox/internal/effectstest"
 	"github.com/txbox/txbox/internal/testdb"
 )
 
-func TestMain(m *testing.M) { testdb.Main(m) }
+func TestMain(m *testing.M) { effectstest.MaybeChild(); testdb.Main(m) }
 
 // newInbox returns an Inbox on db for consumer, with cfg's other fields.
 func newInbox(t testing.TB, db *testdb.DB, consumer string, cfg inbox.Config) *inbox.Inbox {

@@ -64,13 +64,15 @@ type Outcome struct {
 // at the inbox's HandlerTimeout, or early when Shutdown gives up waiting.
 type Handler func(ctx context.Context, tx *sqlx.Tx, m *Message) error
 
-// Consumer feeds a RocketMQ push consumer's messages through Inbox.Process.
+// Consumer feeds a RocketMQ push consumer's messages through Inbox.Process (New), or through Effects.Run
+// (NewEffects).
 type Consumer struct {
 	cfg Config
-	ib  *inbox.Inbox
-	h   Handler
-	pc  rmq.PushConsumer
-	log *slog.Logger
+	// run handles one keyed message (Process or Effects.Run with the handler); parkIn parks an unusable one.
+	run    func(ctx context.Context, msg *Message) (inbox.Result, error)
+	parkIn func(ctx context.Context, d inbox.Delivery, cause error) (inbox.Result, error)
+	pc     rmq.PushConsumer
+	log    *slog.Logger
 
 	// base is the parent of every handler's ctx; Shutdown cancels it when its own ctx ends first.
 	base       context.Context
@@ -103,6 +105,15 @@ func newConsumer(ib *inbox.Inbox, cfg Config, h Handler, extra ...consumer.Optio
 	if err != nil {
 		return nil, err
 	}
+	run := func(ctx context.Context, msg *Message) (inbox.Result, error) {
+		return ib.Process(ctx, msg.Delivery, func(ctx context.Context, tx *sqlx.Tx) error { return h(ctx, tx, msg) })
+	}
+	return start(cfg, run, ib.Park, extra...)
+}
+
+// start creates the push consumer for cfg (defaults filled in), subscribes it with run and park and starts it.
+func start(cfg Config, run func(context.Context, *Message) (inbox.Result, error),
+	park func(context.Context, inbox.Delivery, error) (inbox.Result, error), extra ...consumer.Option) (*Consumer, error) {
 	rmqlog.Install(cfg.Logger, cfg.ClientLogLevel.Level())
 	opts := []consumer.Option{
 		consumer.WithNameServer(cfg.NameServers),
@@ -139,7 +150,7 @@ func newConsumer(ib *inbox.Inbox, cfg Config, h Handler, extra ...consumer.Optio
 	}
 	base, cancel := context.WithCancel(context.Background())
 	c := &Consumer{
-		cfg: cfg, ib: ib, h: h, pc: pc, base: base, cancelBase: cancel, released: make(chan struct{}),
+		cfg: cfg, run: run, parkIn: park, pc: pc, base: base, cancelBase: cancel, released: make(chan struct{}),
 		log: cfg.Logger.With("component", "txbox.inbox.rocketmq", "group", cfg.Group, "topic", cfg.Topic),
 	}
 	sel := consumer.MessageSelector{Type: consumer.TAG, Expression: cfg.Tags}
@@ -180,11 +191,14 @@ func (c *Consumer) consume(ctx context.Context, msgs ...*primitive.MessageExt) (
 	}()
 	res := consumer.ConsumeSuccess
 	for _, m := range msgs {
-		switch c.handle(m) {
+		o, busy := c.handle(m)
+		switch o {
 		case outcomeDone:
 			continue
 		case outcomeRetry:
 			res = c.retry(ctx, c.cfg.SuspendTime)
+		case outcomeBusy:
+			res = c.retryBusy(ctx, busy)
 		case outcomeDeadLetter:
 			res = c.deadLetter(ctx, m)
 		}
@@ -251,25 +265,34 @@ const (
 	outcomeRetry      outcome = iota // not done: deliver again
 	outcomeDone                      // processed, duplicate or parked: acknowledge
 	outcomeDeadLetter                // cannot be parked in the inbox: broker DLQ
+	outcomeBusy                      // another run holds the key's effect (inbox.ErrBusy): deliver again later
 )
 
-func (c *Consumer) handle(m *primitive.MessageExt) outcome {
+// handle decides what becomes of m; for outcomeBusy it also returns how long the other run's lease still runs.
+func (c *Consumer) handle(m *primitive.MessageExt) (outcome, time.Duration) {
 	start := time.Now()
 	msg, keyErr := c.message(m)
 	if keyErr != nil {
-		return c.unusable(msg, keyErr, start)
+		return c.unusable(msg, keyErr, start), 0
 	}
 	res, err := c.process(msg)
+	var busy *inbox.BusyError
 	switch {
 	case err == nil && (res == inbox.Processed || res == inbox.Duplicate || res == inbox.Parked):
 		if res != inbox.Parked {
 			c.log.Debug("inbox/rocketmq: message done", "key", msg.Key, "result", res.String(), "msg_id", msg.MessageID)
 		}
 		c.report(Outcome{Message: msg, Result: res, Acked: true}, start)
-		return outcomeDone
+		return outcomeDone, 0
 	case errors.Is(err, inbox.ErrInvalidDelivery), errors.Is(err, inbox.ErrFingerprintMismatch):
 		// Redelivery cannot fix these; park the message under a key of its own so it can be inspected.
-		return c.unusable(msg, fmt.Errorf("%w: %w", ErrUnusable, err), start)
+		return c.unusable(msg, fmt.Errorf("%w: %w", ErrUnusable, err), start), 0
+	case errors.As(err, &busy):
+		// Another run holds the key's effect: not a failure of the message, so not logged as one.
+		c.log.Debug("inbox/rocketmq: key busy; message will be delivered again", "key", msg.Key,
+			"msg_id", msg.MessageID, "retry_after", busy.RetryAfter)
+		c.report(Outcome{Message: msg, Result: res, Err: err}, start)
+		return outcomeBusy, busy.RetryAfter
 	case err == nil:
 		// Never the zero ConsumeSuccess by accident: a result that is not one of the three is not an ACK.
 		c.log.Error("inbox/rocketmq: unexpected inbox result; message will be delivered again", "key", msg.Key,
@@ -280,7 +303,7 @@ func (c *Consumer) handle(m *primitive.MessageExt) outcome {
 			"msg_id", msg.MessageID, "attempt", msg.Attempt, "error", err)
 	}
 	c.report(Outcome{Message: msg, Result: res, Err: err}, start)
-	return outcomeRetry
+	return outcomeRetry, 0
 }
 
 // process maps the message to its inbox key and runs it through Process, inside the Interceptor if there is
@@ -297,11 +320,7 @@ func (c *Consumer) process(msg *Message) (res inbox.Result, err error) {
 	if c.cfg.InboxKey != nil {
 		msg.Key = c.cfg.InboxKey(msg)
 	}
-	next := func(ctx context.Context) (inbox.Result, error) {
-		return c.ib.Process(ctx, msg.Delivery, func(ctx context.Context, tx *sqlx.Tx) error {
-			return c.h(ctx, tx, msg)
-		})
-	}
+	next := func(ctx context.Context) (inbox.Result, error) { return c.run(ctx, msg) }
 	if c.cfg.Interceptor == nil {
 		return next(c.base)
 	}
@@ -380,10 +399,10 @@ func (c *Consumer) message(m *primitive.MessageExt) (*Message, error) {
 func (c *Consumer) park(msg *Message, cause error) (outcome, error) {
 	d := msg.Delivery
 	d.Key = inbox.Key("txbox-unusable", d.Topic, d.MessageID)
-	res, err := c.ib.Park(c.base, d, cause)
+	res, err := c.parkIn(c.base, d, cause)
 	if errors.Is(err, inbox.ErrInvalidDelivery) && d.Headers != nil {
 		d.Headers = nil // headers that are not valid UTF-8: park without them
-		res, err = c.ib.Park(c.base, d, cause)
+		res, err = c.parkIn(c.base, d, cause)
 	}
 	switch {
 	case err == nil:

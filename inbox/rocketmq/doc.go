@@ -64,6 +64,17 @@
 //     unusable, duration), for counters and tests. Unusable messages are reported with Unusable set; messages
 //     without a key never reach InboxKey or Interceptor.
 //
+// # Effects outside the database
+//
+// NewEffects runs messages through inbox.Effects instead of Inbox.Process, for a consumer whose effect is a call
+// to another system (a payment gateway, an email service): the EffectHandler gets the message and the claim,
+// passes the claim's key downstream as the idempotency key and returns a small result to save. Outcomes map as
+// above, with one more: a message whose key another run holds (inbox.ErrBusy) goes back with ConsumeRetryLater
+// and the delay level that covers the rest of that run's lease (orderly: the queue is suspended for it), and is
+// not counted as a failure. Duplicates (the effect completed before) are acknowledged without calling the
+// handler; unusable messages are parked in the effect records. See package inbox, "Effects outside the
+// database", for what the records guarantee and what the downstream system must do.
+//
 // # Orderly consumption
 //
 // With Config.Orderly each queue is consumed by one handler at a time, in queue order; with relay/rocketmq's

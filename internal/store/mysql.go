@@ -31,6 +31,7 @@ func newMySQL(d dialect.Dialect, t dialect.Tables) (*mysqlStore, error) {
 	s.insertNew = s.insertNewRow
 	s.ob = mysqlOutboxSQL(s.q)
 	s.ib = mysqlInboxSQL(s.q)
+	s.fx = mysqlEffectSQL(s.q)
 	return s, nil
 }
 

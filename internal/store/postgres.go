@@ -46,6 +46,7 @@ func newPostgres(d dialect.Dialect, t dialect.Tables) (*postgresStore, error) {
 	s.insertNew = s.insertNewRow
 	s.ob = postgresOutboxSQL(s.q, s.channel)
 	s.ib = postgresInboxSQL(s.q)
+	s.fx = postgresEffectSQL(s.q)
 	return s, nil
 }
 

@@ -34,6 +34,7 @@ type Store interface {
 	OutboxStore
 	InboxStore
 	AdminStore
+	EffectStore
 
 	// Stats reads the numbers operators look at: backlog, lag, dead letters, inbox size.
 	Stats(ctx context.Context, db DBTX) (*Stats, error)
@@ -68,6 +69,7 @@ func New(d dialect.Dialect, t dialect.Tables) (Store, error) {
 // quoted holds the quoted table names of one installation.
 type quoted struct {
 	outbox, outboxDead, outboxPublished, inbox, inboxAttempts, inboxDead string
+	effects                                                              string
 }
 
 func quoteTables(d dialect.Dialect, t dialect.Tables) (quoted, error) {
@@ -78,6 +80,7 @@ func quoteTables(d dialect.Dialect, t dialect.Tables) (quoted, error) {
 	}{
 		{&q.outbox, t.Outbox}, {&q.outboxDead, t.OutboxDead}, {&q.outboxPublished, t.OutboxPublished},
 		{&q.inbox, t.Inbox}, {&q.inboxAttempts, t.InboxAttempts}, {&q.inboxDead, t.InboxDead},
+		{&q.effects, t.Effects},
 	} {
 		s, err := d.QuoteIdent(n.name)
 		if err != nil {
@@ -123,6 +126,7 @@ type sqlStore struct {
 
 	ob outboxSQL
 	ib inboxSQL
+	fx effectSQL
 	st statsQueries
 	// schemaExists counts the schemas named by its argument; createSchema is rendered for the prefix's schema.
 	schemaExists, createSchema string

@@ -31,6 +31,7 @@ func run() int {
 		lostAck  = flag.Int("lost-ack", demo.DefaultFaults.LostAckPercent, "percent of messages whose ACK is lost after commit")
 		slow     = flag.Int("slow", demo.DefaultFaults.SlowPercent, "percent of messages whose first handler outlives its deadline")
 		resend   = flag.Int("resend", demo.DefaultFaults.ResendPercent, "percent of messages the producer sends twice")
+		lostResp = flag.Int("lost-response", demo.DefaultFaults.LostResponsePercent, "percent of orders whose first gateway answer is lost after the charge")
 		timeout  = flag.Duration("handler-timeout", 2*time.Second, "inbox handler deadline in both services")
 		deadline = flag.Duration("deadline", 3*time.Minute, "how long to wait for everything to settle")
 		script   = flag.String("rocketmq-script", "scripts/rocketmq.sh", "path to scripts/rocketmq.sh (creates the run's topics)")
@@ -68,8 +69,9 @@ func run() int {
 		OrderCreatedTopic:     "txbox-demo-" + run + "-order-created",
 		PaymentCompletedTopic: "txbox-demo-" + run + "-payment-completed",
 		GroupSuffix:           "-" + run,
-		Faults:                bus.Faults{LostAckPercent: *lostAck, SlowPercent: *slow, ResendPercent: *resend},
-		HandlerTimeout:        *timeout, Deadline: *deadline,
+		Faults: bus.Faults{LostAckPercent: *lostAck, SlowPercent: *slow, ResendPercent: *resend,
+			LostResponsePercent: *lostResp},
+		HandlerTimeout: *timeout, Deadline: *deadline,
 		WithoutInbox: *noInbox, Progress: os.Stderr, Logger: log,
 	}
 	fmt.Fprintf(os.Stderr, "txbox orders demo: %s, %d orders, run %s\n", *db, *n, run)

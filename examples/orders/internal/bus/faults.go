@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"errors"
 	"fmt"
 	"hash/fnv"
 )
@@ -22,6 +23,11 @@ type Faults struct {
 	// ResendPercent of messages are sent to the broker twice by the relay's publisher, as a producer does when
 	// the broker's confirm is lost and it retries: two broker messages with the same key.
 	ResendPercent int
+	// LostResponsePercent of messages make the payment service's first call to the payment gateway lose its
+	// answer: the gateway charged, the service sees an error (ErrLostResponse), releases the charge's record and
+	// fails the delivery; the redelivery calls the gateway again with the same idempotency key. Only the payment
+	// service calls the gateway, so only order-created messages are affected.
+	LostResponsePercent int
 }
 
 // Fault is one kind of injected failure.
@@ -33,7 +39,11 @@ const (
 	LostAck
 	Slow
 	Resend
+	LostResponse
 )
+
+// ErrLostResponse is the error the payment service's gateway call returns for an injected LostResponse.
+var ErrLostResponse = errors.New("injected lost gateway response: charged, but the answer never arrived")
 
 func (f Fault) String() string {
 	switch f {
@@ -43,6 +53,8 @@ func (f Fault) String() string {
 		return "slow handler"
 	case Resend:
 		return "producer re-send"
+	case LostResponse:
+		return "lost gateway response"
 	}
 	return "none"
 }
@@ -52,12 +64,13 @@ func (f Faults) Validate() error {
 	for _, p := range []struct {
 		name string
 		v    int
-	}{{"LostAckPercent", f.LostAckPercent}, {"SlowPercent", f.SlowPercent}, {"ResendPercent", f.ResendPercent}} {
+	}{{"LostAckPercent", f.LostAckPercent}, {"SlowPercent", f.SlowPercent}, {"ResendPercent", f.ResendPercent},
+		{"LostResponsePercent", f.LostResponsePercent}} {
 		if p.v < 0 || p.v > 100 {
 			return fmt.Errorf("faults: %s must be between 0 and 100, not %d", p.name, p.v)
 		}
 	}
-	if s := f.LostAckPercent + f.SlowPercent + f.ResendPercent; s > 100 {
+	if s := f.LostAckPercent + f.SlowPercent + f.ResendPercent + f.LostResponsePercent; s > 100 {
 		return fmt.Errorf("faults: the percentages add up to %d, more than 100", s)
 	}
 	return nil
@@ -75,6 +88,8 @@ func (f Faults) For(key string) Fault {
 		return Slow
 	case b < f.LostAckPercent+f.SlowPercent+f.ResendPercent:
 		return Resend
+	case b < f.LostAckPercent+f.SlowPercent+f.ResendPercent+f.LostResponsePercent:
+		return LostResponse
 	}
 	return NoFault
 }

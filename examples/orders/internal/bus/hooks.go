@@ -153,6 +153,8 @@ func (p *probe) count(o rocketmq.Outcome) {
 		st.lostAcks.Add(1)
 	case errors.Is(o.Err, errSlow):
 		st.timedOut.Add(1)
+	case errors.Is(o.Err, ErrLostResponse):
+		st.lostResponses.Add(1)
 	case o.Err != nil || !o.Acked:
 		st.failed.Add(1)
 	case o.Result == inbox.Parked:

@@ -17,7 +17,13 @@ type Stats struct {
 	timedOut  atomic.Int64 // first deliveries rolled back by the handler deadline (injected slow handler)
 	failed    atomic.Int64 // other failed deliveries (returned to the broker for redelivery)
 	parked    atomic.Int64 // deliveries parked: by the inbox after too many failures, or by the consumer (no usable key)
+
+	lostResponses atomic.Int64 // deliveries failed by an injected lost gateway response (Faults.LostResponsePercent)
+	effectDups    atomic.Int64 // charges found completed in the effect records: no gateway call
 }
+
+// EffectDuplicate counts a charge the effect records found completed, so that the gateway was not called.
+func (s *Stats) EffectDuplicate() { s.effectDups.Add(1) }
 
 // StatsSnapshot is a copy of Stats at one instant.
 type StatsSnapshot struct {
@@ -32,6 +38,8 @@ type StatsSnapshot struct {
 	TimeoutsRolledBack int64 `json:"timeouts_rolled_back"`
 	Failed             int64 `json:"failed"`
 	Parked             int64 `json:"parked"`
+	LostResponses      int64 `json:"lost_gateway_responses"`
+	EffectDuplicates   int64 `json:"effect_duplicates"`
 }
 
 // Snapshot returns the current counts.
@@ -48,6 +56,8 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		TimeoutsRolledBack: s.timedOut.Load(),
 		Failed:             s.failed.Load(),
 		Parked:             s.parked.Load(),
+		LostResponses:      s.lostResponses.Load(),
+		EffectDuplicates:   s.effectDups.Load(),
 	}
 }
 
@@ -70,5 +80,7 @@ func (s StatsSnapshot) Add(o StatsSnapshot) StatsSnapshot {
 		TimeoutsRolledBack: s.TimeoutsRolledBack + o.TimeoutsRolledBack,
 		Failed:             s.Failed + o.Failed,
 		Parked:             s.Parked + o.Parked,
+		LostResponses:      s.LostResponses + o.LostResponses,
+		EffectDuplicates:   s.EffectDuplicates + o.EffectDuplicates,
 	}
 }

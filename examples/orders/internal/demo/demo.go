@@ -15,6 +15,7 @@ import (
 
 	"github.com/txbox/txbox/dialect"
 	"github.com/txbox/txbox/examples/orders/internal/bus"
+	"github.com/txbox/txbox/examples/orders/internal/gateway"
 	"github.com/txbox/txbox/examples/orders/internal/orderservice"
 	"github.com/txbox/txbox/examples/orders/internal/paymentservice"
 )
@@ -48,7 +49,7 @@ type Config struct {
 }
 
 // DefaultFaults is what the demo injects unless told otherwise.
-var DefaultFaults = bus.Faults{LostAckPercent: 5, SlowPercent: 2, ResendPercent: 5}
+var DefaultFaults = bus.Faults{LostAckPercent: 5, SlowPercent: 2, ResendPercent: 5, LostResponsePercent: 2}
 
 func (c *Config) setDefaults() error {
 	if c.Dialect == nil || c.OrderDSN == "" || c.PaymentDSN == "" || len(c.NameServers) == 0 ||
@@ -86,6 +87,12 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 		return Report{}, err
 	}
 	start := time.Now()
+	// The payment gateway the payment service charges, here so that the report can count its charges.
+	gw, err := gateway.Start("127.0.0.1:0")
+	if err != nil {
+		return Report{}, err
+	}
+	defer gw.Close()
 	orders, err := orderservice.New(ctx, orderservice.Config{
 		Dialect: cfg.Dialect, DSN: cfg.OrderDSN, NameServers: cfg.NameServers, Listen: "127.0.0.1:0",
 		OrderCreatedTopic: cfg.OrderCreatedTopic, PaymentCompletedTopic: cfg.PaymentCompletedTopic,
@@ -99,7 +106,7 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 		Dialect: cfg.Dialect, DSN: cfg.PaymentDSN, NameServers: cfg.NameServers, Listen: "127.0.0.1:0",
 		OrderCreatedTopic: cfg.OrderCreatedTopic, PaymentCompletedTopic: cfg.PaymentCompletedTopic,
 		Group: bus.PaymentGroup + cfg.GroupSuffix, HandlerTimeout: cfg.HandlerTimeout, FromFirstOffset: true,
-		WithoutInbox: cfg.WithoutInbox, Faults: cfg.Faults, Logger: cfg.Logger,
+		WithoutInbox: cfg.WithoutInbox, Faults: cfg.Faults, Logger: cfg.Logger, GatewayURL: gw.URL(),
 	})
 	if err != nil {
 		_ = orders.Close()
@@ -160,6 +167,7 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 	}
 	p.done()
 	rep.OrderService, rep.PaymentService = orders.Stats(), payments.Stats()
+	rep.Gateway = gw.Stats()
 	rep.Elapsed = time.Since(start)
 	if err := rep.collect(ctx, cfg); err != nil {
 		return rep, err

@@ -46,7 +46,7 @@ func TestDemo(t *testing.T) {
 				OrderCreatedTopic: "demo-" + run + "-order-created", PaymentCompletedTopic: "demo-" + run + "-payment-completed",
 				GroupSuffix: "-" + run, Orders: 100,
 				// More faults than the demo's default, so that 100 orders meet each of them several times.
-				Faults: bus.Faults{LostAckPercent: 10, SlowPercent: 5, ResendPercent: 10},
+				Faults: bus.Faults{LostAckPercent: 10, SlowPercent: 5, ResendPercent: 10, LostResponsePercent: 5},
 				// A generous handler deadline: -race and a loaded machine make normal handlers slow, and the
 				// slow-handler fault waits it out anyway.
 				HandlerTimeout: 5 * time.Second,
@@ -71,8 +71,17 @@ func TestDemo(t *testing.T) {
 				t.Fatalf("invariants: %v", err)
 			}
 			all := rep.OrderService.Add(rep.PaymentService)
-			if all.DuplicateLostAck == 0 || all.DuplicateResent == 0 || all.TimeoutsRolledBack == 0 {
+			if all.DuplicateLostAck == 0 || all.DuplicateResent == 0 || all.TimeoutsRolledBack == 0 || all.LostResponses == 0 {
 				t.Errorf("a fault was never exercised: %+v", all)
+			}
+			// Slow handlers rolled back after the charge: their redeliveries found it in the effect records. Lost
+			// gateway answers were charged again under the same key: the gateway answered with the first charge.
+			p := rep.PaymentService
+			if p.EffectDuplicates < p.TimeoutsRolledBack || rep.Gateway.Replays < int(p.LostResponses) ||
+				rep.Gateway.Calls != rep.Gateway.Charges+rep.Gateway.Replays {
+				t.Errorf("effect records absorbed %d duplicates for %d slow payment handlers; gateway: %d calls, %d charges, "+
+					"%d replays for %d lost answers", p.EffectDuplicates, p.TimeoutsRolledBack, rep.Gateway.Calls,
+					rep.Gateway.Charges, rep.Gateway.Replays, p.LostResponses)
 			}
 		})
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/txbox/txbox/examples/orders/internal/bus"
+	"github.com/txbox/txbox/examples/orders/internal/gateway"
 	"github.com/txbox/txbox/examples/orders/internal/store"
 )
 
@@ -28,6 +29,7 @@ type Report struct {
 
 	OrderService   bus.StatsSnapshot // consumes payment-completed, publishes order-created
 	PaymentService bus.StatsSnapshot // consumes order-created, publishes payment-completed
+	Gateway        gateway.Stats     // what the payment gateway saw
 
 	// From the databases, read by the demo itself after the run.
 	OrderRows        int // rows in orders
@@ -37,6 +39,9 @@ type Report struct {
 	ChargesMax       int // most charges of one order
 	Charges          int // rows in payment_charges
 	Uncharged        int // orders with no charge
+	GatewayOne       int // orders the gateway charged exactly once
+	GatewayMax       int // most gateway charges of one order
+	GatewayUncharged int // orders the gateway never charged
 	LatencyP50       time.Duration
 	LatencyP99       time.Duration
 	LatencyMax       time.Duration
@@ -92,6 +97,21 @@ func (r *Report) collect(ctx context.Context, cfg Config) error {
 		r.ChargesMax = max(r.ChargesMax, n)
 	}
 	r.Uncharged = r.OrderRows - len(perOrder)
+
+	var ids []string
+	if err := odb.SelectContext(ctx, &ids, `SELECT id FROM orders`); err != nil {
+		return fmt.Errorf("demo: read order ids: %w", err)
+	}
+	for _, id := range ids {
+		n := r.Gateway.PerOrder[id]
+		switch n {
+		case 0:
+			r.GatewayUncharged++
+		case 1:
+			r.GatewayOne++
+		}
+		r.GatewayMax = max(r.GatewayMax, n)
+	}
 	return nil
 }
 
@@ -113,6 +133,10 @@ func (r Report) Check() error {
 		errs = append(errs, fmt.Errorf("payments: %d of %d orders charged exactly once (%d charges, %d orders uncharged, at most %d for one order)",
 			r.ChargesOne, r.OrderRows, r.Charges, r.Uncharged, r.ChargesMax))
 	}
+	if r.GatewayOne != r.OrderRows || r.Gateway.Charges != r.OrderRows {
+		errs = append(errs, fmt.Errorf("gateway: %d of %d orders charged exactly once (%d charges, %d orders uncharged, at most %d for one order)",
+			r.GatewayOne, r.OrderRows, r.Gateway.Charges, r.GatewayUncharged, r.GatewayMax))
+	}
 	if r.OrdersPaid != r.OrderRows {
 		errs = append(errs, fmt.Errorf("orders paid: %d of %d", r.OrdersPaid, r.OrderRows))
 	}
@@ -131,8 +155,9 @@ func (r Report) Print(w io.Writer) {
 		fmt.Fprintf(&b, "  %-28s %s\n", label, fmt.Sprintf(format, args...))
 	}
 	fmt.Fprintf(&b, "txbox orders demo on %s: %d orders in %s\n", r.Dialect, r.Orders, r.Elapsed.Round(100*time.Millisecond))
-	fmt.Fprintf(&b, "  faults injected: %d%% lost ACKs, %d%% slow handlers (deadline %s), %d%% producer re-sends\n\n",
-		r.Faults.LostAckPercent, r.Faults.SlowPercent, r.HandlerTimeout, r.Faults.ResendPercent)
+	fmt.Fprintf(&b, "  faults injected: %d%% lost ACKs, %d%% slow handlers (deadline %s), %d%% producer re-sends, "+
+		"%d%% gateway answers lost\n\n", r.Faults.LostAckPercent, r.Faults.SlowPercent, r.HandlerTimeout,
+		r.Faults.ResendPercent, r.Faults.LostResponsePercent)
 	if r.WithoutInbox {
 		fmt.Fprintf(&b, "  WITHOUT the inbox: every delivery is applied, duplicates included\n")
 	}
@@ -146,6 +171,12 @@ func (r Report) Print(w io.Writer) {
 	row("  after a producer re-send", "%d  (%d messages sent twice)", all.DuplicateResent, all.Resent)
 	row("  other redeliveries", "%d", all.DuplicateOther)
 	row("slow handlers rolled back", "%d  (redelivered, then processed once)", all.TimeoutsRolledBack)
+	row("gateway answers lost", "%d  (charged, but the service saw an error: redelivered, charged again under the same key)",
+		p.LostResponses)
+	row("gateway calls", "%d  (%d charges; %d repeated an Idempotency-Key and got the first charge back)",
+		r.Gateway.Calls, r.Gateway.Charges, r.Gateway.Replays)
+	row("charges found in records", "%d  (duplicates absorbed by the effect records: no gateway call)",
+		p.EffectDuplicates)
 	if all.Failed > 0 {
 		row("other failed deliveries", "%d  (redelivered)", all.Failed)
 	}
@@ -154,6 +185,9 @@ func (r Report) Print(w io.Writer) {
 	}
 	row("payments per order", "%s  (%d charges for %d orders, most for one order: %d)",
 		verdict(r.ChargesOne == r.OrderRows && r.Uncharged == 0, "exactly 1", "NOT exactly 1"), r.Charges, r.OrderRows, r.ChargesMax)
+	row("gateway charges per order", "%s  (%d charges for %d orders, most for one order: %d)",
+		verdict(r.GatewayOne == r.OrderRows && r.Gateway.Charges == r.OrderRows, "exactly 1", "NOT exactly 1"),
+		r.Gateway.Charges, r.OrderRows, r.GatewayMax)
 	row("orders paid", "%d of %d  (payment applied exactly once to %d)", r.OrdersPaid, r.OrderRows, r.PaymentEventsOne)
 	row("end-to-end latency", "p50 %s  p99 %s  max %s  (order committed → order paid)",
 		ms(r.LatencyP50), ms(r.LatencyP99), ms(r.LatencyMax))
@@ -163,7 +197,7 @@ func (r Report) Print(w io.Writer) {
 			fmt.Fprintf(&b, "    - %s\n", line)
 		}
 	} else {
-		row("invariants", "OK: every order charged once and paid once")
+		row("invariants", "OK: every order charged once (ledger and gateway) and paid once")
 	}
 	_, _ = io.WriteString(w, b.String())
 }

@@ -48,8 +48,11 @@ type Config struct {
 	// WithoutInbox applies every delivery, duplicates included, in a plain transaction: the demo's
 	// -without-inbox, to show what the inbox prevents. Never in a real service.
 	WithoutInbox bool
-	Faults       bus.Faults   // failures to inject; none by default
-	Logger       *slog.Logger // default: discard
+	// GatewayURL is the payment gateway the payment service charges (package gateway's protocol). Default: a
+	// stand-in gateway the payment service starts on 127.0.0.1. The order service ignores it.
+	GatewayURL string
+	Faults     bus.Faults   // failures to inject; none by default
+	Logger     *slog.Logger // default: discard
 }
 
 // Defaults are a service's own defaults for Config.
@@ -129,6 +132,9 @@ func (b *Base) Addr() string { return b.ln.Addr().String() }
 
 // Stats returns the service's message counts.
 func (b *Base) Stats() bus.StatsSnapshot { return b.stats.Snapshot() }
+
+// Counters are the service's counts, for the counting a service does itself.
+func (b *Base) Counters() *bus.Stats { return &b.stats }
 
 // DB is the service's database (the demo reads it for its report).
 func (b *Base) DB() *sqlx.DB { return b.SQL }

@@ -128,25 +128,7 @@ func benchProcess(b *testing.B, db *testdb.DB) {
 		return err
 	}
 	run := func(part []int, f func(context.Context, int) error) time.Duration {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		start := time.Now()
-		for range benchWorkers {
-			wg.Go(func() {
-				for {
-					i := next.Add(1) - 1
-					if i >= int64(len(part)) {
-						return
-					}
-					if err := f(ctx, part[i]); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		return time.Since(start)
+		return runWorkers(ctx, b, part, f)
 	}
 
 	b.ResetTimer()
@@ -181,4 +163,27 @@ func redactDSN(dsn string) string {
 		return cfg.FormatDSN()
 	}
 	return "<dsn>"
+}
+
+// runWorkers calls f for every element of part from benchWorkers goroutines and returns the wall time.
+func runWorkers(ctx context.Context, b *testing.B, part []int, f func(context.Context, int) error) time.Duration {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range benchWorkers {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(len(part)) {
+					return
+				}
+				if err := f(ctx, part[i]); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start)
 }

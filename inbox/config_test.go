@@ -17,11 +17,7 @@ import (
 // Invariant 9: bad configuration is refused by New with the field's name.
 func TestNewValidatesConfig(t *testing.T) {
 	t.Parallel()
-	db, err := sqlx.Open("mysql", "u:p@tcp(127.0.0.1:1)/x") // never connected
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := unreachableDB(t)
 	ok := inbox.Config{Dialect: dialect.MySQL, Consumer: "c"}
 	for _, tc := range []struct {
 		name  string
@@ -68,11 +64,7 @@ func TestNewValidatesConfig(t *testing.T) {
 // Invariant 9: oversized payloads and unstorable metadata are refused before any SQL.
 func TestInvalidDeliveries(t *testing.T) {
 	t.Parallel()
-	db, err := sqlx.Open("mysql", "u:p@tcp(127.0.0.1:1)/x") // never reached: validation comes first
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := unreachableDB(t)
 	ib, err := inbox.New(db, inbox.Config{Dialect: dialect.MySQL, Consumer: "c", MaxPayloadBytes: 8})
 	if err != nil {
 		t.Fatal(err)

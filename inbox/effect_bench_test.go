@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -98,25 +96,7 @@ func benchEffects(b *testing.B, db *testdb.DB, rc *goredis.Client) {
 		}
 	}
 	runMode := func(part []int, f func(context.Context, int) error) time.Duration {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		start := time.Now()
-		for range benchWorkers {
-			wg.Go(func() {
-				for {
-					i := next.Add(1) - 1
-					if i >= int64(len(part)) {
-						return
-					}
-					if err := f(ctx, part[i]); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		return time.Since(start)
+		return runWorkers(ctx, b, part, f)
 	}
 
 	b.ResetTimer()

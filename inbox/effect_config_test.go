@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
 	"github.com/txbox/txbox/dialect"
 	"github.com/txbox/txbox/inbox"
 	"github.com/txbox/txbox/internal/testdb"
@@ -18,11 +16,7 @@ import (
 // Bad configuration is refused by NewEffects and NewSQLEffectStore with the field's name, before anything runs.
 func TestNewEffectsValidatesConfig(t *testing.T) {
 	t.Parallel()
-	db, err := sqlx.Open("mysql", "u:p@tcp(127.0.0.1:1)/x") // never connected
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := unreachableDB(t)
 	st, err := inbox.NewSQLEffectStore(db, inbox.SQLEffectStoreConfig{Dialect: dialect.MySQL})
 	if err != nil {
 		t.Fatal(err)

@@ -28,6 +28,17 @@ func newInbox(t testing.TB, db *testdb.DB, consumer string, cfg inbox.Config) *i
 	return ib
 }
 
+// unreachableDB is a MySQL pool that never connects (port 1): for checks that must refuse before any SQL runs.
+func unreachableDB(t testing.TB) *sqlx.DB {
+	t.Helper()
+	db, err := sqlx.Open("mysql", "u:p@tcp(127.0.0.1:1)/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
 // createEffects creates the table test handlers write their effects to: one row per committed handler run, so
 // that a second committed effect for a key shows up as a second row (no unique key hides it).
 func createEffects(t testing.TB, db *testdb.DB) {

@@ -1,85 +1,21 @@
 package main_test
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
 
-// consoleProc is a txbox console running in the background.
-type consoleProc struct {
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	logs strings.Builder
-	url  chan string
-	done chan struct{}
-}
-
 var consoleURL = regexp.MustCompile(`txbox console: serving.* url=(\S+)`)
 
-func startConsole(t *testing.T, env []string, args ...string) *consoleProc {
+// startConsole runs txbox console in the background with env added to the environment.
+func startConsole(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
-	p := &consoleProc{cmd: exec.Command(txboxBin, append([]string{"console"}, args...)...), url: make(chan string, 1),
-		done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), env...)
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd.Stdout = io.Discard
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.logs.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-			if m := consoleURL.FindStringSubmatch(sc.Text()); m != nil {
-				p.url <- m[1]
-			}
-		}
-		_ = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p
-}
-
-func (p *consoleProc) log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.logs.String()
-}
-
-func (p *consoleProc) waitURL(t *testing.T) string {
-	t.Helper()
-	select {
-	case u := <-p.url:
-		return u
-	case <-p.done:
-		t.Fatalf("txbox console exited (%v) before serving:\n%s", p.cmd.ProcessState, p.log())
-	case <-time.After(time.Minute):
-		t.Fatalf("txbox console did not serve within a minute:\n%s", p.log())
-	}
-	return ""
+	return startProc(t, env, consoleURL, append([]string{"console"}, args...)...)
 }
 
 func post(t *testing.T, url, body string, hdr map[string]string) int {
@@ -105,7 +41,7 @@ func TestConsoleCommand(t *testing.T) {
 	file, env := twoServices(t)
 	const tok = "cli-test-token-0123456789"
 	p := startConsole(t, append(env, "TXBOX_CONSOLE_TOKEN="+tok), "--databases", file, "--addr", "127.0.0.1:0")
-	base := p.waitURL(t)
+	base := p.waitAddr(t, "console")
 	if !strings.HasPrefix(base, "http://127.0.0.1:") {
 		t.Fatalf("serving %s, want loopback", base)
 	}
@@ -125,15 +61,7 @@ func TestConsoleCommand(t *testing.T) {
 	if code := post(t, base+"api/v1/dead/drop", sel, jsonType); code != 200 {
 		t.Errorf("drop with the token: %d, want 200", code)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(time.Minute):
-		t.Fatal("txbox console did not stop within a minute of SIGTERM")
-	}
-	if c := p.cmd.ProcessState.ExitCode(); c != 0 {
+	if c := p.stop(t); c != 0 {
 		t.Errorf("exit status %d after SIGTERM:\n%s", c, p.log())
 	}
 	logs := p.log()
@@ -151,7 +79,7 @@ func TestConsoleCommand(t *testing.T) {
 		t.Errorf("console without a token: code %d\n%s", r.code, r.stderr)
 	}
 	ro := startConsole(t, env, "--databases", file, "--addr", "127.0.0.1:0", "--read-only")
-	u := ro.waitURL(t)
+	u := ro.waitAddr(t, "console")
 	if code := post(t, u+"api/v1/dead/drop", sel, jsonType); code != 403 {
 		t.Errorf("read-only console: drop answered %d, want 403", code)
 	}

@@ -24,14 +24,15 @@ import (
 	"github.com/txbox/txbox/relay"
 )
 
-// proc is a txbox process running in the background (the relay).
+// proc is a txbox process running in the background (the relay, the console).
 type proc struct {
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	logs strings.Builder
-	addr chan string // the metrics server's address, from its log line
-	done chan struct{}
-	code int
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	logs   strings.Builder
+	addrRE *regexp.Regexp
+	addr   chan string // what addrRE's first group matched in the log: the address it serves on
+	done   chan struct{}
+	code   int
 }
 
 var addrRE = regexp.MustCompile(`serving /metrics.* addr=(\S+)`)
@@ -39,8 +40,14 @@ var addrRE = regexp.MustCompile(`serving /metrics.* addr=(\S+)`)
 // start runs txbox in the background against db; the process is killed when the test ends if still running.
 func start(t *testing.T, db *testdb.DB, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(txboxBin, args...), addr: make(chan string, 1), done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), "TXBOX_DIALECT="+db.Dialect.Name(), "TXBOX_DSN="+db.DSN)
+	return startProc(t, []string{"TXBOX_DIALECT=" + db.Dialect.Name(), "TXBOX_DSN=" + db.DSN}, addrRE, args...)
+}
+
+// startProc runs txbox in the background with env added to the environment, watching its log for addrRE.
+func startProc(t *testing.T, env []string, addrRE *regexp.Regexp, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(txboxBin, args...), addrRE: addrRE, addr: make(chan string, 1), done: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), env...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +64,7 @@ func start(t *testing.T, db *testdb.DB, args ...string) *proc {
 			p.mu.Lock()
 			p.logs.WriteString(line + "\n")
 			p.mu.Unlock()
-			if m := addrRE.FindStringSubmatch(line); m != nil {
+			if m := p.addrRE.FindStringSubmatch(line); m != nil {
 				select {
 				case p.addr <- m[1]:
 				default:
@@ -93,13 +100,19 @@ func (p *proc) log() string {
 // metricsAddr waits for the metrics server's address.
 func (p *proc) metricsAddr(t *testing.T) string {
 	t.Helper()
+	return p.waitAddr(t, "metrics")
+}
+
+// waitAddr waits for the address the process logs that it serves what on.
+func (p *proc) waitAddr(t *testing.T, what string) string {
+	t.Helper()
 	select {
 	case a := <-p.addr:
 		return a
 	case <-p.done:
-		t.Fatalf("txbox exited with %d before serving metrics:\n%s", p.code, p.log())
+		t.Fatalf("txbox exited with %d before serving %s:\n%s", p.code, what, p.log())
 	case <-time.After(time.Minute):
-		t.Fatalf("no metrics address logged within a minute:\n%s", p.log())
+		t.Fatalf("no %s address logged within a minute:\n%s", what, p.log())
 	}
 	return ""
 }

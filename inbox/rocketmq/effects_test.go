@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,27 +14,8 @@ import (
 	"github.com/txbox/txbox/internal/rmqtest"
 )
 
-// gatewayCalls is a downstream system in the test: it counts calls and distinct charges per idempotency key.
-type gatewayCalls struct {
-	mu    sync.Mutex
-	calls map[string]int
-}
-
-func (g *gatewayCalls) call(key string) int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.calls == nil {
-		g.calls = map[string]int{}
-	}
-	g.calls[key]++
-	return g.calls[key]
-}
-
-func (g *gatewayCalls) get(key string) int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.calls[key]
-}
+// gatewayCalls is a downstream system in the test: it counts calls per idempotency key.
+type gatewayCalls = attempts
 
 // effectsConsumer starts a NewEffects consumer on the bed's topic and group, with Effects on the bed's database
 // (SQLEffectStore) for the group; mod adjusts the config. It is shut down when the test ends.
@@ -81,7 +61,7 @@ func TestEffectsConsumerRunsEachKeyOnce(t *testing.T) {
 			if c.Key != m.Key {
 				t.Errorf("claim key %q for message key %q", c.Key, m.Key)
 			}
-			if gw.call(c.Key) == 1 && strings.HasPrefix(c.Key, "flaky") {
+			if gw.inc(c.Key) == 1 && strings.HasPrefix(c.Key, "flaky") {
 				return nil, errors.New("gateway timeout")
 			}
 			return []byte("charge " + c.Key), nil
@@ -197,7 +177,7 @@ func TestEffectsConsumerParksUnusable(t *testing.T) {
 	var gw gatewayCalls
 	_, fx := e.effectsConsumer(inbox.EffectsConfig{}, nil,
 		func(ctx context.Context, m *rocketmq.Message, c *inbox.Claim) ([]byte, error) {
-			gw.call(c.Key)
+			gw.inc(c.Key)
 			return nil, nil
 		})
 	msg := primitive.NewMessage(e.topic, []byte("no key here"))

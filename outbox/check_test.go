@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -55,6 +56,45 @@ func TestEnqueueRefusesWhatTheTransportCannotSend(t *testing.T) {
 		}
 		if good.Headers["traceparent"] != "" {
 			t.Fatal("Enqueue changed the caller's headers")
+		}
+	})
+}
+
+// DeliverAt beyond what the database's column holds is refused as an invalid message, naming DeliverAt, instead
+// of failing in the database with an error of its own; the extremes the column does hold are accepted.
+func TestDeliverAtOutsideTheDatabaseRange(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+		ob, err := outbox.New(outbox.Config{Dialect: db.Dialect})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		inside := []time.Time{time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC),
+			time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)}
+		outside := []time.Time{time.Date(999, 12, 31, 23, 59, 59, 0, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+			time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC)}
+		if db.Dialect.Name() == "postgres" {
+			inside = []time.Time{time.Date(-4713, 11, 24, 0, 0, 0, 0, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+				time.Date(294276, 12, 31, 23, 59, 59, 999999000, time.UTC)}
+			outside = []time.Time{time.Date(-4713, 11, 23, 23, 59, 59, 0, time.UTC),
+				time.Date(294277, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1e9, 1, 1, 0, 0, 0, 0, time.UTC)}
+		}
+		for _, at := range outside {
+			err := ob.Enqueue(ctx, db, outbox.Message{Topic: "t", Key: "k", DeliverAt: at})
+			if !errors.Is(err, outbox.ErrInvalidMessage) || !strings.Contains(err.Error(), "DeliverAt") {
+				t.Errorf("DeliverAt %s: Enqueue = %v, want ErrInvalidMessage naming DeliverAt", at, err)
+			}
+		}
+		if n := count(t, db); n != 0 {
+			t.Fatalf("%d rows written for refused DeliverAt values", n)
+		}
+		for i, at := range inside {
+			if err := ob.Enqueue(ctx, db, outbox.Message{Topic: "t", Key: "k" + string(rune('0'+i)), DeliverAt: at}); err != nil {
+				t.Errorf("DeliverAt %s: %v", at, err)
+			}
+		}
+		if n := count(t, db); n != len(inside) {
+			t.Fatalf("%d rows, want %d", n, len(inside))
 		}
 	})
 }

@@ -112,6 +112,9 @@ func (o *Outbox) row(m *Message, trace propagation.MapCarrier) (store.OutboxInse
 		return store.OutboxInsertRow{}, fmt.Errorf("%w: payload is %d bytes, more than MaxPayloadBytes (%d)",
 			ErrInvalidMessage, len(m.Payload), o.cfg.MaxPayloadBytes)
 	}
+	if err := checkDeliverAt(o.cfg.Dialect, m.DeliverAt); err != nil {
+		return store.OutboxInsertRow{}, err
+	}
 	withHeaders := withTrace(m.Headers, trace)
 	headers, err := o.encodeHeaders(withHeaders)
 	if err != nil {

@@ -34,6 +34,11 @@ type Config struct {
 	// queue for messages with a ShardingKey. The relay retries a failed row anyway; client retries only make a
 	// broker hiccup cheaper. Default 2; a negative value means none.
 	Retries int
+	// MaxMessageSize is the broker's maxMessageSize, the longest body it stores: Publish refuses a longer
+	// payload with ErrInvalidMessage without sending it. Set it (and the same value in the Limits given to
+	// outbox.Config.Check) when the broker's setting was changed. Default DefaultMaxMessageSize (4 MiB); at most
+	// MaxMessageSizeLimit.
+	MaxMessageSize int
 	// MaxBatch is the most messages one send request carries. Concurrent Publish calls whose messages go to the
 	// same queue are sent together (see the package documentation); nothing waits for a batch to fill. 1
 	// disables batching. Between 1 and 1024. Default 32.
@@ -90,6 +95,11 @@ func (c Config) withDefaults() (Config, error) {
 	if (c.Credentials.AccessKey == "") != (c.Credentials.SecretKey == "") {
 		return bad("Credentials need both AccessKey and SecretKey, or neither")
 	}
+	l, err := Limits{MaxMessageSize: c.MaxMessageSize}.withDefaults()
+	if err != nil {
+		return c, err
+	}
+	c.MaxMessageSize = l.MaxMessageSize
 	switch {
 	case c.SendTimeout == 0:
 		c.SendTimeout = DefaultSendTimeout

@@ -28,6 +28,10 @@ var (
 	// ErrDeadNotFound is returned by Replay, DropDead and Release when no dead letter with that id exists for the
 	// inbox's consumer (for example because it was already replayed or dropped).
 	ErrDeadNotFound = errors.New("inbox: dead letter not found")
+	// ErrTruncated is returned by Replay and Release for a dead letter that was cut to be stored
+	// (DeadLetter.Truncated): running or sending it again from what is left would be wrong. Nothing changes;
+	// DropDead discards it.
+	ErrTruncated = errors.New("inbox: dead letter was cut when parked")
 )
 
 // FingerprintMismatchError reports a key recorded earlier for a different payload. It matches

@@ -374,9 +374,9 @@ func (c *Consumer) message(m *primitive.MessageExt) (*Message, error) {
 // park records a message that cannot be processed under its own key in the inbox's dead-letter table, under the
 // key inbox.Key("txbox-unusable", topic, message id) — stable across redeliveries of the same broker message —
 // with cause as its last error (inbox.Park), so that it is listed, replayable and droppable like any parked
-// message. It returns outcomeRetry when the database does not answer (the message comes back), and
-// outcomeDeadLetter when even the stand-in delivery is invalid (a payload over the inbox's MaxPayloadBytes),
-// each with the error.
+// message (a payload over the inbox's MaxPayloadBytes is parked cut, see inbox.Park). It returns outcomeRetry
+// when the database does not answer (the message comes back), and outcomeDeadLetter when Park refuses even the
+// stand-in delivery, each with the error.
 func (c *Consumer) park(msg *Message, cause error) (outcome, error) {
 	d := msg.Delivery
 	d.Key = inbox.Key("txbox-unusable", d.Topic, d.MessageID)

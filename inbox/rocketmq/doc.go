@@ -41,14 +41,14 @@
 //
 // # Unusable messages
 //
-// A message without a business key, with a key or headers the inbox rejects (ErrInvalidDelivery), or whose key
-// was processed before with a different payload (ErrFingerprintMismatch) cannot be processed and redelivery will
-// not change that. It is parked in the inbox's dead-letter table under the stand-in key
-// inbox.Key("txbox-unusable", topic, message id), with an error matching ErrUnusable as its last error, and
-// acknowledged: ListDead shows it, Replay or DropDead settle it. The inbox has no call to park a delivery
-// directly, so the consumer records MaxAttempts failures of that key in quick succession within the one
-// delivery. Only a message the inbox cannot store at all (a payload over its MaxPayloadBytes) goes to the
-// broker's own %DLQ%<group> instead.
+// A message without a business key, with a key, headers or a payload size the inbox rejects
+// (ErrInvalidDelivery), or whose key was processed before with a different payload (ErrFingerprintMismatch)
+// cannot be processed and redelivery will not change that. It is parked in the inbox's dead-letter table with
+// Inbox.Park, under the stand-in key inbox.Key("txbox-unusable", topic, message id), with an error matching
+// ErrUnusable as its last error, and acknowledged: ListDead shows it, Replay or DropDead settle it. A payload
+// over the inbox's MaxPayloadBytes (the broker limits the compressed body, so it can deliver more) is parked
+// cut to MaxPayloadBytes and marked truncated (inbox.DeadLetter.Truncated); headers that are not valid UTF-8
+// are left out. Only a message Park refuses even then goes to the broker's own %DLQ%<group>.
 //
 // # Hooks
 //

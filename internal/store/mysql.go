@@ -86,7 +86,7 @@ func (s *mysqlStore) MigrationUnlock(ctx context.Context, conn *sql.Conn) error 
 const (
 	mysqlIDsTable  = "JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) AS j"
 	mysqlRefsTable = "JSON_TABLE(?, '$[*]' COLUMNS (p INT PATH '$.p', id BIGINT PATH '$.id', us BIGINT PATH '$.us'," +
-		" err TEXT PATH '$.err')) AS j"
+		" err TEXT CHARACTER SET utf8mb4 PATH '$.err')) AS j"
 	// GET_LOCK names are server-wide and at most 64 characters: the name hashes database and table.
 	mysqlLockName = "CONCAT('txbox_outbox:', LEFT(MD5(CONCAT(COALESCE(DATABASE(), ''), '.', ?)), 24), ':', j.p)"
 )

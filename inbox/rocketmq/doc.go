@@ -15,12 +15,19 @@
 // # Business key
 //
 // The key is read from the user property TXBOX_KEY, which relay/rocketmq writes with the outbox row's Key byte for
-// byte (KEYS holds an encoded form for the broker's index; package rmqwire is the whole format). A message
-// without that property, as producers that are not txbox send them, is keyed by the first entry of its KEYS
-// (the client's WithKeys); Config.RequireKeyProperty turns that off, and Config.KeyProperty names another
-// property to read the key from. Headers are the message's
-// user properties without RocketMQ's and txbox's own (empty-valued headers written by relay/rocketmq come back
-// as empty values).
+// byte (KEYS holds an encoded form for the broker's index; package rmqwire is the whole format). The rule for a
+// message without it:
+//
+//   - By default the key is the first space-separated entry of the message's KEYS, taken as it is (not decoded:
+//     only txbox encodes KEYS, and txbox also writes TXBOX_KEY). That is what producers that are not txbox set
+//     with the client's WithKeys (or setKeys in Java), so their messages are deduplicated on their first key.
+//   - Config.RequireKeyProperty: true requires the property: a message without it is unusable (parked, see
+//     below). Require it when several producers share the topic and only txbox's keys are business keys.
+//   - Config.KeyProperty names another property to read the key from (with the same KEYS fallback unless
+//     RequireKeyProperty), for producers that put their key in a property of their own.
+//
+// A message with neither is unusable. Headers are the message's user properties without RocketMQ's and txbox's
+// own (empty-valued headers written by relay/rocketmq come back as empty values).
 //
 // # Outcomes
 //

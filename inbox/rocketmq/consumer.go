@@ -17,6 +17,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/txbox/txbox/inbox"
+	"github.com/txbox/txbox/internal/rmqclient"
 	"github.com/txbox/txbox/internal/rmqlog"
 	"github.com/txbox/txbox/rmqwire"
 )
@@ -84,6 +85,8 @@ type Consumer struct {
 	released chan struct{}
 	stopOnce sync.Once
 	stopErr  error
+	// releaseTLS unregisters the client's TLS setting (rmqclient.AcquireTLS) once it is shut down.
+	releaseTLS func()
 }
 
 // New validates cfg against the inbox's configuration, creates a push consumer subscribed to cfg.Topic and starts
@@ -102,6 +105,10 @@ func newConsumer(ib *inbox.Inbox, cfg Config, h Handler, extra ...consumer.Optio
 	cfg, err := cfg.withDefaults(ib.Config())
 	if err != nil {
 		return nil, err
+	}
+	writeTLS, releaseTLS, err := rmqclient.AcquireTLS(cfg.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("%w: TLS: %w", ErrInvalidConfig, err)
 	}
 	rmqlog.Install(cfg.Logger, cfg.ClientLogLevel.Level())
 	opts := []consumer.Option{
@@ -127,6 +134,10 @@ func newConsumer(ib *inbox.Inbox, cfg Config, h Handler, extra ...consumer.Optio
 	if cfg.Namespace != "" {
 		opts = append(opts, consumer.WithNamespace(cfg.Namespace))
 	}
+	if writeTLS {
+		// The switch is process-global: AcquireTLS made sure no running txbox client relies on its old value.
+		opts = append(opts, consumer.WithTls(cfg.TLS))
+	}
 	if cfg.Credentials.AccessKey != "" {
 		opts = append(opts, consumer.WithCredentials(primitive.Credentials{
 			AccessKey: cfg.Credentials.AccessKey, SecretKey: cfg.Credentials.SecretKey,
@@ -135,21 +146,25 @@ func newConsumer(ib *inbox.Inbox, cfg Config, h Handler, extra ...consumer.Optio
 	}
 	pc, err := rmq.NewPushConsumer(append(opts, extra...)...)
 	if err != nil {
+		releaseTLS()
 		return nil, fmt.Errorf("inbox/rocketmq: create push consumer: %w", err)
 	}
 	base, cancel := context.WithCancel(context.Background())
 	c := &Consumer{
 		cfg: cfg, ib: ib, h: h, pc: pc, base: base, cancelBase: cancel, released: make(chan struct{}),
-		log: cfg.Logger.With("component", "txbox.inbox.rocketmq", "group", cfg.Group, "topic", cfg.Topic),
+		releaseTLS: releaseTLS,
+		log:        cfg.Logger.With("component", "txbox.inbox.rocketmq", "group", cfg.Group, "topic", cfg.Topic),
 	}
 	sel := consumer.MessageSelector{Type: consumer.TAG, Expression: cfg.Tags}
 	if err := pc.Subscribe(cfg.Topic, sel, c.consume); err != nil {
 		cancel()
+		releaseTLS()
 		return nil, fmt.Errorf("inbox/rocketmq: subscribe to %s: %w", cfg.Topic, err)
 	}
 	if err := pc.Start(); err != nil {
 		cancel()
 		_ = pc.Shutdown()
+		releaseTLS()
 		return nil, fmt.Errorf("%w: group %s, topic %s (create the topic before starting its consumers): %w",
 			ErrStart, cfg.Group, cfg.Topic, err)
 	}
@@ -433,6 +448,7 @@ func (c *Consumer) Shutdown(ctx context.Context) error {
 		if err := c.pc.Shutdown(); err != nil {
 			errs = append(errs, fmt.Errorf("inbox/rocketmq: shut down push consumer: %w", err))
 		}
+		c.releaseTLS()
 		close(c.released)
 		c.cancelBase()
 		c.stopErr = errors.Join(errs...)

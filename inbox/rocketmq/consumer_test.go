@@ -46,6 +46,9 @@ func TestConfigValidation(t *testing.T) {
 		"consume timeout":      {func(c *rocketmq.Config) { c.ConsumeTimeout = time.Minute }, "ConsumeTimeout"},
 		"reconsume < attempts": {func(c *rocketmq.Config) { c.MaxReconsumeTimes = 16 }, "MaxReconsumeTimes"},
 		"goroutines":           {func(c *rocketmq.Config) { c.Goroutines = -1 }, "Goroutines"},
+		"token without keys":   {func(c *rocketmq.Config) { c.Credentials.SecurityToken = "t" }, "SecurityToken"},
+		"128-byte topic":       {func(c *rocketmq.Config) { c.Topic = strings.Repeat("t", 128) }, "Topic"},
+		"topic with a space":   {func(c *rocketmq.Config) { c.Topic = "a b" }, "Topic"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := ok()

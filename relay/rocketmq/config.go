@@ -24,6 +24,11 @@ type Config struct {
 	InstanceName string
 	// Credentials authenticate to an ACL-enabled cluster. Default: none.
 	Credentials Credentials
+	// TLS encrypts the connections to the name servers and brokers. Default false. rocketmq-client-go keeps
+	// this switch in process-global state and does not verify the server's certificate (it encrypts, it does
+	// not authenticate the broker): see the package documentation. New fails with ErrInvalidConfig while
+	// another txbox RocketMQ client of the process runs with the other setting.
+	TLS bool
 	// Namespace, when set, prefixes the topic and group the broker sees ("ns%topic"), as RocketMQ namespaces
 	// do. Default: none.
 	Namespace string
@@ -92,8 +97,8 @@ func (c Config) withDefaults() (Config, error) {
 	if err := rmqclient.CheckInstanceName(c.InstanceName); err != nil {
 		return bad("InstanceName %v", err)
 	}
-	if (c.Credentials.AccessKey == "") != (c.Credentials.SecretKey == "") {
-		return bad("Credentials need both AccessKey and SecretKey, or neither")
+	if err := rmqclient.CheckCredentials(c.Credentials.AccessKey, c.Credentials.SecretKey, c.Credentials.SecurityToken); err != nil {
+		return bad("Credentials %v", err)
 	}
 	l, err := Limits{MaxMessageSize: c.MaxMessageSize}.withDefaults()
 	if err != nil {

@@ -77,6 +77,23 @@
 // 0.6–0.85× a bare SendSync loop without batching and at 1.2–2.1× with it (medians of two runs of five
 // interleaved rounds; BenchmarkRelayToBroker beside BenchmarkBareSendSync).
 //
+// # TLS and credentials
+//
+// Config.TLS makes the client connect to name servers and brokers over TLS (a broker in its default
+// "permissive" mode takes TLS and plain connections on the same port). Two properties of rocketmq-client-go
+// matter:
+//
+//   - It does not verify the server's certificate (InsecureSkipVerify): TLS protects the traffic from being read
+//     or altered by a passive observer, not from an impostor who can redirect the connection.
+//   - The switch is process-global: every client of the process, txbox's or not, dials with the value the most
+//     recent client wrote. txbox therefore refuses (ErrInvalidConfig) to create a Publisher or inbox/rocketmq
+//     Consumer whose TLS setting differs from that of a txbox client still running, and writes the switch only
+//     when it changes. Give every RocketMQ client of a process the same setting; clients created without txbox
+//     are not tracked.
+//
+// Credentials (AccessKey, SecretKey and an optional SecurityToken, for STS) sign requests to an ACL-enabled
+// cluster; a SecurityToken without the keys is refused.
+//
 // # Clients in one process
 //
 // rocketmq-client-go shares one connection client between every producer and consumer of a process that has the

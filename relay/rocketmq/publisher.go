@@ -14,6 +14,7 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
 
+	"github.com/txbox/txbox/internal/rmqclient"
 	"github.com/txbox/txbox/internal/rmqlog"
 	"github.com/txbox/txbox/outbox"
 	"github.com/txbox/txbox/relay"
@@ -25,6 +26,8 @@ type Publisher struct {
 	limits Limits
 	p      rmq.Producer
 	log    *slog.Logger
+	// releaseTLS unregisters the client's TLS setting (rmqclient.AcquireTLS) once it is shut down.
+	releaseTLS func()
 
 	// mu guards closed and the Add side of inflight, so that Shutdown's Wait never races an Add.
 	mu       sync.Mutex
@@ -61,6 +64,10 @@ func newPublisher(cfg Config, extra ...producer.Option) (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
+	writeTLS, releaseTLS, err := rmqclient.AcquireTLS(cfg.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("%w: TLS: %w", ErrInvalidConfig, err)
+	}
 	rmqlog.Install(cfg.Logger, cfg.ClientLogLevel.Level())
 	sel := &selector{}
 	opts := []producer.Option{
@@ -78,6 +85,10 @@ func newPublisher(cfg Config, extra ...producer.Option) (*Publisher, error) {
 	if cfg.Namespace != "" {
 		opts = append(opts, producer.WithNamespace(cfg.Namespace))
 	}
+	if writeTLS {
+		// The switch is process-global: AcquireTLS made sure no running txbox client relies on its old value.
+		opts = append(opts, producer.WithTls(cfg.TLS))
+	}
 	if cfg.Credentials.AccessKey != "" {
 		opts = append(opts, producer.WithCredentials(primitive.Credentials{
 			AccessKey: cfg.Credentials.AccessKey, SecretKey: cfg.Credentials.SecretKey,
@@ -86,14 +97,16 @@ func newPublisher(cfg Config, extra ...producer.Option) (*Publisher, error) {
 	}
 	p, err := rmq.NewProducer(append(opts, extra...)...)
 	if err != nil {
+		releaseTLS()
 		return nil, fmt.Errorf("relay/rocketmq: create producer: %w", err)
 	}
 	if err := p.Start(); err != nil {
+		releaseTLS()
 		return nil, fmt.Errorf("relay/rocketmq: start producer (group %s, instance %s): %w", cfg.Group,
 			cfg.InstanceName, err)
 	}
 	return &Publisher{cfg: cfg, limits: Limits{MaxMessageSize: cfg.MaxMessageSize, Namespace: cfg.Namespace},
-		p: p, sel: sel, log: cfg.Logger.With("component", "txbox.relay.rocketmq")}, nil
+		p: p, sel: sel, releaseTLS: releaseTLS, log: cfg.Logger.With("component", "txbox.relay.rocketmq")}, nil
 }
 
 // Config returns the configuration in use, defaults filled in.
@@ -234,6 +247,7 @@ func (p *Publisher) Shutdown(ctx context.Context) error {
 		if err := p.p.Shutdown(); err != nil {
 			p.stopErr = fmt.Errorf("relay/rocketmq: shut down producer: %w", err)
 		}
+		p.releaseTLS()
 	})
 	return errors.Join(waitErr, p.stopErr)
 }

@@ -15,9 +15,11 @@ func main() {
 	// After the first signal, restore the default handling: a second SIGINT/SIGTERM kills the process at once
 	// instead of waiting for a graceful stop.
 	context.AfterFunc(ctx, stop)
-	err := newRootCmd().ExecuteContext(ctx)
+	root, g := newRootCmd()
+	err := root.ExecuteContext(ctx)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "txbox:", err)
+		// Errors pass on text from drivers and the broker: no secret reaches the terminal.
+		fmt.Fprintln(os.Stderr, "txbox:", g.scrub.text(err.Error()))
 		var ue usageError
 		if errors.As(err, &ue) {
 			os.Exit(2)

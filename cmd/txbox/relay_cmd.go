@@ -159,6 +159,7 @@ func reachNameServer(ctx context.Context, addrs []string, timeout time.Duration)
 
 func runRelay(cmd *cobra.Command, g *globals, f *relayFlags) error {
 	f.fromEnv()
+	g.scrub.add(f.secretKey)
 	if err := f.validate(); err != nil {
 		return err
 	}
@@ -196,6 +197,7 @@ type wiredRelay struct {
 	// started is true while the producer is up and not shutting down (/readyz).
 	started   atomic.Bool
 	published atomic.Int64
+	scrub     *scrubber // keeps secrets out of /readyz
 }
 
 // wireRelay connects to the database (migrated) and the name server, registers the metrics, starts the health
@@ -205,7 +207,7 @@ func wireRelay(ctx context.Context, g *globals, f *relayFlags, log *slog.Logger)
 	if err != nil {
 		return nil, err
 	}
-	w := &wiredRelay{f: f, log: log, db: db, dialect: d.Name()}
+	w := &wiredRelay{f: f, log: log, db: db, dialect: d.Name(), scrub: &g.scrub}
 	defer func() {
 		if err != nil {
 			w.close()
@@ -274,7 +276,7 @@ func (w *wiredRelay) ready(ctx context.Context) error {
 		return errors.New("publisher not started")
 	}
 	if err := w.db.PingContext(ctx); err != nil {
-		return fmt.Errorf("database: %w", err)
+		return fmt.Errorf("database: %w", w.scrub.error(err))
 	}
 	return nil
 }

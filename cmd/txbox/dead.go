@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/spf13/cobra"
@@ -105,7 +107,7 @@ list prints a table (ID, consumer, topic, key, attempts, when, payload size, las
 				if rows == nil {
 					rows = []deadRow{}
 				}
-				enc := json.NewEncoder(out)
+				enc := json.NewEncoder(jsonWriter{out})
 				enc.SetIndent("", "  ")
 				return enc.Encode(rows)
 			}
@@ -367,17 +369,21 @@ func printDead(w io.Writer, rows []deadRow) error {
 		if c == "" {
 			c = "-"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%d\t%s\n", r.ID, c, r.Topic, r.Key, r.Attempts,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%d\t%s\n", r.ID, cell(c), cell(r.Topic), cell(r.Key), r.Attempts,
 			r.DeadAt.UTC().Format(time.RFC3339), r.PayloadBytes, oneLine(r.LastError, 80))
 	}
 	return tw.Flush()
 }
 
-// oneLine shortens an error text for a table cell.
+// oneLine shortens an error text for a table cell: one line, control characters escaped, at most n characters.
 func oneLine(s string, n int) string {
 	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		return s[:n-3] + "..."
+	if !printable(s) {
+		q := strconv.QuoteToGraphic(s)
+		s = q[1 : len(q)-1]
+	}
+	if utf8.RuneCountInString(s) > n {
+		s = string([]rune(s)[:n-3]) + "..."
 	}
 	return s
 }

@@ -1,14 +1,20 @@
 package main_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/jmoiron/sqlx"
 
+	"github.com/txbox/txbox/inbox"
 	"github.com/txbox/txbox/internal/testdb"
+	"github.com/txbox/txbox/outbox"
 )
 
 // wrongPassword is not the test user's password: every command fails to connect with it.
@@ -67,6 +73,61 @@ func TestNoPasswordInOutput(t *testing.T) {
 					if strings.Contains(out, f) {
 						t.Errorf("%s, %v: the output shows %q:\n%s", form, args, f, out)
 					}
+				}
+			}
+		}
+	})
+}
+
+// hostile is text a producer or broker can put into a topic, key or consumer name: a terminal title change, a
+// bell, a screen clear, a C1 CSI (U+009B) and DEL.
+const hostile = "\x1b]0;PWNED\a\x1b[2J\u009b31m\x7f"
+
+// rawControl reports the first control byte (other than newline and tab) or C1 control character in out.
+func rawControl(out string) (string, bool) {
+	for i, r := range out {
+		if (r < 0x20 && r != '\n' && r != '\t') || r == 0x7f || (r >= 0x80 && r <= 0x9f) {
+			return fmt.Sprintf("%q at offset %d", r, i), true
+		}
+		if r == utf8.RuneError {
+			return fmt.Sprintf("invalid UTF-8 at offset %d", i), true
+		}
+	}
+	return "", false
+}
+
+// Issue 11, item 4: topics, keys, consumer names and error texts with escape sequences are shown escaped in every
+// command's output, table and JSON: nothing reaches the terminal raw (cat -v would show no ^[ or ^G), and the
+// values are still there to read.
+func TestNoRawControlCharactersInOutput(t *testing.T) {
+	cliTargets(t, func(t *testing.T, db *testdb.DB) {
+		topic, key, consumer := "orders"+hostile, "12345/paid"+hostile, "payments"+hostile
+		bury(t, db, outbox.Message{Topic: topic, Key: key, Payload: []byte("x")})
+		enqueue(t, db, outbox.Message{Topic: topic, Key: key + "-pending"})
+		ib := newInbox(t, db, consumer, inbox.Config{MaxAttempts: 1})
+		res, err := ib.Process(context.Background(), inbox.Delivery{Key: key, Payload: []byte("y"), Topic: topic},
+			func(context.Context, *sqlx.Tx) error { return errors.New("handler failed: " + hostile) })
+		if res != inbox.Parked || err != nil {
+			t.Fatalf("park: %v, %v", res, err)
+		}
+		for _, args := range [][]string{
+			{"status"}, {"status", "--json"}, {"migrate", "status"},
+			{"dead", "list", "--outbox"}, {"dead", "list", "--outbox", "--json"},
+			{"dead", "list", "--inbox"}, {"dead", "list", "--inbox", "--json", "--payload"},
+			{"dead", "requeue", "--outbox", "--all", "--dry-run"}, {"dead", "drop", "--inbox", "--all", "--dry-run"},
+			{"dead", "list", "--inbox", "--consumer", consumer, "--key", key},
+			{"inbox", "purge", "--older-than", "7d", "--log-level", "debug"},
+		} {
+			r := run(t, db, nil, args...)
+			if r.code != 0 {
+				t.Errorf("%v: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
+			}
+			if where, found := rawControl(r.stdout + r.stderr); found {
+				t.Errorf("%v prints a raw control character (%s):\n%q", args, where, r.stdout+r.stderr)
+			}
+			if strings.HasPrefix(args[0], "dead") || args[0] == "status" {
+				if !strings.Contains(r.stdout, `PWNED`) {
+					t.Errorf("%v does not show the escaped values:\n%s", args, r.stdout)
 				}
 			}
 		}

@@ -18,8 +18,9 @@ func main() {
 	root, g := newRootCmd()
 	err := root.ExecuteContext(ctx)
 	if err != nil {
-		// Errors pass on text from drivers and the broker: no secret reaches the terminal.
-		fmt.Fprintln(os.Stderr, "txbox:", g.scrub.text(err.Error()))
+		// Errors pass on text from drivers, the broker and the data (keys, topics): no secret, no raw control
+		// character reaches the terminal.
+		fmt.Fprintln(os.Stderr, "txbox:", escapeLines(g.scrub.text(err.Error())))
 		var ue usageError
 		if errors.As(err, &ue) {
 			os.Exit(2)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,6 +49,15 @@ type deadRow struct {
 	PayloadBytes int               `json:"payload_bytes"`
 	Payload      []byte            `json:"payload,omitempty"` // base64 in JSON; only with --payload
 	Headers      map[string]string `json:"headers,omitempty"`
+	// Truncated describes an inbox dead letter cut to be stored (inbox.DeadLetter.Truncated).
+	Truncated *truncated `json:"truncated,omitempty"`
+}
+
+// truncated is inbox.Truncation as listed.
+type truncated struct {
+	PayloadBytes  int    `json:"payload_bytes"`  // the delivered payload's size; payload_bytes above is what is kept
+	PayloadSHA256 string `json:"payload_sha256"` // hex
+	HeadersBytes  int    `json:"headers_bytes,omitempty"`
 }
 
 const deadLong = `Dead letters are messages txbox gave up on: outbox rows the relay could not publish after its
@@ -259,9 +269,14 @@ func (f *deadFlags) collect(ctx context.Context, db *sqlx.DB, d dialect.Dialect,
 			}
 			for _, dl := range page {
 				if want(dl.ID, dl.Delivery.Key) {
-					rows = append(rows, deadRow{Box: "inbox", ID: dl.ID, Consumer: c, Topic: dl.Delivery.Topic,
+					row := deadRow{Box: "inbox", ID: dl.ID, Consumer: c, Topic: dl.Delivery.Topic,
 						Key: dl.Delivery.Key, Attempts: dl.Attempts, LastError: dl.LastError, DeadAt: dl.ParkedAt,
-						PayloadBytes: len(dl.Delivery.Payload), Payload: dl.Delivery.Payload, Headers: dl.Delivery.Headers})
+						PayloadBytes: len(dl.Delivery.Payload), Payload: dl.Delivery.Payload, Headers: dl.Delivery.Headers}
+					if tr := dl.Truncated; tr != nil {
+						row.Truncated = &truncated{PayloadBytes: tr.PayloadBytes,
+							PayloadSHA256: hex.EncodeToString(tr.PayloadSHA256), HeadersBytes: tr.HeadersBytes}
+					}
+					rows = append(rows, row)
 				}
 			}
 			if len(page) < pageSize {
@@ -369,8 +384,8 @@ func printDead(w io.Writer, rows []deadRow) error {
 		if c == "" {
 			c = "-"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%d\t%s\n", r.ID, cell(c), cell(r.Topic), cell(r.Key), r.Attempts,
-			r.DeadAt.UTC().Format(time.RFC3339), r.PayloadBytes, oneLine(r.LastError, 80))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.ID, cell(c), cell(r.Topic), cell(r.Key), r.Attempts,
+			r.DeadAt.UTC().Format(time.RFC3339), r.bytes(), oneLine(r.LastError, 80))
 	}
 	return tw.Flush()
 }
@@ -386,6 +401,14 @@ func oneLine(s string, n int) string {
 		s = string([]rune(s)[:n-3]) + "..."
 	}
 	return s
+}
+
+// bytes is the BYTES cell: the payload's size, or for a dead letter cut when parked, what is kept of it.
+func (r deadRow) bytes() string {
+	if r.Truncated != nil {
+		return fmt.Sprintf("%d of %d (cut)", r.PayloadBytes, r.Truncated.PayloadBytes)
+	}
+	return strconv.Itoa(r.PayloadBytes)
 }
 
 // explainSchema points at `txbox migrate up` when a table is missing (migrations.Check passed, but the tables

@@ -14,10 +14,15 @@ import (
 	"github.com/txbox/txbox/internal/store"
 )
 
-// failureTimeout bounds the short transaction that counts a failure (and maybe parks the message). It runs
-// after the handler's transaction rolled back, detached from the caller's ctx so that a failure is counted
-// even when the handler timed out.
-const failureTimeout = 10 * time.Second
+// failureTimeout bounds the short transaction that counts a failure (and maybe parks the message), plus
+// parkTimePerMiB for every MiB of payload and headers the park may write: a 17 MiB payload through lib/pq (sent
+// as hex text) took more than 10s on a loaded machine, and a count lost to the deadline runs the handler once
+// more than MaxAttempts. It runs after the handler's transaction rolled back, detached from the caller's ctx so
+// that a failure is counted even when the handler timed out.
+const (
+	failureTimeout = 10 * time.Second
+	parkTimePerMiB = 2 * time.Second
+)
 
 // maxErrorBytes is how much of an error's text is stored: enough to diagnose, small enough for any row.
 const maxErrorBytes = 4000
@@ -48,7 +53,11 @@ func (i *Inbox) fail(ctx context.Context, d Delivery, fp []byte, cause error) (R
 // keeping only the message's sizes: a failure that cannot be parked would roll its count back with it, and the
 // handler would run for ever.
 func (i *Inbox) recordFailure(ctx context.Context, d Delivery, fp []byte, msg string, park bool) (attempts int, parked bool, err error) {
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), failureTimeout)
+	size := len(d.Payload)
+	for k, v := range d.Headers {
+		size += len(k) + len(v)
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), failureTimeout+time.Duration(size>>20)*parkTimePerMiB)
 	defer cancel()
 	minimal := false
 	for n := 0; ; n++ {

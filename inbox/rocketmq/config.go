@@ -124,7 +124,8 @@ const (
 	DefaultMaxReconsumeTimes = 16
 	DefaultGoroutines        = 20
 	// HandlerMargin is the least ConsumeTimeout must exceed the inbox's HandlerTimeout by: Process counts a
-	// failure in a transaction of its own (up to 10s) after the handler's deadline.
+	// failure in a transaction of its own after the handler's deadline (up to 10s, plus 2s per MiB of a message
+	// it parks: 18s for a 4 MiB payload; raise ConsumeTimeout further for larger MaxPayloadBytes).
 	HandlerMargin = 30 * time.Second
 )
 

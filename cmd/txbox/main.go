@@ -15,12 +15,13 @@ func main() {
 	// After the first signal, restore the default handling: a second SIGINT/SIGTERM kills the process at once
 	// instead of waiting for a graceful stop.
 	context.AfterFunc(ctx, stop)
-	root, g := newRootCmd()
+	root, _ := newRootCmd()
 	err := root.ExecuteContext(ctx)
 	if err != nil {
-		// Errors pass on text from drivers, the broker and the data (keys, topics): no secret, no raw control
-		// character reaches the terminal.
-		fmt.Fprintln(os.Stderr, "txbox:", escapeLines(g.scrub.text(err.Error())))
+		// Errors pass on text from the data (keys, topics): no raw control character reaches the terminal. (Driver
+		// errors are scrubbed of secrets where the commands wrap them: scrubbing this whole line would also
+		// mangle the CLI's own words when a password is one of them.)
+		fmt.Fprintln(os.Stderr, "txbox:", escapeLines(err.Error()))
 		var ue usageError
 		if errors.As(err, &ue) {
 			os.Exit(2)

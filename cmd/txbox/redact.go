@@ -86,8 +86,9 @@ func pgSSLPasswords(dsn string) []string {
 	return out
 }
 
-// scrubber removes known secrets from text the CLI prints: driver errors, log records, /readyz answers. The
-// CLI's own messages never contain them; this is for text it passes on.
+// scrubber removes known secrets from text the CLI passes on: driver errors (where a command wraps them, in
+// /readyz answers, in log records' error values). The CLI's own messages never contain secrets and are not
+// scrubbed, so that a password that is also a common word ("txbox") does not mangle them.
 type scrubber struct {
 	mu      sync.RWMutex
 	secrets []string
@@ -147,17 +148,16 @@ func (e scrubbedError) Error() string {
 
 func (e scrubbedError) Unwrap() error { return e.err }
 
-// replaceAttr scrubs string and error values of log records.
+// replaceAttr scrubs the error values of log records (errors, and strings under the keys "error" and "err", as
+// the broker client's records carry them).
 func (s *scrubber) replaceAttr(_ []string, a slog.Attr) slog.Attr {
-	switch a.Value.Kind() {
-	case slog.KindString:
-		if v := a.Value.String(); v != s.text(v) {
-			a.Value = slog.StringValue(s.text(v))
-		}
-	case slog.KindAny:
+	switch {
+	case a.Value.Kind() == slog.KindAny:
 		if err, ok := a.Value.Any().(error); ok {
 			a.Value = slog.StringValue(s.text(err.Error()))
 		}
+	case a.Value.Kind() == slog.KindString && (a.Key == "error" || a.Key == "err"):
+		a.Value = slog.StringValue(s.text(a.Value.String()))
 	}
 	return a
 }

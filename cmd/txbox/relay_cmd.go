@@ -317,7 +317,7 @@ func (w *wiredRelay) run(ctx context.Context) error {
 	shutErr := w.pub.Shutdown(sctx)
 	w.pub = nil
 	if runErr != nil {
-		return fmt.Errorf("relay stopped: %w", runErr)
+		return fmt.Errorf("relay stopped: %w", w.scrub.error(runErr))
 	}
 	if shutErr != nil {
 		return shutErr

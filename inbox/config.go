@@ -61,7 +61,9 @@ type Config struct {
 	PurgeInterval time.Duration
 
 	// MaxPayloadBytes is the largest payload Process accepts (a parked message's payload is stored). Default
-	// 4 MiB, RocketMQ's default maximum message size.
+	// 4 MiB, RocketMQ's default maximum message size; at most MaxPayloadLimit. A broker can deliver more than
+	// its own limit (it checks the compressed body), so a consumer that must take such messages raises it. A
+	// parked payload the database cannot hold whole is cut (see DeadLetter.Truncated).
 	MaxPayloadBytes int
 
 	// Logger receives the inbox's warnings (messages parked, failures that could not be counted) and debug
@@ -109,6 +111,9 @@ const (
 	MinRetention = time.Hour
 	// MaxPurgeBatchSize is the largest PurgeBatchSize New accepts.
 	MaxPurgeBatchSize = 10000
+	// MaxPayloadLimit is the largest MaxPayloadBytes New accepts: a delivery is held in memory whole, hashed,
+	// and stored when it is parked.
+	MaxPayloadLimit = 64 << 20
 )
 
 // withDefaults returns c with zero values replaced by defaults, or an error naming the first bad field.
@@ -161,7 +166,7 @@ func (c Config) withDefaults() (Config, error) {
 		setDur("Retention", &c.Retention, DefaultRetention, MinRetention),
 		setInt("PurgeBatchSize", &c.PurgeBatchSize, DefaultPurgeBatchSize, 1, MaxPurgeBatchSize),
 		setDur("PurgeInterval", &c.PurgeInterval, DefaultPurgeInterval, time.Millisecond),
-		setInt("MaxPayloadBytes", &c.MaxPayloadBytes, DefaultMaxPayloadBytes, 1, 1<<30),
+		setInt("MaxPayloadBytes", &c.MaxPayloadBytes, DefaultMaxPayloadBytes, 1, MaxPayloadLimit),
 	} {
 		if err != nil {
 			return c, err

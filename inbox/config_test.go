@@ -37,6 +37,8 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"huge batch", func(c *inbox.Config) { c.PurgeBatchSize = inbox.MaxPurgeBatchSize + 1 }, "PurgeBatchSize"},
 		{"backoff order", func(c *inbox.Config) { c.RetryBackoff, c.RetryBackoffMax = time.Second, time.Millisecond }, "RetryBackoffMax"},
 		{"payload limit", func(c *inbox.Config) { c.MaxPayloadBytes = -1 }, "MaxPayloadBytes"},
+		{"1 GiB payloads", func(c *inbox.Config) { c.MaxPayloadBytes = 1 << 30 }, "MaxPayloadBytes"},
+		{"payloads over the limit", func(c *inbox.Config) { c.MaxPayloadBytes = inbox.MaxPayloadLimit + 1 }, "MaxPayloadBytes"},
 		{"wrong dialect for driver", func(c *inbox.Config) { c.Dialect = dialect.Postgres }, "Dialect"},
 	} {
 		cfg := ok

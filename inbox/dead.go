@@ -16,10 +16,24 @@ import (
 // its key meanwhile return Parked without running the handler.
 type DeadLetter struct {
 	ID        int64
-	Delivery  Delivery // Key, Payload, Headers, Topic and MessageID as delivered; Attempt is 0
+	Delivery  Delivery // Key, Payload, Headers, Topic and MessageID as delivered (see Truncated); Attempt is 0
 	Attempts  int      // failed deliveries counted before parking
 	LastError string   // the last failure's error text (at most 4000 bytes)
 	ParkedAt  time.Time
+	// Truncated is set when the message was too large for the database to store whole; nil otherwise. Such a
+	// dead letter can be listed and dropped, not replayed or released (ErrTruncated).
+	Truncated *Truncation
+}
+
+// Truncation records what parking cut from a message the database could not store whole: on MySQL, a parked
+// row must fit the server's max_allowed_packet, and headers 16 MiB. Delivery.Payload then holds the payload's
+// first bytes and Delivery.Headers is nil when HeadersBytes is set. When the database refuses the row for another
+// reason, the message is parked without payload and headers. Parking never fails for size: a message that
+// fails MaxAttempts times is parked, and its handler does not run again.
+type Truncation struct {
+	PayloadBytes  int    // the delivered payload's length
+	PayloadSHA256 []byte // the delivered payload's SHA-256
+	HeadersBytes  int    // the delivered headers' length as JSON when they were dropped; 0 when they are kept
 }
 
 // DeadFilter selects dead letters for ListDead.
@@ -62,6 +76,12 @@ func deadLetter(r store.InboxDeadRow) (DeadLetter, error) {
 		LastError: r.LastError,
 		ParkedAt:  r.ParkedAt,
 	}
+	if r.PayloadBytes > 0 || r.HeadersBytes > 0 {
+		dl.Truncated = &Truncation{PayloadBytes: len(r.Payload), PayloadSHA256: r.Fingerprint, HeadersBytes: int(r.HeadersBytes)}
+		if r.PayloadBytes > 0 {
+			dl.Truncated.PayloadBytes = int(r.PayloadBytes)
+		}
+	}
 	if len(r.Headers) > 0 {
 		if err := json.Unmarshal(r.Headers, &dl.Delivery.Headers); err != nil {
 			return dl, fmt.Errorf("inbox: dead letter %d: decode headers: %w", r.ID, err)
@@ -71,7 +91,8 @@ func deadLetter(r store.InboxDeadRow) (DeadLetter, error) {
 }
 
 // Replay runs h once for the dead letter id, from its stored payload, in one transaction that removes the
-// dead letter and records its key as processed (so later deliveries are Duplicate). It returns Processed.
+// dead letter and records its key as processed (so later deliveries are Duplicate). It returns Processed. A
+// dead letter that was cut when parked (DeadLetter.Truncated) is not replayed: ErrTruncated.
 // When h fails, everything is rolled back and the dead letter stays. Replaying an id that is gone (replayed
 // or dropped already, even concurrently) returns ErrDeadNotFound and runs nothing. If the key was recorded
 // as processed meanwhile, the dead letter is removed without running h and Replay returns Duplicate.
@@ -133,6 +154,9 @@ func (i *Inbox) settleDeadOnce(ctx, hctx context.Context, id int64, h ReplayHand
 	if err != nil {
 		return Failed, err
 	}
+	if h != nil && dl.Truncated != nil {
+		return Failed, truncatedError(dl)
+	}
 	if _, err := i.s.InboxDeadDelete(ctx, tx, &p); err != nil {
 		return Failed, fmt.Errorf("inbox: dead letter %d: %w", id, err)
 	}
@@ -165,7 +189,8 @@ func (i *Inbox) settleDeadOnce(ctx, hctx context.Context, id int64, h ReplayHand
 // ago and will not deliver it again by itself, so the caller sends it again in the same transaction, e.g. by
 // enqueuing its topic, key, payload and headers in an outbox on the same database (txbox dead requeue --inbox
 // does that). If that send is rolled back, so is the release. A key that was recorded as processed meanwhile
-// stays recorded: a new delivery of it is then a Duplicate. It returns ErrDeadNotFound when the id is gone.
+// stays recorded: a new delivery of it is then a Duplicate. It returns ErrDeadNotFound when the id is gone, and
+// ErrTruncated, changing nothing, for a dead letter that was cut when parked.
 func (i *Inbox) Release(ctx context.Context, tx dialect.DBTX, id int64) (DeadLetter, error) {
 	p := store.InboxDeadGetParams{Consumer: i.cfg.Consumer, ID: id, ForUpdate: true}
 	row, found, err := i.s.InboxDeadGet(ctx, tx, &p)
@@ -179,6 +204,9 @@ func (i *Inbox) Release(ctx context.Context, tx dialect.DBTX, id int64) (DeadLet
 	if err != nil {
 		return DeadLetter{}, err
 	}
+	if dl.Truncated != nil {
+		return DeadLetter{}, truncatedError(dl)
+	}
 	if _, err := i.s.InboxDeadDelete(ctx, tx, &p); err != nil {
 		return DeadLetter{}, fmt.Errorf("inbox: release dead letter %d: %w", id, err)
 	}
@@ -187,4 +215,10 @@ func (i *Inbox) Release(ctx context.Context, tx dialect.DBTX, id int64) (DeadLet
 	}
 	i.log.InfoContext(ctx, "inbox: dead letter released", "dead_id", id, "key", row.Key, "topic", row.Topic)
 	return dl, nil
+}
+
+func truncatedError(dl DeadLetter) error {
+	return fmt.Errorf("%w: dead letter %d (key %q) keeps %d of the payload's %d bytes: drop it (the payload's "+
+		"SHA-256 is %x)", ErrTruncated, dl.ID, dl.Delivery.Key, len(dl.Delivery.Payload), dl.Truncated.PayloadBytes,
+		dl.Truncated.PayloadSHA256)
 }

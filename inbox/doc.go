@@ -38,7 +38,10 @@
 // transaction back and are counted in a short transaction of their own. When a message has failed
 // [Config].MaxAttempts times it is parked: copied with payload, headers, attempts and last error to the
 // dead-letter table, and its key recorded as parked, so that later deliveries return [Parked] at once (acknowledge
-// them). [Inbox.ListDead] lists parked messages, [Inbox.Replay] runs a handler once on one of them (removing it
+// them). Parking never fails for the message's size: what the database cannot hold whole (on MySQL, a row over
+// the server's max_allowed_packet) is cut, and the dead letter records the delivered sizes and the payload's
+// SHA-256 ([DeadLetter].Truncated); if the database refuses the row anyway, the message is parked with its sizes
+// only. A cut dead letter can be dropped but not replayed. [Inbox.ListDead] lists parked messages, [Inbox.Replay] runs a handler once on one of them (removing it
 // and recording its key in the same transaction) and [Inbox.DropDead] discards one. A consumer that knows a
 // message can never succeed (a payload that does not decode) parks it at once with [Inbox.Park]. Deadlocks and
 // lock timeouts are not failures of the message: Process retries them with jittered backoff.

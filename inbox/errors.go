@@ -41,6 +41,10 @@ var (
 	// ErrInvalidResult is returned by Claim.Complete for a result over EffectsConfig.MaxResultBytes. Nothing was
 	// written; the claim still holds the lease.
 	ErrInvalidResult = errors.New("inbox: invalid effect result")
+	// ErrTruncated is returned by Replay and Release for a dead letter that was cut to be stored
+	// (DeadLetter.Truncated): running or sending it again from what is left would be wrong. Nothing changes;
+	// DropDead discards it.
+	ErrTruncated = errors.New("inbox: dead letter was cut when parked")
 )
 
 // BusyError reports a key whose effect another run holds the lease of. It matches ErrBusy.

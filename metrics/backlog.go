@@ -3,7 +3,10 @@ package metrics
 import (
 	"context"
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -34,10 +37,12 @@ type backlog struct {
 	db    dialect.DBTX
 	s     store.Store
 	descs backlogDescs
+	// dropped counts the series left out of scrapes because their consumer label collided (see Collect).
+	dropped atomic.Int64
 }
 
 // backlogDescs describe the gauges of one installation; the constant label prefix tells installations apart.
-type backlogDescs struct{ pending, due, oldest, dead, keys, inboxDead *prometheus.Desc }
+type backlogDescs struct{ pending, due, oldest, dead, keys, inboxDead, dropped *prometheus.Desc }
 
 func newBacklogDescs(prefix string) backlogDescs {
 	l := prometheus.Labels{"prefix": prefix}
@@ -48,12 +53,14 @@ func newBacklogDescs(prefix string) backlogDescs {
 		dead:      prometheus.NewDesc("txbox_outbox_dead", "Outbox rows in the dead-letter table.", nil, l),
 		keys:      prometheus.NewDesc("txbox_inbox_keys", "Inbox keys recorded, by consumer.", []string{"consumer"}, l),
 		inboxDead: prometheus.NewDesc("txbox_inbox_dead", "Parked inbox messages, by consumer.", []string{"consumer"}, l),
+		dropped: prometheus.NewDesc("txbox_metrics_dropped_series_total",
+			"Backlog series left out of scrapes: a consumer name that is not UTF-8 was escaped into another consumer's name.", nil, l),
 	}
 }
 
 func (b *backlog) Describe(ch chan<- *prometheus.Desc) {
 	d := b.descs
-	for _, d := range []*prometheus.Desc{d.pending, d.due, d.oldest, d.dead, d.keys, d.inboxDead} {
+	for _, d := range []*prometheus.Desc{d.pending, d.due, d.oldest, d.dead, d.keys, d.inboxDead, d.dropped} {
 		ch <- d
 	}
 }
@@ -71,8 +78,38 @@ func (b *backlog) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(d.due, prometheus.GaugeValue, float64(st.Outbox.Due))
 	ch <- prometheus.MustNewConstMetric(d.oldest, prometheus.GaugeValue, st.Outbox.OldestPendingAge.Seconds())
 	ch <- prometheus.MustNewConstMetric(d.dead, prometheus.GaugeValue, float64(st.Outbox.Dead))
+	// Consumer names are stored data: MySQL keeps bytes, which need not be UTF-8, and a label that is not
+	// UTF-8 made MustNewConstMetric panic at every scrape. Invalid bytes are written \xNN; a name that then equals
+	// another consumer's would make the whole scrape fail as a duplicate series, so it is left out and counted.
+	seen := make(map[string]bool, len(st.Inbox.Consumers))
 	for _, c := range st.Inbox.Consumers {
-		ch <- prometheus.MustNewConstMetric(d.keys, prometheus.GaugeValue, float64(c.Keys), c.Consumer)
-		ch <- prometheus.MustNewConstMetric(d.inboxDead, prometheus.GaugeValue, float64(c.Dead), c.Consumer)
+		label := labelValue(c.Consumer)
+		if seen[label] {
+			b.dropped.Add(2)
+			continue
+		}
+		seen[label] = true
+		ch <- prometheus.MustNewConstMetric(d.keys, prometheus.GaugeValue, float64(c.Keys), label)
+		ch <- prometheus.MustNewConstMetric(d.inboxDead, prometheus.GaugeValue, float64(c.Dead), label)
 	}
+	ch <- prometheus.MustNewConstMetric(d.dropped, prometheus.CounterValue, float64(b.dropped.Load()))
+}
+
+// labelValue returns s with every byte that is not part of valid UTF-8 written as \xNN: Prometheus label values
+// must be UTF-8.
+func labelValue(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }

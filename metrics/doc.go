@@ -25,4 +25,9 @@
 //	txbox_outbox_pending, txbox_outbox_due, txbox_outbox_oldest_pending_seconds, txbox_outbox_dead,
 //	txbox_inbox_keys, txbox_inbox_dead     backlog gauges (RegisterBacklog), labelled prefix="txbox" (the
 //	                                       installation's table prefix)
+//	txbox_metrics_dropped_series_total     backlog series left out of scrapes (below)
+//
+// Consumer labels come from the inbox table. A stored name that is not UTF-8 (MySQL keeps bytes) is labelled with
+// its invalid bytes written \xNN; should that equal another consumer's name, its series are left out of the
+// scrape and counted in txbox_metrics_dropped_series_total, so that a scrape never fails on stored data.
 package metrics

@@ -172,3 +172,52 @@ func TestInboxMetrics(t *testing.T) {
 		}
 	})
 }
+
+// Issue 11, item 5: a consumer name in the inbox table that is not UTF-8 (MySQL stores bytes) made every scrape
+// panic. Its bytes are escaped in the label; a name that escapes into another consumer's is left out of the
+// scrape and counted; names with control characters are labels like any other.
+func TestBacklogScrapeSurvivesStoredConsumerNames(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+		ctx := context.Background()
+		reg := prometheus.NewRegistry()
+		if err := metrics.RegisterBacklog(reg, db, db.Dialect, ""); err != nil {
+			t.Fatal(err)
+		}
+		consumers := [][]byte{[]byte("bell\a and escape \x1b[2J")}
+		if db.Dialect.Name() == "mysql" {
+			consumers = append(consumers, []byte("bad\xff\xfe"), []byte(`a\xff`), []byte("a\xff"))
+		}
+		for i, c := range consumers {
+			q := db.Rebind("INSERT INTO txbox_inbox (consumer, msg_key, fingerprint, received_at) VALUES (?, ?, ?, CURRENT_TIMESTAMP)")
+			if _, err := db.ExecContext(ctx, q, c, fmt.Sprint("k", i), make([]byte, 32)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatalf("scrape: %v", err)
+		}
+		if len(mfs) == 0 {
+			t.Fatal("scrape returned nothing")
+		}
+		if v, ok := value(t, reg, "txbox_inbox_keys", map[string]string{"consumer": "bell\a and escape \x1b[2J"}); !ok || v != 1 {
+			t.Errorf("consumer with control characters: %v (found %v)", v, ok)
+		}
+		dropped, _ := value(t, reg, "txbox_metrics_dropped_series_total", nil)
+		if db.Dialect.Name() != "mysql" {
+			if dropped != 0 {
+				t.Errorf("dropped %v series, want 0", dropped)
+			}
+			return
+		}
+		if v, ok := value(t, reg, "txbox_inbox_keys", map[string]string{"consumer": `bad\xff\xfe`}); !ok || v != 1 {
+			t.Errorf("consumer that is not UTF-8: %v (found %v), want it escaped", v, ok)
+		}
+		if v, ok := value(t, reg, "txbox_inbox_keys", map[string]string{"consumer": `a\xff`}); !ok || v != 1 {
+			t.Errorf(`consumer a\xff: %v (found %v)`, v, ok)
+		}
+		if dropped < 2 {
+			t.Errorf("dropped %v series, want the colliding consumer's two", dropped)
+		}
+	})
+}

@@ -13,7 +13,8 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultMaxPayloadBytes = 4 << 20 // RocketMQ's default maxMessageSize
+	// DefaultMaxPayloadBytes is RocketMQ's default maxMessageSize (relay/rocketmq.DefaultMaxMessageSize).
+	DefaultMaxPayloadBytes = 4 << 20
 	DefaultMaxHeaderBytes  = 32 << 10
 	// MaxPayloadLimit is the largest MaxPayloadBytes accepted.
 	MaxPayloadLimit = 64 << 20
@@ -33,6 +34,13 @@ type Config struct {
 	// MaxHeaderBytes bounds the headers of one message, measured as stored (JSON). Default 32 KiB; at most
 	// 65535.
 	MaxHeaderBytes int
+	// Check, if set, is called by Enqueue for every message that passed the outbox's own validation, with the
+	// headers it will store (trace headers included), before anything is written. It is how the transport
+	// declares what it can never send: an error fails Enqueue with ErrInvalidMessage (wrapping Check's error,
+	// which should name the field), so a message the relay could never publish is refused while the producer's
+	// transaction can still react, instead of becoming a dead letter later. For RocketMQ use relay/rocketmq's
+	// Check (or its Limits' Check). It must be safe for concurrent use. Default: none.
+	Check func(Message) error
 	// DisableNotify turns off the NOTIFY that Enqueue sends on PostgreSQL to wake relays. Default false
 	// (notify). Relays still find the rows by polling. NOTIFY is not free: PostgreSQL serializes the commits of
 	// notifying transactions on one lock, which txbox-bench measures at about a tenth of the throughput of

@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -116,9 +117,20 @@ func (o *Outbox) row(m *Message, trace propagation.MapCarrier) (store.OutboxInse
 		return store.OutboxInsertRow{}, fmt.Errorf("%w: payload is %d bytes, more than MaxPayloadBytes (%d)",
 			ErrInvalidMessage, len(m.Payload), o.cfg.MaxPayloadBytes)
 	}
-	headers, err := o.encodeHeaders(withTrace(m.Headers, trace))
+	if err := checkDeliverAt(o.cfg.Dialect, m.DeliverAt); err != nil {
+		return store.OutboxInsertRow{}, err
+	}
+	withHeaders := withTrace(m.Headers, trace)
+	headers, err := o.encodeHeaders(withHeaders)
 	if err != nil {
 		return store.OutboxInsertRow{}, err
+	}
+	if o.cfg.Check != nil {
+		final := *m
+		final.Headers = withHeaders
+		if err := o.cfg.Check(final); err != nil {
+			return store.OutboxInsertRow{}, fmt.Errorf("%w: the transport cannot send it: %w", ErrInvalidMessage, err)
+		}
 	}
 	return store.OutboxInsertRow{
 		Partition:   PartitionOf(m.ShardingKey),
@@ -153,7 +165,7 @@ func (o *Outbox) encodeHeaders(h map[string]string) ([]byte, error) {
 			}
 		}
 	}
-	b, err := json.Marshal(h)
+	b, err := marshalHeaders(h)
 	if err != nil {
 		return nil, fmt.Errorf("%w: encode headers: %w", ErrInvalidMessage, err)
 	}
@@ -161,6 +173,18 @@ func (o *Outbox) encodeHeaders(h map[string]string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: headers take %d bytes, more than MaxHeaderBytes (%d)", ErrInvalidMessage, len(b), o.cfg.MaxHeaderBytes)
 	}
 	return b, nil
+}
+
+// marshalHeaders encodes headers as a JSON object without HTML escaping: json.Marshal writes '<', '>' and '&' as
+// six bytes each, which would count against MaxHeaderBytes (and the MySQL column) for nothing.
+func marshalHeaders(h map[string]string) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(h); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // DecodeHeaders turns stored headers back into a map (nil for none).

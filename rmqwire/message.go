@@ -65,13 +65,13 @@ func Encode(m Message) (props map[string]string, body []byte, err error) {
 	if !m.DeliverAt.IsZero() {
 		props[PropTimerAt] = strconv.FormatInt(m.DeliverAt.UnixMilli(), 10)
 	}
-	if n := PropertiesLen(props); n > MaxUserPropertiesLen {
-		return nil, nil, fmt.Errorf("properties (key, tag, sharding key, headers) take %d bytes, more than the %d "+
-			"the broker stores beside its own: %w", n, MaxUserPropertiesLen, ErrInvalid)
-	}
 	body, empty := EncodeBody(m.Payload)
 	if empty {
 		props[PropEmptyBody] = "1"
+	}
+	if n := PropertiesLen(props); n > MaxUserPropertiesLen {
+		return nil, nil, fmt.Errorf("properties (key, tag, sharding key, headers) take %d bytes, more than the %d "+
+			"the broker stores beside its own: %w", n, MaxUserPropertiesLen, ErrInvalid)
 	}
 	return props, body, nil
 }

@@ -124,7 +124,7 @@ func (o *opened) check(ctx context.Context, timeout time.Duration, log *slog.Log
 		}
 		cancel()
 		if err != nil {
-			log.Warn("txbox console: database not ready", "db", e.Name, "dsn", redactDSN(e.DSN), "error", err)
+			log.Warn("txbox console: database not ready", "db", e.Name, "dsn", dsnWhere(e.Dialect, e.DSN), "error", err)
 		}
 	}
 }

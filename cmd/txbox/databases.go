@@ -33,7 +33,7 @@ import (
 // digits and underscores), and an unset one is an error naming the variable and the entry. "$$" is a literal
 // "$"; any other "$" is kept as it is, so passwords holding one need no quoting. Unknown fields are errors
 // (a misspelt "prefix" would otherwise silently name another installation). A DSN is never printed: messages
-// name the entry, and show a DSN only through redactDSN.
+// name the entry, and show a DSN only through dsnWhere.
 //
 // The file is read by loadDatabases; txbox relay will read the same file to run one relay per entry.
 
@@ -41,7 +41,7 @@ import (
 type databaseEntry struct {
 	Name    string
 	Dialect dialect.Dialect
-	DSN     string // holds a password: never print it (redactDSN)
+	DSN     string // holds a password: never print it (dsnWhere; secrets registered with the scrubber)
 	Prefix  string
 }
 
@@ -159,7 +159,12 @@ func (g *globals) databases(path string, explicitDB bool) ([]databaseEntry, erro
 		if explicitDB {
 			return nil, usageError{errors.New("--databases and --dialect/--dsn exclude each other")}
 		}
-		return loadDatabases(path, g.prefix)
+		entries, err := loadDatabases(path, g.prefix)
+		for _, e := range entries {
+			_, secrets, _ := dsnTarget(e.Dialect, e.DSN)
+			g.scrub.add(secrets...) // drivers' errors and log records pass through the scrubber
+		}
+		return entries, err
 	}
 	if g.dialect == "" {
 		return nil, usageError{errors.New("no database: pass --databases FILE (or TXBOX_DATABASES), or --dialect and --dsn (TXBOX_DIALECT, TXBOX_DSN)")}
@@ -174,7 +179,18 @@ func (g *globals) databases(path string, explicitDB bool) ([]databaseEntry, erro
 	if g.dsn == "" {
 		return nil, usageError{errors.New("no database: pass --dsn or set TXBOX_DSN")}
 	}
+	_, secrets, _ := dsnTarget(d, g.dsn)
+	g.scrub.add(secrets...)
 	return []databaseEntry{{Name: "default", Dialect: d, DSN: g.dsn, Prefix: g.prefix}}, nil
+}
+
+// dsnWhere says where a DSN points, without its secrets (dsnTarget), or that the driver cannot parse it.
+func dsnWhere(d dialect.Dialect, dsn string) string {
+	where, _, err := dsnTarget(d, dsn)
+	if err != nil {
+		return "a DSN the driver does not accept"
+	}
+	return where
 }
 
 // openEntry opens a pool on e without connecting (sql.Open never does): a database that is down shows as an
@@ -186,7 +202,8 @@ func openEntry(e databaseEntry) (*sqlx.DB, error) {
 	}
 	db, err := sqlx.Open(driver, e.DSN)
 	if err != nil {
-		return nil, usageError{fmt.Errorf("database %s (%s): %w", e.Name, redactDSN(e.DSN), err)}
+		_, secrets, _ := dsnTarget(e.Dialect, e.DSN)
+		return nil, usageError{fmt.Errorf("database %s (%s): %w", e.Name, dsnWhere(e.Dialect, e.DSN), scrubbedError{err, secrets})}
 	}
 	return db, nil
 }

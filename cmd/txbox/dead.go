@@ -2,14 +2,17 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/spf13/cobra"
@@ -46,6 +49,15 @@ type deadRow struct {
 	PayloadBytes int               `json:"payload_bytes"`
 	Payload      []byte            `json:"payload,omitempty"` // base64 in JSON; only with --payload
 	Headers      map[string]string `json:"headers,omitempty"`
+	// Truncated describes an inbox dead letter cut to be stored (inbox.DeadLetter.Truncated).
+	Truncated *truncated `json:"truncated,omitempty"`
+}
+
+// truncated is inbox.Truncation as listed.
+type truncated struct {
+	PayloadBytes  int    `json:"payload_bytes"`  // the delivered payload's size; payload_bytes above is what is kept
+	PayloadSHA256 string `json:"payload_sha256"` // hex
+	HeadersBytes  int    `json:"headers_bytes,omitempty"`
 }
 
 const deadLong = `Dead letters are messages txbox gave up on: outbox rows the relay could not publish after its
@@ -105,7 +117,7 @@ list prints a table (ID, consumer, topic, key, attempts, when, payload size, las
 				if rows == nil {
 					rows = []deadRow{}
 				}
-				enc := json.NewEncoder(out)
+				enc := json.NewEncoder(jsonWriter{out})
 				enc.SetIndent("", "  ")
 				return enc.Encode(rows)
 			}
@@ -257,9 +269,14 @@ func (f *deadFlags) collect(ctx context.Context, db *sqlx.DB, d dialect.Dialect,
 			}
 			for _, dl := range page {
 				if want(dl.ID, dl.Delivery.Key) {
-					rows = append(rows, deadRow{Box: "inbox", ID: dl.ID, Consumer: c, Topic: dl.Delivery.Topic,
+					row := deadRow{Box: "inbox", ID: dl.ID, Consumer: c, Topic: dl.Delivery.Topic,
 						Key: dl.Delivery.Key, Attempts: dl.Attempts, LastError: dl.LastError, DeadAt: dl.ParkedAt,
-						PayloadBytes: len(dl.Delivery.Payload), Payload: dl.Delivery.Payload, Headers: dl.Delivery.Headers})
+						PayloadBytes: len(dl.Delivery.Payload), Payload: dl.Delivery.Payload, Headers: dl.Delivery.Headers}
+					if tr := dl.Truncated; tr != nil {
+						row.Truncated = &truncated{PayloadBytes: tr.PayloadBytes,
+							PayloadSHA256: hex.EncodeToString(tr.PayloadSHA256), HeadersBytes: tr.HeadersBytes}
+					}
+					rows = append(rows, row)
 				}
 			}
 			if len(page) < pageSize {
@@ -367,19 +384,31 @@ func printDead(w io.Writer, rows []deadRow) error {
 		if c == "" {
 			c = "-"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%d\t%s\n", r.ID, c, r.Topic, r.Key, r.Attempts,
-			r.DeadAt.UTC().Format(time.RFC3339), r.PayloadBytes, oneLine(r.LastError, 80))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.ID, cell(c), cell(r.Topic), cell(r.Key), r.Attempts,
+			r.DeadAt.UTC().Format(time.RFC3339), r.bytes(), oneLine(r.LastError, 80))
 	}
 	return tw.Flush()
 }
 
-// oneLine shortens an error text for a table cell.
+// oneLine shortens an error text for a table cell: one line, control characters escaped, at most n characters.
 func oneLine(s string, n int) string {
 	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		return s[:n-3] + "..."
+	if !printable(s) {
+		q := strconv.QuoteToGraphic(s)
+		s = q[1 : len(q)-1]
+	}
+	if utf8.RuneCountInString(s) > n {
+		s = string([]rune(s)[:n-3]) + "..."
 	}
 	return s
+}
+
+// bytes is the BYTES cell: the payload's size, or for a dead letter cut when parked, what is kept of it.
+func (r deadRow) bytes() string {
+	if r.Truncated != nil {
+		return fmt.Sprintf("%d of %d (cut)", r.PayloadBytes, r.Truncated.PayloadBytes)
+	}
+	return strconv.Itoa(r.PayloadBytes)
 }
 
 // explainSchema points at `txbox migrate up` when a table is missing (migrations.Check passed, but the tables

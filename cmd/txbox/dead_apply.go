@@ -12,12 +12,15 @@ import (
 	"github.com/txbox/txbox/inbox"
 	"github.com/txbox/txbox/internal/store"
 	"github.com/txbox/txbox/outbox"
+	"github.com/txbox/txbox/relay/rocketmq"
 )
 
 // apply requeues or drops rows and returns how many it changed. Inbox dead letters are handled one transaction
 // each, so one that cannot be sent again (e.g. stored without a topic) does not hold the others back.
 func (f *deadFlags) apply(ctx context.Context, db *sqlx.DB, d dialect.Dialect, prefix, verb string, rows []deadRow, log *slog.Logger) (int, error) {
-	ob, err := outbox.New(outbox.Config{Dialect: d, Prefix: prefix})
+	// A requeued inbox message goes through the relay to RocketMQ: refuse what the broker (with default
+	// limits) could never take, rather than turning it into an outbox dead letter.
+	ob, err := outbox.New(outbox.Config{Dialect: d, Prefix: prefix, Check: rocketmq.Check})
 	if err != nil {
 		return 0, err
 	}

@@ -24,7 +24,10 @@ func main() {
 		}
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "txbox:", err)
+		// Errors pass on text from the data (keys, topics): no raw control character reaches the terminal. (Driver
+		// errors are scrubbed of secrets where the commands wrap them: scrubbing this whole line would also
+		// mangle the CLI's own words when a password is one of them.)
+		fmt.Fprintln(os.Stderr, "txbox:", escapeLines(err.Error()))
 		var ue usageError
 		if errors.As(err, &ue) {
 			os.Exit(2)

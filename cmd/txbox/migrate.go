@@ -65,7 +65,7 @@ application's own goose table. Concurrent runs (several replicas starting) wait 
 					state = "pending"
 					pending++
 				}
-				fmt.Fprintf(w, "%d\t%s\t%s\n", s.Version, s.Name, state)
+				fmt.Fprintf(w, "%d\t%s\t%s\n", s.Version, cell(s.Name), state)
 			}
 			_ = w.Flush()
 			if pending > 0 {

@@ -101,7 +101,7 @@ Durations take Go's units (h, m, s) plus d for days: 168h, 7d, 36h30m.`,
 				}
 				n, err := ib.Purge(ctx)
 				total += n
-				fmt.Fprintf(w, "%s\t%d\n", c, n)
+				fmt.Fprintf(w, "%s\t%d\n", cell(c), n)
 				if err != nil {
 					_ = w.Flush()
 					return fmt.Errorf("purge consumer %q after %d keys: %w", c, n, err)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,9 @@ type relayFlags struct {
 	sendTimeout     time.Duration
 	accessKey       string
 	secretKey       string
+	securityToken   string
+	tls             bool
+	tlsEnvErr       error // TXBOX_ROCKETMQ_TLS is not a boolean
 	namespace       string
 	metricsAddr     string
 	shutdownTimeout time.Duration
@@ -60,7 +64,10 @@ It refuses to start on an unmigrated schema or when no name server answers. With
   /healthz  200 while the process runs
   /readyz   200 when the database answers and the producer is started; 503 otherwise
 
-Access keys for ACL-enabled clusters are better passed through the environment than on the command line.`,
+Access keys and security tokens for ACL-enabled clusters are better passed through the environment than on the
+command line; they are never printed. --tls encrypts the connections to the name servers and brokers, but
+rocketmq-client-go does not verify the broker's certificate: it protects against eavesdropping, not against an
+impostor on the network path.`,
 		Example: `  export TXBOX_DIALECT=mysql TXBOX_DSN='app:secret@tcp(127.0.0.1:3306)/app'
   txbox relay --namesrv 127.0.0.1:9876 --group orders-relay --metrics-addr 127.0.0.1:9090
 
@@ -85,6 +92,12 @@ Access keys for ACL-enabled clusters are better passed through the environment t
 	// defaults.
 	fl.StringVar(&f.accessKey, "access-key", "", "ACL access key (env TXBOX_ROCKETMQ_ACCESS_KEY)")
 	fl.StringVar(&f.secretKey, "secret-key", "", "ACL secret key (env TXBOX_ROCKETMQ_SECRET_KEY)")
+	fl.StringVar(&f.securityToken, "security-token", "", "ACL security token, with the access and secret keys (env TXBOX_ROCKETMQ_SECURITY_TOKEN)")
+	var tlsDefault bool
+	if v := os.Getenv("TXBOX_ROCKETMQ_TLS"); v != "" {
+		tlsDefault, f.tlsEnvErr = strconv.ParseBool(v)
+	}
+	fl.BoolVar(&f.tls, "tls", tlsDefault, "connect to the name servers and brokers over TLS (env TXBOX_ROCKETMQ_TLS=true)")
 	fl.StringVar(&f.namespace, "namespace", envOr("TXBOX_ROCKETMQ_NAMESPACE", ""), "RocketMQ namespace prefixed to topics and group (env TXBOX_ROCKETMQ_NAMESPACE)")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", envOr("TXBOX_METRICS_ADDR", ""), "serve /metrics, /healthz and /readyz on this address, e.g. 127.0.0.1:9090 (env TXBOX_METRICS_ADDR)")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "after the last batch, how long the producer's shutdown may wait for sends in flight")
@@ -104,6 +117,8 @@ func splitList(s string) []string {
 // validate checks what can be checked without connecting, so that bad flags exit 2 before any work.
 func (f *relayFlags) validate() error {
 	switch {
+	case f.tlsEnvErr != nil:
+		return usageError{fmt.Errorf("TXBOX_ROCKETMQ_TLS: want true or false: %w", f.tlsEnvErr)}
 	case len(f.namesrv) == 0:
 		return usageError{errors.New("no name server: pass --namesrv 127.0.0.1:9876 or set TXBOX_ROCKETMQ_NAMESRV")}
 	case f.batch < 1 || f.batch > 10000:
@@ -122,6 +137,8 @@ func (f *relayFlags) validate() error {
 		return usageError{fmt.Errorf("--send-timeout must be at least 1ms, got %s", f.sendTimeout)}
 	case (f.accessKey == "") != (f.secretKey == ""):
 		return usageError{errors.New("--access-key and --secret-key go together")}
+	case f.securityToken != "" && f.accessKey == "":
+		return usageError{errors.New("--security-token needs --access-key and --secret-key")}
 	case f.shutdownTimeout <= 0:
 		return usageError{fmt.Errorf("--shutdown-timeout must be positive, got %s", f.shutdownTimeout)}
 	}
@@ -159,6 +176,7 @@ func reachNameServer(ctx context.Context, addrs []string, timeout time.Duration)
 
 func runRelay(cmd *cobra.Command, g *globals, f *relayFlags) error {
 	f.fromEnv()
+	g.scrub.add(f.secretKey, f.securityToken)
 	if err := f.validate(); err != nil {
 		return err
 	}
@@ -182,6 +200,9 @@ func (f *relayFlags) fromEnv() {
 	if f.secretKey == "" {
 		f.secretKey = os.Getenv("TXBOX_ROCKETMQ_SECRET_KEY")
 	}
+	if f.securityToken == "" {
+		f.securityToken = os.Getenv("TXBOX_ROCKETMQ_SECURITY_TOKEN")
+	}
 }
 
 // wiredRelay is a relay ready to run: the database, the producer, the metrics and the health server.
@@ -196,6 +217,7 @@ type wiredRelay struct {
 	// started is true while the producer is up and not shutting down (/readyz).
 	started   atomic.Bool
 	published atomic.Int64
+	scrub     *scrubber // keeps secrets out of /readyz
 }
 
 // wireRelay connects to the database (migrated) and the name server, registers the metrics, starts the health
@@ -205,7 +227,7 @@ func wireRelay(ctx context.Context, g *globals, f *relayFlags, log *slog.Logger)
 	if err != nil {
 		return nil, err
 	}
-	w := &wiredRelay{f: f, log: log, db: db, dialect: d.Name()}
+	w := &wiredRelay{f: f, log: log, db: db, dialect: d.Name(), scrub: &g.scrub}
 	defer func() {
 		if err != nil {
 			w.close()
@@ -236,7 +258,8 @@ func wireRelay(ctx context.Context, g *globals, f *relayFlags, log *slog.Logger)
 	w.pub, err = rocketmq.New(rocketmq.Config{
 		NameServers: f.namesrv,
 		Group:       f.group,
-		Credentials: rocketmq.Credentials{AccessKey: f.accessKey, SecretKey: f.secretKey},
+		Credentials: rocketmq.Credentials{AccessKey: f.accessKey, SecretKey: f.secretKey, SecurityToken: f.securityToken},
+		TLS:         f.tls,
 		Namespace:   f.namespace,
 		SendTimeout: f.sendTimeout,
 		Logger:      log,
@@ -274,7 +297,7 @@ func (w *wiredRelay) ready(ctx context.Context) error {
 		return errors.New("publisher not started")
 	}
 	if err := w.db.PingContext(ctx); err != nil {
-		return fmt.Errorf("database: %w", err)
+		return fmt.Errorf("database: %w", w.scrub.error(err))
 	}
 	return nil
 }
@@ -294,7 +317,7 @@ func (w *wiredRelay) run(ctx context.Context) error {
 	shutErr := w.pub.Shutdown(sctx)
 	w.pub = nil
 	if runErr != nil {
-		return fmt.Errorf("relay stopped: %w", runErr)
+		return fmt.Errorf("relay stopped: %w", w.scrub.error(runErr))
 	}
 	if shutErr != nil {
 		return shutErr

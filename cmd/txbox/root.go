@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
 	_ "github.com/go-sql-driver/mysql" // registers "mysql"
@@ -18,13 +17,16 @@ import (
 	"github.com/txbox/txbox/migrations"
 )
 
-// globals are the flags every command shares.
+// globals are the flags every command shares, and the secrets they carried (scrub).
 type globals struct {
 	dialect  string
 	dsn      string
 	prefix   string
 	logLevel string
 	timeout  time.Duration
+	// where is what open said about the DSN (dsnTarget); scrub holds its secrets.
+	where string
+	scrub scrubber
 }
 
 func newRootCmd() *cobra.Command {
@@ -79,7 +81,9 @@ func (g *globals) logger() (*slog.Logger, error) {
 	if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
 		return nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)}
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})), nil
+	// Log records pass on text from drivers and the broker client: secrets are scrubbed from it (the text
+	// handler already quotes values with control characters).
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl, ReplaceAttr: g.scrub.replaceAttr})), nil
 }
 
 // open connects to the database named by the flags and checks that it answers.
@@ -97,39 +101,28 @@ func (g *globals) open(ctx context.Context) (*sqlx.DB, dialect.Dialect, error) {
 	if g.dsn == "" {
 		return nil, nil, usageError{errors.New("no database: pass --dsn or set TXBOX_DSN")}
 	}
+	// The DSN is never printed: only where it points, as its driver parses it.
+	where, secrets, err := dsnTarget(d, g.dsn)
+	g.scrub.add(secrets...)
+	if err != nil {
+		return nil, nil, usageError{fmt.Errorf("--dsn: %w", err)}
+	}
+	g.where = where
 	driver := "mysql"
 	if d == dialect.Postgres {
 		driver = "pgx"
 	}
 	db, err := sqlx.Open(driver, g.dsn)
 	if err != nil {
-		return nil, nil, usageError{fmt.Errorf("--dsn: %w", err)}
+		return nil, nil, usageError{fmt.Errorf("--dsn: %w", g.scrub.error(err))}
 	}
 	pctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
 	if err := db.PingContext(pctx); err != nil {
 		_ = db.Close()
-		return nil, nil, fmt.Errorf("cannot reach the %s database at %s: %w", d.Name(), redactDSN(g.dsn), err)
+		return nil, nil, fmt.Errorf("cannot reach the %s database at %s: %w", d.Name(), where, g.scrub.error(err))
 	}
 	return db, d, nil
-}
-
-// redactDSN hides the password in a DSN for messages: "user:secret@..." → "user:***@...".
-func redactDSN(dsn string) string {
-	at := strings.LastIndex(dsn, "@")
-	if at < 0 {
-		return dsn
-	}
-	start := strings.Index(dsn, "://")
-	start += 3
-	if start < 3 {
-		start = 0
-	}
-	creds := dsn[start:at]
-	if c := strings.IndexByte(creds, ':'); c >= 0 {
-		return dsn[:start] + creds[:c] + ":***" + dsn[at:]
-	}
-	return dsn
 }
 
 // openMigrated is open plus migrations.Check: commands that read or write txbox's tables stop here, before any
@@ -145,9 +138,9 @@ func (g *globals) openMigrated(ctx context.Context) (*sqlx.DB, dialect.Dialect, 
 		_ = db.Close()
 		if errors.Is(err, migrations.ErrNotMigrated) {
 			return nil, nil, fmt.Errorf("the %s database at %s is not migrated for this txbox: run `txbox migrate up` first (%w)",
-				d.Name(), redactDSN(g.dsn), err)
+				d.Name(), g.where, err)
 		}
-		return nil, nil, fmt.Errorf("check the txbox schema: %w", err)
+		return nil, nil, fmt.Errorf("check the txbox schema: %w", g.scrub.error(err))
 	}
 	return db, d, nil
 }

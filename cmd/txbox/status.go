@@ -32,7 +32,7 @@ consumer. With --json it prints one JSON object (ages in nanoseconds) for script
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				enc := json.NewEncoder(out)
+				enc := json.NewEncoder(jsonWriter{out})
 				enc.SetIndent("", "  ")
 				return enc.Encode(st)
 			}
@@ -40,11 +40,11 @@ consumer. With --json it prints one JSON object (ages in nanoseconds) for script
 			fmt.Fprintf(w, "outbox\tpending %d\tdue %d\toldest %s\tdead %d\n", st.Outbox.Pending, st.Outbox.Due,
 				st.Outbox.OldestPendingAge.Round(time.Millisecond), st.Outbox.Dead)
 			for _, t := range st.Outbox.Topics {
-				fmt.Fprintf(w, "  topic %s\tpending %d\tdead %d\n", t.Topic, t.Pending, t.Dead)
+				fmt.Fprintf(w, "  topic %s\tpending %d\tdead %d\n", cell(t.Topic), t.Pending, t.Dead)
 			}
 			fmt.Fprintf(w, "inbox\tkeys %d\tdead %d\n", st.Inbox.Keys, st.Inbox.Dead)
 			for _, c := range st.Inbox.Consumers {
-				fmt.Fprintf(w, "  consumer %s\tkeys %d\tdead %d\n", c.Consumer, c.Keys, c.Dead)
+				fmt.Fprintf(w, "  consumer %s\tkeys %d\tdead %d\n", cell(c.Consumer), c.Keys, c.Dead)
 			}
 			return w.Flush()
 		},

@@ -21,7 +21,8 @@ type Config struct {
 	// broker stores the group's offsets, and the inbox keys are scoped by the inbox's Consumer name, which
 	// should name the same logical consumer.
 	Group string
-	// Topic is the topic to consume. Required. It must exist (with a route) before New: the client's Start fails
+	// Topic is the topic to consume, at most 127 characters of [A-Za-z0-9_%|-] with the namespace's "ns%"
+	// (rmqwire.CheckTopic). Required. It must exist (with a route) before New: the client's Start fails
 	// otherwise and a consumer cannot be restarted.
 	Topic string
 	// Tags is the subscription expression: "*" or tags joined by "||" ("created || paid"). Default "*".
@@ -32,6 +33,11 @@ type Config struct {
 	InstanceName string
 	// Credentials authenticate to an ACL-enabled cluster. Default: none.
 	Credentials Credentials
+	// TLS encrypts the connections to the name servers and brokers. Default false. rocketmq-client-go keeps
+	// this switch in process-global state and does not verify the server's certificate (it encrypts, it does
+	// not authenticate the broker): see relay/rocketmq's package documentation. New fails with ErrInvalidConfig
+	// while another txbox RocketMQ client of the process runs with the other setting.
+	TLS bool
 	// Namespace, when set, prefixes the topic and group the broker sees ("ns%topic"). Default: none.
 	Namespace string
 
@@ -118,7 +124,8 @@ const (
 	DefaultMaxReconsumeTimes = 16
 	DefaultGoroutines        = 20
 	// HandlerMargin is the least ConsumeTimeout must exceed the inbox's HandlerTimeout by: Process counts a
-	// failure in a transaction of its own (up to 10s) after the handler's deadline.
+	// failure in a transaction of its own after the handler's deadline (up to 10s, plus 2s per MiB of a message
+	// it parks: 18s for a 4 MiB payload; raise ConsumeTimeout further for larger MaxPayloadBytes).
 	HandlerMargin = 30 * time.Second
 )
 
@@ -138,13 +145,17 @@ func (c Config) withDefaults(ic inbox.Config) (Config, error) {
 	if c.Topic == "" {
 		return bad("Topic is required")
 	}
-	if err := rmqclient.CheckName(c.Topic); err != nil {
-		return bad("Topic %v", err)
-	}
 	if c.Namespace != "" {
 		if err := rmqclient.CheckName(c.Namespace); err != nil {
 			return bad("Namespace %v", err)
 		}
+	}
+	topic := c.Topic
+	if c.Namespace != "" {
+		topic = c.Namespace + "%" + c.Topic
+	}
+	if err := rmqwire.CheckTopic(topic); err != nil {
+		return bad("Topic: %v", err)
 	}
 	if c.Tags == "" {
 		c.Tags = DefaultTags
@@ -155,8 +166,8 @@ func (c Config) withDefaults(ic inbox.Config) (Config, error) {
 	if err := rmqclient.CheckInstanceName(c.InstanceName); err != nil {
 		return bad("InstanceName %v", err)
 	}
-	if (c.Credentials.AccessKey == "") != (c.Credentials.SecretKey == "") {
-		return bad("Credentials need both AccessKey and SecretKey, or neither")
+	if err := rmqclient.CheckCredentials(c.Credentials.AccessKey, c.Credentials.SecretKey, c.Credentials.SecurityToken); err != nil {
+		return bad("Credentials %v", err)
 	}
 	if c.KeyProperty == "" {
 		c.KeyProperty = rmqwire.PropKey

@@ -17,6 +17,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/txbox/txbox/inbox"
+	"github.com/txbox/txbox/internal/rmqclient"
 	"github.com/txbox/txbox/internal/rmqlog"
 	"github.com/txbox/txbox/rmqwire"
 )
@@ -86,6 +87,8 @@ type Consumer struct {
 	released chan struct{}
 	stopOnce sync.Once
 	stopErr  error
+	// releaseTLS unregisters the client's TLS setting (rmqclient.AcquireTLS) once it is shut down.
+	releaseTLS func()
 }
 
 // New validates cfg against the inbox's configuration, creates a push consumer subscribed to cfg.Topic and starts
@@ -114,6 +117,10 @@ func newConsumer(ib *inbox.Inbox, cfg Config, h Handler, extra ...consumer.Optio
 // start creates the push consumer for cfg (defaults filled in), subscribes it with run and park and starts it.
 func start(cfg Config, run func(context.Context, *Message) (inbox.Result, error),
 	park func(context.Context, inbox.Delivery, error) (inbox.Result, error), extra ...consumer.Option) (*Consumer, error) {
+	writeTLS, releaseTLS, err := rmqclient.AcquireTLS(cfg.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("%w: TLS: %w", ErrInvalidConfig, err)
+	}
 	rmqlog.Install(cfg.Logger, cfg.ClientLogLevel.Level())
 	opts := []consumer.Option{
 		consumer.WithNameServer(cfg.NameServers),
@@ -138,6 +145,10 @@ func start(cfg Config, run func(context.Context, *Message) (inbox.Result, error)
 	if cfg.Namespace != "" {
 		opts = append(opts, consumer.WithNamespace(cfg.Namespace))
 	}
+	if writeTLS {
+		// The switch is process-global: AcquireTLS made sure no running txbox client relies on its old value.
+		opts = append(opts, consumer.WithTls(cfg.TLS))
+	}
 	if cfg.Credentials.AccessKey != "" {
 		opts = append(opts, consumer.WithCredentials(primitive.Credentials{
 			AccessKey: cfg.Credentials.AccessKey, SecretKey: cfg.Credentials.SecretKey,
@@ -146,21 +157,25 @@ func start(cfg Config, run func(context.Context, *Message) (inbox.Result, error)
 	}
 	pc, err := rmq.NewPushConsumer(append(opts, extra...)...)
 	if err != nil {
+		releaseTLS()
 		return nil, fmt.Errorf("inbox/rocketmq: create push consumer: %w", err)
 	}
 	base, cancel := context.WithCancel(context.Background())
 	c := &Consumer{
 		cfg: cfg, run: run, parkIn: park, pc: pc, base: base, cancelBase: cancel, released: make(chan struct{}),
-		log: cfg.Logger.With("component", "txbox.inbox.rocketmq", "group", cfg.Group, "topic", cfg.Topic),
+		releaseTLS: releaseTLS,
+		log:        cfg.Logger.With("component", "txbox.inbox.rocketmq", "group", cfg.Group, "topic", cfg.Topic),
 	}
 	sel := consumer.MessageSelector{Type: consumer.TAG, Expression: cfg.Tags}
 	if err := pc.Subscribe(cfg.Topic, sel, c.consume); err != nil {
 		cancel()
+		releaseTLS()
 		return nil, fmt.Errorf("inbox/rocketmq: subscribe to %s: %w", cfg.Topic, err)
 	}
 	if err := pc.Start(); err != nil {
 		cancel()
 		_ = pc.Shutdown()
+		releaseTLS()
 		return nil, fmt.Errorf("%w: group %s, topic %s (create the topic before starting its consumers): %w",
 			ErrStart, cfg.Group, cfg.Topic, err)
 	}
@@ -393,9 +408,9 @@ func (c *Consumer) message(m *primitive.MessageExt) (*Message, error) {
 // park records a message that cannot be processed under its own key in the inbox's dead-letter table, under the
 // key inbox.Key("txbox-unusable", topic, message id) — stable across redeliveries of the same broker message —
 // with cause as its last error (inbox.Park), so that it is listed, replayable and droppable like any parked
-// message. It returns outcomeRetry when the database does not answer (the message comes back), and
-// outcomeDeadLetter when even the stand-in delivery is invalid (a payload over the inbox's MaxPayloadBytes),
-// each with the error.
+// message (a payload over the inbox's MaxPayloadBytes is parked cut, see inbox.Park). It returns outcomeRetry
+// when the database does not answer (the message comes back), and outcomeDeadLetter when Park refuses even the
+// stand-in delivery, each with the error.
 func (c *Consumer) park(msg *Message, cause error) (outcome, error) {
 	d := msg.Delivery
 	d.Key = inbox.Key("txbox-unusable", d.Topic, d.MessageID)
@@ -452,6 +467,7 @@ func (c *Consumer) Shutdown(ctx context.Context) error {
 		if err := c.pc.Shutdown(); err != nil {
 			errs = append(errs, fmt.Errorf("inbox/rocketmq: shut down push consumer: %w", err))
 		}
+		c.releaseTLS()
 		close(c.released)
 		c.cancelBase()
 		c.stopErr = errors.Join(errs...)

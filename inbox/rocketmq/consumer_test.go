@@ -46,6 +46,9 @@ func TestConfigValidation(t *testing.T) {
 		"consume timeout":      {func(c *rocketmq.Config) { c.ConsumeTimeout = time.Minute }, "ConsumeTimeout"},
 		"reconsume < attempts": {func(c *rocketmq.Config) { c.MaxReconsumeTimes = 16 }, "MaxReconsumeTimes"},
 		"goroutines":           {func(c *rocketmq.Config) { c.Goroutines = -1 }, "Goroutines"},
+		"token without keys":   {func(c *rocketmq.Config) { c.Credentials.SecurityToken = "t" }, "SecurityToken"},
+		"128-byte topic":       {func(c *rocketmq.Config) { c.Topic = strings.Repeat("t", 128) }, "Topic"},
+		"topic with a space":   {func(c *rocketmq.Config) { c.Topic = "a b" }, "Topic"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := ok()
@@ -236,6 +239,36 @@ func TestKeylessMessageIsParked(t *testing.T) {
 	}
 	if ran.Load() != 1 {
 		t.Fatalf("handler ran %d times, want once (for the keyed message only)", ran.Load())
+	}
+}
+
+// TestOversizedMessageIsParked: a message whose payload is over the inbox's MaxPayloadBytes (the broker checks
+// compressed bodies, so it can deliver more than its limit) is parked in the inbox's dead-letter table, cut to
+// MaxPayloadBytes and marked truncated, and acknowledged, instead of going to the broker's %DLQ%.
+func TestOversizedMessageIsParked(t *testing.T) {
+	t.Parallel()
+	e := newBed(t, target(t, fastTarget), 1, inbox.Config{MaxPayloadBytes: 100})
+	var ran atomic.Int32
+	e.consumer(nil, func(ctx context.Context, tx *sqlx.Tx, m *rocketmq.Message) error {
+		ran.Add(1)
+		return effect(ctx, tx, m, 0)
+	})
+	e.publish(1, "big", "", strings.Repeat("x", 1000))
+	e.publish(2, "small", "", "after")
+	waitFor(t, 30*time.Second, "the small message", func() bool { return e.effects()["small"] == 1 })
+	var dead []inbox.DeadLetter
+	waitFor(t, 30*time.Second, "the dead letter", func() bool {
+		var err error
+		dead, err = e.ib.ListDead(context.Background(), inbox.DeadFilter{})
+		return err == nil && len(dead) == 1
+	})
+	d := dead[0]
+	if !strings.HasPrefix(d.Delivery.Key, "txbox-unusable/") || len(d.Delivery.Payload) != 100 || d.Truncated == nil ||
+		d.Truncated.PayloadBytes != 1000 || !strings.Contains(d.LastError, "MaxPayloadBytes") {
+		t.Fatalf("dead letter %+v, truncation %+v", d, d.Truncated)
+	}
+	if ran.Load() != 1 {
+		t.Fatalf("handler ran %d times, want once (for the small message only)", ran.Load())
 	}
 }
 

@@ -15,12 +15,19 @@
 // # Business key
 //
 // The key is read from the user property TXBOX_KEY, which relay/rocketmq writes with the outbox row's Key byte for
-// byte (KEYS holds an encoded form for the broker's index; package rmqwire is the whole format). A message
-// without that property, as producers that are not txbox send them, is keyed by the first entry of its KEYS
-// (the client's WithKeys); Config.RequireKeyProperty turns that off, and Config.KeyProperty names another
-// property to read the key from. Headers are the message's
-// user properties without RocketMQ's and txbox's own (empty-valued headers written by relay/rocketmq come back
-// as empty values).
+// byte (KEYS holds an encoded form for the broker's index; package rmqwire is the whole format). The rule for a
+// message without it:
+//
+//   - By default the key is the first space-separated entry of the message's KEYS, taken as it is (not decoded:
+//     only txbox encodes KEYS, and txbox also writes TXBOX_KEY). That is what producers that are not txbox set
+//     with the client's WithKeys (or setKeys in Java), so their messages are deduplicated on their first key.
+//   - Config.RequireKeyProperty: true requires the property: a message without it is unusable (parked, see
+//     below). Require it when several producers share the topic and only txbox's keys are business keys.
+//   - Config.KeyProperty names another property to read the key from (with the same KEYS fallback unless
+//     RequireKeyProperty), for producers that put their key in a property of their own.
+//
+// A message with neither is unusable. Headers are the message's user properties without RocketMQ's and txbox's
+// own (empty-valued headers written by relay/rocketmq come back as empty values).
 //
 // # Outcomes
 //
@@ -41,14 +48,14 @@
 //
 // # Unusable messages
 //
-// A message without a business key, with a key or headers the inbox rejects (ErrInvalidDelivery), or whose key
-// was processed before with a different payload (ErrFingerprintMismatch) cannot be processed and redelivery will
-// not change that. It is parked in the inbox's dead-letter table under the stand-in key
-// inbox.Key("txbox-unusable", topic, message id), with an error matching ErrUnusable as its last error, and
-// acknowledged: ListDead shows it, Replay or DropDead settle it. The inbox has no call to park a delivery
-// directly, so the consumer records MaxAttempts failures of that key in quick succession within the one
-// delivery. Only a message the inbox cannot store at all (a payload over its MaxPayloadBytes) goes to the
-// broker's own %DLQ%<group> instead.
+// A message without a business key, with a key, headers or a payload size the inbox rejects
+// (ErrInvalidDelivery), or whose key was processed before with a different payload (ErrFingerprintMismatch)
+// cannot be processed and redelivery will not change that. It is parked in the inbox's dead-letter table with
+// Inbox.Park, under the stand-in key inbox.Key("txbox-unusable", topic, message id), with an error matching
+// ErrUnusable as its last error, and acknowledged: ListDead shows it, Replay or DropDead settle it. A payload
+// over the inbox's MaxPayloadBytes (the broker limits the compressed body, so it can deliver more) is parked
+// cut to MaxPayloadBytes and marked truncated (inbox.DeadLetter.Truncated); headers that are not valid UTF-8
+// are left out. Only a message Park refuses even then goes to the broker's own %DLQ%<group>.
 //
 // # Hooks
 //

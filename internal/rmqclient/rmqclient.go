@@ -68,3 +68,14 @@ func UniqueInstanceName(prefix string) string {
 	_, _ = rand.Read(b)
 	return fmt.Sprintf("%s-%d-%d-%s", prefix, os.Getpid(), seq.Add(1), hex.EncodeToString(b))
 }
+
+// CheckCredentials accepts no credentials, or an access key with its secret key and an optional security token.
+func CheckCredentials(accessKey, secretKey, securityToken string) error {
+	switch {
+	case (accessKey == "") != (secretKey == ""):
+		return fmt.Errorf("need both AccessKey and SecretKey, or neither")
+	case securityToken != "" && accessKey == "":
+		return fmt.Errorf("SecurityToken needs AccessKey and SecretKey")
+	}
+	return nil
+}

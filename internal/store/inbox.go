@@ -26,6 +26,13 @@ type InboxStore interface {
 	// InboxPark moves a message that failed too often to the dead-letter table: it records the key in the inbox
 	// table as parked, writes the dead-letter row and removes the attempts row. When the key is already recorded
 	// (another delivery committed it meanwhile) it changes nothing and returns false. Run it in a transaction.
+	//
+	// A dead letter the database cannot hold whole is cut to fit: on MySQL the statement must fit the server's
+	// max_allowed_packet (read at every park) and headers a MEDIUMBLOB, so the payload keeps its longest prefix
+	// that fits and headers that do not fit are dropped; the row then records the delivered sizes (payload_bytes,
+	// headers_bytes), which InboxDeadRow reports. PostgreSQL stores the message whole. With p.Minimal, neither
+	// payload nor headers are stored, only their sizes: the caller's last resort when the database refused the
+	// row anyway.
 	InboxPark(ctx context.Context, tx DBTX, p *InboxParkParams) (bool, error)
 
 	// InboxDeadGet returns the dead letter p.ID of p.Consumer, locked for update when p.ForUpdate, or
@@ -95,6 +102,11 @@ type InboxParkParams struct {
 	MessageID   string
 	Attempts    int
 	LastError   string
+	// Minimal stores neither payload nor headers, only their sizes.
+	Minimal bool
+	// PayloadBytes is the delivered payload's length when Payload is only its beginning (the caller cut it);
+	// 0 when Payload is whole.
+	PayloadBytes int64
 }
 
 // InboxDeadGetParams are the arguments of InboxDeadGet and InboxDeadDelete.
@@ -125,6 +137,10 @@ type InboxDeadRow struct {
 	Attempts    int
 	LastError   string
 	ParkedAt    time.Time
+	// PayloadBytes and HeadersBytes are the delivered payload's length and the headers' length as JSON when
+	// InboxPark had to cut them (Payload is then a prefix, Headers nil); 0 when they are stored whole.
+	PayloadBytes int64
+	HeadersBytes int64
 }
 
 // InboxKeyParams name one recorded key, for InboxSettle (which records Fingerprint when it inserts) and
@@ -146,8 +162,11 @@ type InboxPurgeParams struct {
 type inboxSQL struct {
 	claim, claimRead, clearAttempts string
 	// recordFailure upserts the attempts row; on PostgreSQL it returns the count, on MySQL readAttempts reads it.
-	recordFailure, readAttempts            string
-	parkInbox, parkDead                    string
+	recordFailure, readAttempts string
+	// parkDead takes consumer, key, fingerprint, payload, headers, topic, message id, attempts, last error,
+	// payload bytes and headers bytes. parkBudget, when set, reads how many bytes one parkDead statement may
+	// carry (MySQL: max_allowed_packet).
+	parkInbox, parkDead, parkBudget        string
 	settleLock, settleInsert, settleUpdate string
 	// purge deletes one batch; on MySQL purgeSelect picks the batch and purge deletes it by primary key.
 	purge, purgeSelect                 string
@@ -159,7 +178,8 @@ type inboxSQL struct {
 	checkInbox, checkAttempts, checkDead  string
 }
 
-const inboxDeadCols = "id, consumer, msg_key, fingerprint, payload, headers, topic, message_id, attempts, last_error, parked_at"
+const inboxDeadCols = "id, consumer, msg_key, fingerprint, payload, headers, topic, message_id, attempts, last_error, " +
+	"parked_at, payload_bytes, headers_bytes"
 
 func (s *sqlStore) InboxClaim(ctx context.Context, tx DBTX, p *InboxClaimParams) (InboxClaimResult, error) {
 	var at any
@@ -208,16 +228,16 @@ func (s *sqlStore) InboxPark(ctx context.Context, tx DBTX, p *InboxParkParams) (
 	if err != nil || !inserted {
 		return false, wrap("record parked inbox key", err)
 	}
-	payload := p.Payload
-	if payload == nil {
-		payload = []byte{} // NOT NULL column; an empty payload is still a payload
+	fit, err := s.parkFit(ctx, tx, p)
+	if err != nil {
+		return false, err
 	}
 	var headers any
-	if len(p.Headers) > 0 {
-		headers = s.jsonArg(p.Headers)
+	if len(fit.headers) > 0 {
+		headers = s.jsonArg(fit.headers)
 	}
-	_, err = tx.ExecContext(ctx, s.ib.parkDead, p.Consumer, p.Key, p.Fingerprint, payload, headers, p.Topic,
-		p.MessageID, p.Attempts, p.LastError)
+	_, err = tx.ExecContext(ctx, s.ib.parkDead, p.Consumer, p.Key, p.Fingerprint, fit.payload, headers, p.Topic,
+		p.MessageID, p.Attempts, p.LastError, fit.payloadBytes, fit.headersBytes)
 	if err != nil {
 		return false, wrap("insert inbox dead letter", s.interpret(err))
 	}
@@ -340,6 +360,104 @@ func (s *sqlStore) InboxCheckSchema(ctx context.Context, db DBTX) error {
 	return s.checkQueries(ctx, db, "inbox", s.ib.checkInbox, s.ib.checkAttempts, s.ib.checkDead)
 }
 
+// parked is what InboxPark stores of a message: payload and headers, and the delivered sizes of what was cut
+// (nil when stored whole).
+type parked struct {
+	payload, headers           []byte
+	payloadBytes, headersBytes any
+}
+
+// mysqlMaxHeaders is what a MEDIUMBLOB holds.
+const mysqlMaxHeaders = 1<<24 - 1
+
+// parkOverhead is the room kept in a park statement for everything but payload and headers: the statement text,
+// consumer, key, topic, message id and error text (each at most a few KiB, escaped).
+const parkOverhead = 64 << 10
+
+// parkFit decides what of p InboxPark stores. Without a budget (PostgreSQL) everything is kept. With one (MySQL),
+// the statement must not exceed it however the driver sends its arguments: as text with interpolateParams,
+// where escaping can double a byte, or as long data, where each argument must fit. Headers that do not fit
+// are dropped, and the payload is cut to its longest prefix that fits.
+func (s *sqlStore) parkFit(ctx context.Context, tx DBTX, p *InboxParkParams) (parked, error) {
+	f := parked{payload: p.Payload, headers: p.Headers}
+	if f.payload == nil {
+		f.payload = []byte{} // NOT NULL column; an empty payload is still a payload
+	}
+	delivered := max(p.PayloadBytes, int64(len(p.Payload)))
+	if p.PayloadBytes > 0 {
+		f.payloadBytes = delivered
+	}
+	cutPayload := func(n int) {
+		if n < len(f.payload) {
+			f.payloadBytes, f.payload = delivered, f.payload[:n]
+		}
+	}
+	dropHeaders := func() {
+		if len(f.headers) > 0 {
+			f.headersBytes, f.headers = int64(len(p.Headers)), nil
+		}
+	}
+	if p.Minimal {
+		cutPayload(0)
+		dropHeaders()
+		return f, nil
+	}
+	if s.ib.parkBudget == "" {
+		return f, nil
+	}
+	var budget int
+	if err := tx.QueryRowContext(ctx, s.ib.parkBudget).Scan(&budget); err != nil {
+		return f, wrap("read the server's packet limit", s.interpret(err))
+	}
+	budget = min(budget, mysqlDriverPacket) - parkOverhead
+	if h := escapedLen(f.headers); h > budget/2 || len(f.headers) > mysqlMaxHeaders {
+		dropHeaders()
+	}
+	budget -= escapedLen(f.headers)
+	cutPayload(escapedPrefix(f.payload, max(budget, 0)))
+	return f, nil
+}
+
+// mysqlDriverPacket is go-sql-driver/mysql's default maxAllowedPacket: it refuses to send a longer packet even
+// when the server would take it.
+const mysqlDriverPacket = 64 << 20
+
+// mysqlEscaped reports the bytes go-sql-driver/mysql writes with a backslash when it interpolates arguments.
+func mysqlEscaped(c byte) bool {
+	switch c {
+	case 0, '\n', '\r', '\\', '\'', '"', 0x1a:
+		return true
+	}
+	return false
+}
+
+// escapedLen is b's length once escaped for a statement's text.
+func escapedLen(b []byte) int {
+	n := len(b)
+	for _, c := range b {
+		if mysqlEscaped(c) {
+			n++
+		}
+	}
+	return n
+}
+
+// escapedPrefix returns the length of b's longest prefix whose escaped form takes at most n bytes.
+func escapedPrefix(b []byte, n int) int {
+	size := 0
+	for i, c := range b {
+		w := 1
+		if mysqlEscaped(c) {
+			w = 2
+		}
+		if size+w > n {
+			return i
+		}
+		size += w
+	}
+	return len(b)
+}
+
 // scanInboxDead reads dead-letter rows in the column order of inboxDeadCols.
 func (s *sqlStore) scanInboxDead(rows *sql.Rows) ([]InboxDeadRow, error) {
 	defer rows.Close()
@@ -347,15 +465,17 @@ func (s *sqlStore) scanInboxDead(rows *sql.Rows) ([]InboxDeadRow, error) {
 	for rows.Next() {
 		var r InboxDeadRow
 		var headers, lastErr sql.NullString
+		var payloadBytes, headersBytes sql.NullInt64
 		at := s.times.newTime()
 		if err := rows.Scan(&r.ID, &r.Consumer, &r.Key, &r.Fingerprint, &r.Payload, &headers, &r.Topic,
-			&r.MessageID, &r.Attempts, &lastErr, at); err != nil {
+			&r.MessageID, &r.Attempts, &lastErr, at, &payloadBytes, &headersBytes); err != nil {
 			return nil, wrap("scan inbox dead letter", s.interpret(err))
 		}
 		if headers.Valid && headers.String != "" {
 			r.Headers = []byte(headers.String)
 		}
 		r.LastError, r.ParkedAt = lastErr.String, s.times.at(at)
+		r.PayloadBytes, r.HeadersBytes = payloadBytes.Int64, headersBytes.Int64
 		out = append(out, r)
 	}
 	return out, wrap("read inbox dead letters", s.interpret(rows.Err()))

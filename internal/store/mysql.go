@@ -87,7 +87,7 @@ func (s *mysqlStore) MigrationUnlock(ctx context.Context, conn *sql.Conn) error 
 const (
 	mysqlIDsTable  = "JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) AS j"
 	mysqlRefsTable = "JSON_TABLE(?, '$[*]' COLUMNS (p INT PATH '$.p', id BIGINT PATH '$.id', us BIGINT PATH '$.us'," +
-		" err TEXT PATH '$.err')) AS j"
+		" err TEXT CHARACTER SET utf8mb4 PATH '$.err')) AS j"
 	// GET_LOCK names are server-wide and at most 64 characters: the name hashes database and table.
 	mysqlLockName = "CONCAT('txbox_outbox:', LEFT(MD5(CONCAT(COALESCE(DATABASE(), ''), '.', ?)), 24), ':', j.p)"
 )
@@ -176,10 +176,13 @@ func mysqlInboxSQL(q quoted) inboxSQL {
 		parkInbox: "INSERT INTO " + q.inbox + " (consumer, msg_key, fingerprint, received_at, parked) " +
 			"VALUES (?, ?, ?, UTC_TIMESTAMP(6), TRUE)",
 		parkDead: "INSERT INTO " + q.inboxDead + " (consumer, msg_key, fingerprint, payload, headers, topic, message_id, " +
-			"attempts, last_error, parked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6)) " +
+			"attempts, last_error, payload_bytes, headers_bytes, parked_at) " +
+			"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6)) " +
 			"ON DUPLICATE KEY UPDATE fingerprint = VALUES(fingerprint), payload = VALUES(payload), " +
 			"headers = VALUES(headers), topic = VALUES(topic), message_id = VALUES(message_id), " +
-			"attempts = VALUES(attempts), last_error = VALUES(last_error), parked_at = VALUES(parked_at)",
+			"attempts = VALUES(attempts), last_error = VALUES(last_error), payload_bytes = VALUES(payload_bytes), " +
+			"headers_bytes = VALUES(headers_bytes), parked_at = VALUES(parked_at)",
+		parkBudget: "SELECT @@max_allowed_packet",
 
 		settleLock:   "SELECT parked FROM " + q.inbox + " WHERE consumer = ? AND msg_key = ? FOR UPDATE",
 		settleInsert: "INSERT INTO " + q.inbox + " (consumer, msg_key, fingerprint, received_at) VALUES (?, ?, ?, UTC_TIMESTAMP(6))",

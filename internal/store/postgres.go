@@ -194,10 +194,12 @@ func postgresInboxSQL(q quoted) inboxSQL {
 		parkInbox: "INSERT INTO " + q.inbox + " (consumer, msg_key, fingerprint, received_at, parked) " +
 			"VALUES ($1, $2, $3, now(), TRUE) ON CONFLICT (consumer, msg_key) DO NOTHING RETURNING TRUE",
 		parkDead: "INSERT INTO " + q.inboxDead + " AS t (consumer, msg_key, fingerprint, payload, headers, topic, " +
-			"message_id, attempts, last_error, parked_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, now()) " +
+			"message_id, attempts, last_error, payload_bytes, headers_bytes, parked_at) " +
+			"VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10::bigint, $11::bigint, now()) " +
 			"ON CONFLICT (consumer, msg_key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, " +
 			"payload = EXCLUDED.payload, headers = EXCLUDED.headers, topic = EXCLUDED.topic, " +
 			"message_id = EXCLUDED.message_id, attempts = EXCLUDED.attempts, last_error = EXCLUDED.last_error, " +
+			"payload_bytes = EXCLUDED.payload_bytes, headers_bytes = EXCLUDED.headers_bytes, " +
 			"parked_at = EXCLUDED.parked_at",
 
 		settleLock: "SELECT parked FROM " + q.inbox + " WHERE consumer = $1 AND msg_key = $2 FOR UPDATE",

@@ -167,8 +167,28 @@ func (p *Publisher) runLane(l *lane) {
 		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.SendTimeout*time.Duration(p.cfg.Retries+1))
 		res, err := p.p.SendSync(ctx, msgs...)
 		cancel()
+		perm := refusal(err)
+		switch {
+		case perm != nil && len(batch) > 1:
+			// A refusal of the whole batch says nothing about which message caused it: let each one be
+			// judged alone, rather than parking its neighbours with it.
+			p.sendEachAlone(batch)
+			continue
+		case perm != nil:
+			err = perm
+		}
 		for _, r := range batch {
 			r.done <- batchResult{res, err}
 		}
+	}
+}
+
+// sendEachAlone sends the messages of a refused batch one request each, to their lane's queue.
+func (p *Publisher) sendEachAlone(batch []*batchReq) {
+	for _, r := range batch {
+		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.SendTimeout*time.Duration(p.cfg.Retries+1))
+		res, err := p.sendAlone(ctx, r.msg)
+		cancel()
+		r.done <- batchResult{res, err}
 	}
 }

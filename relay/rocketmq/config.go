@@ -24,6 +24,11 @@ type Config struct {
 	InstanceName string
 	// Credentials authenticate to an ACL-enabled cluster. Default: none.
 	Credentials Credentials
+	// TLS encrypts the connections to the name servers and brokers. Default false. rocketmq-client-go keeps
+	// this switch in process-global state and does not verify the server's certificate (it encrypts, it does
+	// not authenticate the broker): see the package documentation. New fails with ErrInvalidConfig while
+	// another txbox RocketMQ client of the process runs with the other setting.
+	TLS bool
 	// Namespace, when set, prefixes the topic and group the broker sees ("ns%topic"), as RocketMQ namespaces
 	// do. Default: none.
 	Namespace string
@@ -34,6 +39,11 @@ type Config struct {
 	// queue for messages with a ShardingKey. The relay retries a failed row anyway; client retries only make a
 	// broker hiccup cheaper. Default 2; a negative value means none.
 	Retries int
+	// MaxMessageSize is the broker's maxMessageSize, the longest body it stores: Publish refuses a longer
+	// payload with ErrInvalidMessage without sending it. Set it (and the same value in the Limits given to
+	// outbox.Config.Check) when the broker's setting was changed. Default DefaultMaxMessageSize (4 MiB); at most
+	// MaxMessageSizeLimit.
+	MaxMessageSize int
 	// MaxBatch is the most messages one send request carries. Concurrent Publish calls whose messages go to the
 	// same queue are sent together (see the package documentation); nothing waits for a batch to fill. 1
 	// disables batching. Between 1 and 1024. Default 32.
@@ -87,9 +97,14 @@ func (c Config) withDefaults() (Config, error) {
 	if err := rmqclient.CheckInstanceName(c.InstanceName); err != nil {
 		return bad("InstanceName %v", err)
 	}
-	if (c.Credentials.AccessKey == "") != (c.Credentials.SecretKey == "") {
-		return bad("Credentials need both AccessKey and SecretKey, or neither")
+	if err := rmqclient.CheckCredentials(c.Credentials.AccessKey, c.Credentials.SecretKey, c.Credentials.SecurityToken); err != nil {
+		return bad("Credentials %v", err)
 	}
+	l, err := Limits{MaxMessageSize: c.MaxMessageSize}.withDefaults()
+	if err != nil {
+		return c, err
+	}
+	c.MaxMessageSize = l.MaxMessageSize
 	switch {
 	case c.SendTimeout == 0:
 		c.SendTimeout = DefaultSendTimeout

@@ -17,12 +17,29 @@
 // reach consumers, which dedupe on the business key (package inbox, inbox/rocketmq). Publish honours its ctx;
 // SendTimeout bounds each of the client's attempts and Retries sets how many it makes.
 //
+// # Refused at enqueue, or at once
+//
+// What the broker can never store is refused before the producer's transaction commits: give [Check] (the
+// limits of a broker with default settings) or a [Limits] value's Check to outbox.Config.Check, and Enqueue
+// refuses, naming the field, a topic the broker rejects (characters outside [%|a-zA-Z0-9_-], more than 127
+// with the namespace, system topics), the property separators 0x01 and 0x02, reserved header names,
+// properties longer than the broker stores as this package encodes them, and a payload over MaxMessageSize.
+// Publish checks every record against the same Limits and fails one that does not pass with ErrInvalidMessage
+// without sending it, so bodies the broker would answer by dropping the connection (20 to 64 MiB) are never
+// sent. A broker refusal that no retry can change (CODE 13 MESSAGE_ILLEGAL, CODE 29 for an illegal topic, CODE
+// 16 for a system topic) is ErrRefused. Both match relay.ErrPermanent: the relay moves the row to its
+// dead-letter table on the first attempt, with the reason as its last error, instead of retrying it
+// MaxAttempts times and holding back its sharding key meanwhile. When a batch is refused, its messages are sent
+// again one by one, so that only the offending one is refused.
+//
 // # Mapping of an outbox record to a message
 //
 //	Topic        → topic (with Namespace: "ns%topic")
-//	Payload      → body (the client compresses bodies over 4 KiB; consumers see the original bytes). The broker
-//	               rejects an empty body, so an empty payload is sent as one zero byte with the property
-//	               TXBOX_EMPTY_BODY=1, and inbox/rocketmq hands the handler an empty payload again.
+//	Payload      → body. A body of 4 KiB or more sent alone is zlib-compressed (as the client would) when that
+//	               makes it shorter, and only then, so the broker never sees a body longer than the payload;
+//	               consumers see the original bytes. The broker rejects an empty body, so an empty payload is
+//	               sent as one zero byte with the property TXBOX_EMPTY_BODY=1, and inbox/rocketmq hands the
+//	               handler an empty payload again.
 //	Key          → user property TXBOX_KEY, byte for byte; and the KEYS property, the broker's key index, with
 //	               '%' written "%25" and ' ' written "%20" (the client joins KEYS with spaces and the broker
 //	               splits on them). A key without '%' or ' ' is indexed as is, so operators find a message with
@@ -42,8 +59,9 @@
 //	               ...) are rejected, as is the byte 0x01 or 0x02 anywhere (the client's property separators).
 //
 // A record that cannot be mapped fails with ErrInvalidMessage, which also matches relay.ErrPermanent: the relay
-// moves the row to its dead-letter table at once instead of retrying it MaxAttempts times. The mapping is the
-// public wire format of package rmqwire, which inbox/rocketmq reads and other producers and consumers can use.
+// moves the row to its dead-letter table at once instead of retrying it MaxAttempts times (see above). The
+// mapping is the public wire format of package rmqwire, which inbox/rocketmq reads and other producers and
+// consumers can use.
 //
 // # Batching
 //
@@ -58,6 +76,23 @@
 // (PostgreSQL, broker and client on one host, 64 sends in flight, 256-byte payloads) the relay drained at
 // 0.6–0.85× a bare SendSync loop without batching and at 1.2–2.1× with it (medians of two runs of five
 // interleaved rounds; BenchmarkRelayToBroker beside BenchmarkBareSendSync).
+//
+// # TLS and credentials
+//
+// Config.TLS makes the client connect to name servers and brokers over TLS (a broker in its default
+// "permissive" mode takes TLS and plain connections on the same port). Two properties of rocketmq-client-go
+// matter:
+//
+//   - It does not verify the server's certificate (InsecureSkipVerify): TLS protects the traffic from being read
+//     or altered by a passive observer, not from an impostor who can redirect the connection.
+//   - The switch is process-global: every client of the process, txbox's or not, dials with the value the most
+//     recent client wrote. txbox therefore refuses (ErrInvalidConfig) to create a Publisher or inbox/rocketmq
+//     Consumer whose TLS setting differs from that of a txbox client still running, and writes the switch only
+//     when it changes. Give every RocketMQ client of a process the same setting; clients created without txbox
+//     are not tracked.
+//
+// Credentials (AccessKey, SecretKey and an optional SecurityToken, for STS) sign requests to an ACL-enabled
+// cluster; a SecurityToken without the keys is refused.
 //
 // # Clients in one process
 //

@@ -64,3 +64,9 @@ func statusName(s primitive.SendStatus) string {
 func invalid(err error) error {
 	return fmt.Errorf("%w (%w): %w", ErrInvalidMessage, relay.ErrPermanent, err)
 }
+
+// ErrRefused is returned by Publish when the broker refused the message for what it is: CODE 13
+// MESSAGE_ILLEGAL (body or properties too long, ...), CODE 29 for a topic that failed the broker's validation,
+// CODE 16 for a system topic. Retrying cannot help, so it also matches relay.ErrPermanent and the relay parks
+// the row at once, with the broker's answer in its last error.
+var ErrRefused = errors.New("relay/rocketmq: broker refused the message")

@@ -1,6 +1,7 @@
 package rocketmq
 
 import (
+	"context"
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
@@ -16,5 +17,15 @@ func NewWithOptions(cfg Config, extra ...producer.Option) (*Publisher, error) {
 
 // NewMessage exposes the record mapping.
 func NewMessage(r outbox.Record, now time.Time) (*primitive.Message, error) {
-	return newMessage(r, now)
+	return newMessage(Limits{MaxMessageSize: DefaultMaxMessageSize}, r, now)
+}
+
+// Refusal exposes the classification of broker answers.
+var Refusal = refusal
+
+// SendUnchecked sends msg as Publish sends a single message, without the Limits check: tests make the broker
+// itself refuse with it.
+func (p *Publisher) SendUnchecked(ctx context.Context, msg *primitive.Message) error {
+	_, err := p.sendAlone(ctx, msg)
+	return err
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
 
+	"github.com/txbox/txbox/internal/rmqclient"
 	"github.com/txbox/txbox/internal/rmqlog"
 	"github.com/txbox/txbox/outbox"
 	"github.com/txbox/txbox/relay"
@@ -20,9 +22,12 @@ import (
 
 // Publisher is a relay.Publisher on a rocketmq-client-go producer. It is safe for concurrent use.
 type Publisher struct {
-	cfg Config
-	p   rmq.Producer
-	log *slog.Logger
+	cfg    Config
+	limits Limits
+	p      rmq.Producer
+	log    *slog.Logger
+	// releaseTLS unregisters the client's TLS setting (rmqclient.AcquireTLS) once it is shut down.
+	releaseTLS func()
 
 	// mu guards closed and the Add side of inflight, so that Shutdown's Wait never races an Add.
 	mu       sync.Mutex
@@ -59,6 +64,10 @@ func newPublisher(cfg Config, extra ...producer.Option) (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
+	writeTLS, releaseTLS, err := rmqclient.AcquireTLS(cfg.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("%w: TLS: %w", ErrInvalidConfig, err)
+	}
 	rmqlog.Install(cfg.Logger, cfg.ClientLogLevel.Level())
 	sel := &selector{}
 	opts := []producer.Option{
@@ -70,9 +79,15 @@ func newPublisher(cfg Config, extra ...producer.Option) (*Publisher, error) {
 		// Same ShardingKey, same queue (the client's hash selector, FNV-1a modulo the queue count); batches go
 		// to their lane's queue.
 		producer.WithQueueSelector(sel),
+		// Publish compresses itself, and only when that shortens the body (compress.go).
+		producer.WithCompressMsgBodyOverHowmuch(math.MaxInt32),
 	}
 	if cfg.Namespace != "" {
 		opts = append(opts, producer.WithNamespace(cfg.Namespace))
+	}
+	if writeTLS {
+		// The switch is process-global: AcquireTLS made sure no running txbox client relies on its old value.
+		opts = append(opts, producer.WithTls(cfg.TLS))
 	}
 	if cfg.Credentials.AccessKey != "" {
 		opts = append(opts, producer.WithCredentials(primitive.Credentials{
@@ -82,27 +97,37 @@ func newPublisher(cfg Config, extra ...producer.Option) (*Publisher, error) {
 	}
 	p, err := rmq.NewProducer(append(opts, extra...)...)
 	if err != nil {
+		releaseTLS()
 		return nil, fmt.Errorf("relay/rocketmq: create producer: %w", err)
 	}
 	if err := p.Start(); err != nil {
+		releaseTLS()
 		return nil, fmt.Errorf("relay/rocketmq: start producer (group %s, instance %s): %w", cfg.Group,
 			cfg.InstanceName, err)
 	}
-	return &Publisher{cfg: cfg, p: p, sel: sel, log: cfg.Logger.With("component", "txbox.relay.rocketmq")}, nil
+	return &Publisher{cfg: cfg, limits: Limits{MaxMessageSize: cfg.MaxMessageSize, Namespace: cfg.Namespace},
+		p: p, sel: sel, releaseTLS: releaseTLS, log: cfg.Logger.With("component", "txbox.relay.rocketmq")}, nil
 }
 
 // Config returns the configuration in use, defaults filled in.
 func (p *Publisher) Config() Config { return p.cfg }
 
-// Publish sends r and returns nil only when the broker answered SendOK. Every other outcome is an error the
-// relay retries: a client error (ErrSend), another status such as FlushDiskTimeout (ErrNotDurable, which the
-// client itself reports as success), ctx ending first, or a record that cannot be mapped (ErrInvalidMessage,
-// which also matches relay.ErrPermanent). See the package documentation for the mapping.
+// Limits returns the limits Publish checks records against: the configured MaxMessageSize and Namespace.
+func (p *Publisher) Limits() Limits { return p.limits }
+
+// Check is p.Limits().Check, for outbox.Config.Check when the producer runs in the relay's process.
+func (p *Publisher) Check(m outbox.Message) error { return p.limits.Check(m) }
+
+// Publish sends r and returns nil only when the broker answered SendOK. Every other outcome is an error: a client
+// error (ErrSend), another status such as FlushDiskTimeout (ErrNotDurable, which the client itself reports as
+// success) or ctx ending first, which the relay retries; a record that fails the Limits (ErrInvalidMessage,
+// nothing sent) or a broker refusal no retry can change (ErrRefused), which both match relay.ErrPermanent. See
+// the package documentation for the mapping.
 func (p *Publisher) Publish(ctx context.Context, r outbox.Record) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("relay/rocketmq: publish outbox row %d: %w", r.ID, context.Cause(ctx))
 	}
-	msg, err := newMessage(r, time.Now())
+	msg, err := newMessage(p.limits, r, time.Now())
 	if err != nil {
 		return fmt.Errorf("relay/rocketmq: publish outbox row %d: %w", r.ID, err)
 	}
@@ -113,6 +138,8 @@ func (p *Publisher) Publish(ctx context.Context, r outbox.Record) error {
 
 	res, err := p.send(ctx, msg)
 	switch {
+	case isRefusal(err):
+		return fmt.Errorf("relay/rocketmq: publish outbox row %d to %s: %w", r.ID, r.Topic, err)
 	case err != nil:
 		if ctx.Err() != nil {
 			// The client reports a cancelled wait as its own timeout error; say what really happened.
@@ -149,7 +176,7 @@ func (p *Publisher) send(ctx context.Context, msg *primitive.Message) (*primitiv
 		}
 		if !g.warm.Load() {
 			defer func() { <-g.turn }()
-			res, err := p.p.SendSync(ctx, msg)
+			res, err := p.sendAlone(ctx, msg)
 			if err == nil {
 				g.warm.Store(true)
 			}
@@ -164,7 +191,18 @@ func (p *Publisher) send(ctx context.Context, msg *primitive.Message) (*primitiv
 	if n := p.sel.count(sent); p.cfg.MaxBatch > 1 && n > 0 && batchable(msg) {
 		return p.batched(ctx, msg, sent, n)
 	}
-	return p.p.SendSync(ctx, msg)
+	return p.sendAlone(ctx, msg)
+}
+
+// sendAlone sends one message in a request of its own, compressed when that makes it shorter. A broker refusal
+// comes back wrapped in ErrRefused.
+func (p *Publisher) sendAlone(ctx context.Context, msg *primitive.Message) (*primitive.SendResult, error) {
+	compress(msg)
+	res, err := p.p.SendSync(ctx, msg)
+	if perm := refusal(err); perm != nil {
+		return res, perm
+	}
+	return res, err
 }
 
 // batchable: timer messages and large bodies go alone (the broker rejects timers in batches; the client
@@ -209,6 +247,7 @@ func (p *Publisher) Shutdown(ctx context.Context) error {
 		if err := p.p.Shutdown(); err != nil {
 			p.stopErr = fmt.Errorf("relay/rocketmq: shut down producer: %w", err)
 		}
+		p.releaseTLS()
 	})
 	return errors.Join(waitErr, p.stopErr)
 }

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"database/sql"
 	"fmt"
@@ -136,6 +137,9 @@ func checkDead(t *testing.T, got store.InboxDeadRow, want store.InboxParkParams)
 	}
 	checkBytes(t, "dead letter payload", got.Payload, payload)
 	checkHeaders(t, "dead letter", got.Headers, want.Headers)
+	if got.PayloadBytes != 0 || got.HeadersBytes != 0 {
+		t.Errorf("dead letter stored whole reports cut sizes: payload %d, headers %d", got.PayloadBytes, got.HeadersBytes)
+	}
 }
 
 func deadKeys(rows []store.InboxDeadRow) []string {
@@ -406,6 +410,62 @@ func testInboxParkRecorded(t *testing.T, h *harness) {
 	checkBytes(t, "recorded fingerprint", r.Fingerprint, fp("k"))
 	if n, _, _, found := h.attemptsRow(t, h.db, "c", "k"); !found || n != 1 {
 		t.Errorf("attempts row after InboxPark of a recorded key: found %v, count %d; want unchanged (1)", found, n)
+	}
+}
+
+// With Minimal, only the sizes of payload and headers are stored.
+func testInboxParkMinimal(t *testing.T, h *harness) {
+	p := parkParams("c", "k")
+	p.Minimal = true
+	h.inTx(t, func(tx *sql.Tx) {
+		ok, err := h.s.InboxPark(h.ctx, tx, &p)
+		noErr(t, "InboxPark", err)
+		if !ok {
+			t.Fatal("InboxPark of a new key = false")
+		}
+	})
+	rows, err := h.s.InboxDeadList(h.ctx, h.db, &store.InboxDeadListParams{Consumer: "c", Limit: 10})
+	noErr(t, "InboxDeadList", err)
+	if len(rows) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(rows))
+	}
+	r := rows[0]
+	if len(r.Payload) != 0 || r.Headers != nil || r.PayloadBytes != int64(len(p.Payload)) || r.HeadersBytes != int64(len(p.Headers)) {
+		t.Fatalf("minimal dead letter: %d payload bytes, headers %q, sizes %d and %d; want none, with sizes %d and %d",
+			len(r.Payload), r.Headers, r.PayloadBytes, r.HeadersBytes, len(p.Payload), len(p.Headers))
+	}
+	checkBytes(t, "minimal dead letter fingerprint", r.Fingerprint, p.Fingerprint)
+}
+
+// A payload over MySQL's max_allowed_packet is cut to a prefix that fits, its size recorded; headers that fit
+// are kept. PostgreSQL stores it whole.
+func testInboxParkCutToFit(t *testing.T, h *harness) {
+	var packet int
+	if h.s.Dialect().Name() == "mysql" {
+		h.scan(t, "SELECT @@max_allowed_packet", nil, &packet)
+	}
+	p := parkParams("c", "k")
+	p.Payload = bytes.Repeat([]byte("0123456789'\\"), (max(packet, 16<<20)+1<<20)/12)
+	h.inTx(t, func(tx *sql.Tx) {
+		ok, err := h.s.InboxPark(h.ctx, tx, &p)
+		noErr(t, "InboxPark", err)
+		if !ok {
+			t.Fatal("InboxPark of a new key = false")
+		}
+	})
+	rows, err := h.s.InboxDeadList(h.ctx, h.db, &store.InboxDeadListParams{Consumer: "c", Limit: 10})
+	noErr(t, "InboxDeadList", err)
+	if len(rows) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(rows))
+	}
+	r := rows[0]
+	checkHeaders(t, "cut dead letter", r.Headers, p.Headers)
+	switch {
+	case packet == 0 && (r.PayloadBytes != 0 || !bytes.Equal(r.Payload, p.Payload)):
+		t.Fatalf("PostgreSQL: %d of %d payload bytes stored, size %d; want it whole", len(r.Payload), len(p.Payload), r.PayloadBytes)
+	case packet > 0 && (r.PayloadBytes != int64(len(p.Payload)) || len(r.Payload) >= packet || !bytes.HasPrefix(p.Payload, r.Payload)):
+		t.Fatalf("MySQL: %d of %d payload bytes stored, size %d; want a prefix under max_allowed_packet (%d) and the size",
+			len(r.Payload), len(p.Payload), r.PayloadBytes, packet)
 	}
 }
 

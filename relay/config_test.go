@@ -29,7 +29,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		{relay.Config{Dialect: dialect.MySQL, Publisher: pub, Prefix: "1x"}, "Prefix"},
 		{relay.Config{Dialect: dialect.MySQL, Publisher: pub, Prefix: "x;y"}, "Prefix"},
 		{relay.Config{Dialect: dialect.MySQL, Publisher: pub, Retention: -time.Hour}, "Retention must not be negative"},
-		{relay.Config{Dialect: dialect.MySQL, Publisher: pub, PublishTimeout: -time.Second}, "PublishTimeout must be positive"},
+		{relay.Config{Dialect: dialect.MySQL, Publisher: pub, PublishTimeout: -time.Second}, "PublishTimeout must be at least 100ms"},
 		{relay.Config{Dialect: dialect.MySQL, Publisher: pub, MinPollInterval: time.Minute}, "MaxPollInterval"},
 		{relay.Config{Dialect: dialect.MySQL, Publisher: pub, MinBackoff: time.Hour}, "MaxBackoff"},
 	} {

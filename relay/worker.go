@@ -65,6 +65,13 @@ func (w *worker) loop(ctx context.Context, drain bool, n *atomic.Int64) error {
 		start := time.Now()
 		info, err := w.batch(ctx)
 		info.Duration = time.Since(start)
+		if err != nil && info.Claimed == 0 && ctx.Err() != nil {
+			// Stopping: the batch failed only because ctx ended before it claimed anything.
+			if drain {
+				return ctx.Err()
+			}
+			return nil
+		}
 		w.streaming = err == nil && info.Claimed > 0
 		if err != nil && info.Err == nil {
 			info.Err = err

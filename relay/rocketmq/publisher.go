@@ -95,9 +95,10 @@ func newPublisher(cfg Config, extra ...producer.Option) (*Publisher, error) {
 func (p *Publisher) Config() Config { return p.cfg }
 
 // Publish sends r and returns nil only when the broker answered SendOK. Every other outcome is an error the
-// relay retries: a client error (ErrSend), another status such as FlushDiskTimeout (ErrNotDurable, which the
-// client itself reports as success), ctx ending first, or a record that cannot be mapped (ErrInvalidMessage,
-// which also matches relay.ErrPermanent). See the package documentation for the mapping.
+// relay retries: a client error (ErrSend; when the broker or the topic's route could not be reached it also
+// matches relay.ErrUnavailable), another status such as FlushDiskTimeout (ErrNotDurable, which the client
+// itself reports as success), ctx ending first, or a record that cannot be mapped (ErrInvalidMessage, which
+// also matches relay.ErrPermanent). See the package documentation for the mapping.
 func (p *Publisher) Publish(ctx context.Context, r outbox.Record) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("relay/rocketmq: publish outbox row %d: %w", r.ID, context.Cause(ctx))
@@ -118,6 +119,10 @@ func (p *Publisher) Publish(ctx context.Context, r outbox.Record) error {
 			// The client reports a cancelled wait as its own timeout error; say what really happened.
 			return fmt.Errorf("relay/rocketmq: publish outbox row %d to %s: %w: %w (%w)", r.ID, r.Topic, ErrSend,
 				context.Cause(ctx), err)
+		}
+		if unavailable(err) {
+			return fmt.Errorf("relay/rocketmq: publish outbox row %d to %s: %w (%w): %w", r.ID, r.Topic, ErrSend,
+				relay.ErrUnavailable, err)
 		}
 		return fmt.Errorf("relay/rocketmq: publish outbox row %d to %s: %w: %w", r.ID, r.Topic, ErrSend, err)
 	case res == nil:

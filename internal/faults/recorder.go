@@ -24,6 +24,8 @@ const SeqHeader = "faults-seq"
 type Recorder struct {
 	Next               relay.Publisher
 	MinDelay, MaxDelay time.Duration
+	// Hook, if set, runs inside every recorded call before the delay (a test stalls some calls with it).
+	Hook func(ctx context.Context, r outbox.Record)
 
 	mu        sync.Mutex
 	inflight  map[int64]int  // by outbox id: calls in Publish
@@ -66,6 +68,9 @@ func (r *Recorder) Publish(ctx context.Context, rec outbox.Record) error {
 		}
 		r.mu.Unlock()
 	}()
+	if r.Hook != nil {
+		r.Hook(ctx, rec)
+	}
 	if d := r.delay(); d > 0 {
 		t := time.NewTimer(d)
 		select {

@@ -218,7 +218,7 @@ func (w *worker) batch(ctx context.Context) (info BatchInfo, err error) {
 
 	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer fcancel()
-	if err := w.finish(fctx, token, out, &info); err != nil {
+	if err := w.finish(ctx, fctx, claimStart, token, out, &info); err != nil {
 		info.Err = err
 		return info, err
 	}
@@ -336,17 +336,23 @@ func (w *worker) claimUnkeyed(ctx context.Context, p *store.OutboxClaim) ([]stor
 }
 
 // finish records the batch's outcome in one transaction, touching only rows the batch still leases. When the
-// batch's connection fails it tries once more on a fresh one: every statement is fenced by the token, so a
-// first attempt that did commit makes the second change nothing.
-func (w *worker) finish(ctx context.Context, token int64, out *outcome, info *BatchInfo) error {
+// database or the connection fails it tries again on a fresh connection, with a growing wait, for as long as
+// that can spare a duplicate: until a lease past the batch's own has gone by (another relay may have published
+// the rows again by then) or Run stops. Every statement is fenced by the token, so an attempt that did commit
+// makes the next change nothing.
+func (w *worker) finish(ctx, fctx context.Context, claimStart time.Time, token int64, out *outcome, info *BatchInfo) error {
 	r := w.r
 	f := &store.OutboxFinish{Token: token, Published: out.published, Keep: r.cfg.Retention > 0, Retry: out.retry,
 		Bury: out.bury, Release: out.release, Hold: out.hold, HoldFor: outageHold}
-	done, err := r.s.OutboxFinish(ctx, w.conn, f)
-	if err != nil && ctx.Err() == nil && retryOnFreshConn(err) {
+	done, err := r.s.OutboxFinish(fctx, w.conn, f)
+	for wait := 50 * time.Millisecond; err != nil && retryOnFreshConn(err); wait = min(2*wait, time.Second) {
+		if fctx.Err() != nil || ctx.Err() != nil || time.Since(claimStart) > 2*r.cfg.Lease {
+			break
+		}
 		w.dropConn()
-		if err = w.connect(ctx, ctx); err == nil {
-			done, err = r.s.OutboxFinish(ctx, w.conn, f)
+		sleepCtx(fctx, wait)
+		if err = w.connect(fctx, fctx); err == nil {
+			done, err = r.s.OutboxFinish(fctx, w.conn, f)
 		}
 	}
 	want := len(f.Published) + len(f.Retry) + len(f.Bury) + len(f.Release) + len(f.Hold)

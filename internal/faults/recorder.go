@@ -119,6 +119,13 @@ func (r *Recorder) accept(rec outbox.Record) {
 	}
 }
 
+// Accepted is how many times key was accepted.
+func (r *Recorder) Accepted(key string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.accepted[key]
+}
+
 // Distinct is how many different keys were accepted.
 func (r *Recorder) Distinct() int {
 	r.mu.Lock()

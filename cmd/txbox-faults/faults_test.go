@@ -42,7 +42,12 @@ func TestBoundedFaults(t *testing.T) {
 	opts := options{dbs: []string{"mariadb", "postgres"}, scenarios: scenarioNames, rows: 1000, deliveries: 200,
 		outages: []time.Duration{2 * time.Second}, relayKills: 3, scripts: scripts,
 		rocketLib: filepath.Join(filepath.Dir(filepath.Dir(admin)), "lib")}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	// End a minute before the test's deadline, so that run stops its servers before the test binary is killed.
+	end := time.Now().Add(15 * time.Minute)
+	if d, ok := t.Deadline(); ok {
+		end = d.Add(-time.Minute)
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), end)
 	defer cancel()
 	var out bytes.Buffer
 	ok, err := run(ctx, opts, &out, io.Discard)

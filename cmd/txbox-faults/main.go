@@ -32,7 +32,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "txbox-faults:", err)
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// A pager that quits must not kill the run with its servers up: writes to a closed stdout fail instead.
+	signal.Ignore(syscall.SIGPIPE)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	logw := io.Discard
 	if opts.verbose {

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -570,12 +571,34 @@ func (s *suite) relayKill(ctx context.Context, t target) (*report, error) {
 	if err := enqueue(ctx, db, t.d, msgs); err != nil {
 		return nil, err
 	}
+	// start runs txbox relay and returns once its /readyz answers 200 (it has its signal handlers by then).
 	start := func() (*exec.Cmd, error) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		addr := ln.Addr().String()
+		_ = ln.Close()
 		cmd := exec.Command(bin, "relay", "--dialect", t.d.Name(), "--namesrv", s.namesrv, "--group", topic+"_p",
-			"--workers", "2", "--batch", "200", "--log-level", "warn")
+			"--workers", "2", "--batch", "200", "--log-level", "warn", "--metrics-addr", addr)
 		cmd.Env = append(os.Environ(), "TXBOX_DSN="+dsn)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // it dies with the suite
 		cmd.Stdout, cmd.Stderr = s.log, s.log
-		return cmd, cmd.Start()
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+			res, err := http.Get("http://" + addr + "/readyz")
+			if err == nil {
+				_ = res.Body.Close()
+				if res.StatusCode == http.StatusOK {
+					return cmd, nil
+				}
+			}
+			if time.Now().After(deadline) {
+				return cmd, fmt.Errorf("txbox relay not ready after a minute (last: %v)", err)
+			}
+		}
 	}
 	cmd, err := start()
 	if err != nil {
@@ -603,12 +626,16 @@ func (s *suite) relayKill(ctx context.Context, t target) (*report, error) {
 		if cmd, err = start(); err != nil {
 			return nil, err
 		}
+		if before == 0 {
+			rep.recoveryf("kill %d: the outbox was already empty", k)
+			break
+		}
 		at, err := waitCount(wctx, db, func(c int) bool { return c < before })
 		if err != nil {
 			return nil, err
 		}
-		rep.recoveryf("kill %d at %d rows left: the restarted relay published again %s after it started", k, before,
-			seconds(at.Sub(restarted)))
+		rep.recoveryf("kill %d at %d rows left: the restarted relay published again %s after the kill (the killed "+
+			"relay's leased rows wait for their lease)", k, before, seconds(at.Sub(restarted)))
 	}
 	emptyAt, err := waitCount(wctx, db, func(c int) bool { return c == 0 })
 	if err != nil {

@@ -26,26 +26,14 @@ func TestMain(m *testing.M) { testdb.Main(m) }
 // operation dials through the proxy afresh.
 func proxied(t *testing.T, db *testdb.DB) (*faults.Proxy, *sqlx.DB) {
 	t.Helper()
-	target, _, err := faults.Reroute(db.Dialect.Name(), db.DSN, "127.0.0.1:1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := faults.NewProxy(target)
+	p, pdb, err := faults.Proxied(db.Dialect.Name(), db.Target.Driver, db.DSN)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Close() })
-	_, dsn, err := faults.Reroute(db.Dialect.Name(), db.DSN, p.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pdb, err := sqlx.Open(db.Target.Driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { _ = pdb.Close() })
 	pdb.SetMaxIdleConns(0)
 	pdb.SetMaxOpenConns(20)
-	t.Cleanup(func() { _ = pdb.Close() })
 	return p, pdb
 }
 

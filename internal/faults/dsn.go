@@ -5,6 +5,7 @@ import (
 	"net/url"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/jmoiron/sqlx"
 )
 
 // Reroute returns the server address dsn connects to and dsn changed to connect to addr instead: a MySQL DSN
@@ -28,4 +29,26 @@ func Reroute(dialect, dsn, addr string) (target, rerouted string, err error) {
 	}
 	target, u.Host = u.Host, addr
 	return target, u.String(), nil
+}
+
+// Proxied starts a Proxy in front of the server dsn connects to and opens a pool (driver, dialect as for
+// Reroute) that reaches it through the proxy. Close the pool, then the proxy.
+func Proxied(dialect, driver, dsn string) (*Proxy, *sqlx.DB, error) {
+	target, _, err := Reroute(dialect, dsn, "127.0.0.1:1")
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := NewProxy(target)
+	if err != nil {
+		return nil, nil, err
+	}
+	_, via, err := Reroute(dialect, dsn, p.Addr())
+	if err == nil {
+		var db *sqlx.DB
+		if db, err = sqlx.Open(driver, via); err == nil {
+			return p, db, nil
+		}
+	}
+	_ = p.Close()
+	return nil, nil, err
 }

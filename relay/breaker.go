@@ -27,8 +27,7 @@ type breaker struct {
 	open      bool
 	since     time.Time
 	firstErr  error
-	nextProbe time.Time // when the next probe may start
-	probing   bool      // a probe is in flight
+	nextProbe time.Time // when the next probe may start (probes in flight do not hold it back: one may hang)
 	unheld    time.Time // when the probe loop last made a held row due
 	epoch     uint64    // incremented at every opening
 }
@@ -68,18 +67,22 @@ func (bs *breakers) opened() []*breaker {
 	return out
 }
 
-// admit says whether a row of the topic may be published now and whether that publish is the probe.
-func (b *breaker) admit(now time.Time, every time.Duration) (ok, probe bool) {
+// admit says whether a row of the topic may be published now. With the breaker open, one publish per
+// ProbeInterval goes through as a probe, whether or not earlier probes have returned (a probe sent while the
+// broker was coming back can hang until the client's timeout); with bulk set, one goes through at once: the
+// batch found several rows of the topic due, which another relay's closed breaker (or new messages) made due,
+// and waiting for the interval would hold them all again.
+func (b *breaker) admit(now time.Time, every time.Duration, bulk bool) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch {
 	case !b.open:
-		return true, false
-	case b.probing || now.Before(b.nextProbe):
-		return false, false
+		return true
+	case now.Before(b.nextProbe) && !bulk:
+		return false
 	}
-	b.probing, b.nextProbe = true, now.Add(every)
-	return true, true
+	b.nextProbe = now.Add(every)
+	return true
 }
 
 // state is the breaker's state for a hold decision: whether it is open and its epoch.
@@ -100,12 +103,9 @@ const (
 
 // done records a publish's outcome and reports whether it opened or closed the breaker (and, when it closed,
 // for how long it was open).
-func (b *breaker) done(err error, probe bool, now time.Time) (transition, time.Duration) {
+func (b *breaker) done(err error, now time.Time) (transition, time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if probe {
-		b.probing = false
-	}
 	switch {
 	case err == nil:
 		b.fails = 0
@@ -127,12 +127,12 @@ func (b *breaker) done(err error, probe bool, now time.Time) (transition, time.D
 }
 
 // probeDue reports whether the probe loop should make one held row due so that a probe can happen: the
-// breaker is open, no probe is in flight or was started within the last interval, and the loop did not
-// already do it within the last interval.
+// breaker is open, no probe started within the last interval, and the loop did not already do it within the
+// last interval.
 func (b *breaker) probeDue(now time.Time, every time.Duration) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.open || b.probing || now.Before(b.nextProbe) || now.Sub(b.unheld) < every {
+	if !b.open || now.Before(b.nextProbe) || now.Sub(b.unheld) < every {
 		return false
 	}
 	b.unheld = now
@@ -160,8 +160,8 @@ func (r *Relay) breakerClosed(ctx context.Context, topic string, outage time.Dur
 }
 
 // probeLoop runs beside Run's workers: every ProbeInterval, for each open breaker whose probe is due, it makes
-// the topic's lowest held row due, so that a worker claims it and publishes it as the probe. Rows enqueued
-// during the outage serve as probes too.
+// the topic's lowest held row due and wakes the workers, so that one claims a row of the topic and publishes
+// it as the probe. Rows enqueued during the outage, or made due by another relay, serve as probes too.
 func (r *Relay) probeLoop(ctx context.Context) {
 	t := time.NewTicker(r.cfg.ProbeInterval)
 	defer t.Stop()
@@ -175,13 +175,12 @@ func (r *Relay) probeLoop(ctx context.Context) {
 			if !b.probeDue(time.Now(), r.cfg.ProbeInterval) {
 				continue
 			}
-			n, err := r.s.OutboxResume(ctx, r.db, b.topic, 1)
-			if err != nil && ctx.Err() == nil {
+			if _, err := r.s.OutboxResume(ctx, r.db, b.topic, 1); err != nil && ctx.Err() == nil {
 				r.warn(ctx, "resume", "relay: making a held row due for a probe failed", "topic", b.topic, "error", err)
 			}
-			if n > 0 {
-				r.wake.broadcast()
-			}
+			// Wake the workers even when no row was held: another relay whose probe succeeded may have made
+			// them all due, and a worker idle for MaxPollInterval would probe only then.
+			r.wake.broadcast()
 		}
 	}
 }

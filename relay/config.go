@@ -49,7 +49,7 @@ type Config struct {
 	Lease time.Duration
 	// ProbeInterval is how often the relay tries one publish to a topic whose broker is unavailable (the
 	// Publisher returned errors wrapping ErrUnavailable): the topic's other rows are held without counting
-	// attempts meanwhile, and the first publish that succeeds makes them due again at once. Default 500ms; at
+	// attempts meanwhile, and the first publish that succeeds makes them due again at once. Default 200ms; at
 	// least 10ms.
 	ProbeInterval time.Duration
 	// MinPollInterval is the wait after a pass that found nothing while messages flow (some worker of the
@@ -127,7 +127,7 @@ const (
 	DefaultMaxAttempts        = 16
 	DefaultMaxBatchBytes      = 32 << 20
 	DefaultLease              = 5 * time.Second
-	DefaultProbeInterval      = 500 * time.Millisecond
+	DefaultProbeInterval      = 200 * time.Millisecond
 	DefaultMinPollInterval    = 10 * time.Millisecond
 	DefaultMaxPollInterval    = time.Second
 	DefaultRescanInterval     = time.Second

@@ -67,7 +67,23 @@ func (w *worker) publishAll(ctx context.Context, rows []store.OutboxRow) *outcom
 	state := make([]int, len(rows))
 	errs := make([]error, len(rows))
 	out := &outcome{}
-	var mu sync.Mutex // guards out.closed
+	// Topics with several rows in the batch may probe an open breaker once at once (see breaker.admit).
+	perTopic := map[string]int{}
+	for i := range rows {
+		perTopic[rows[i].Topic]++
+	}
+	var mu sync.Mutex // guards out.closed and bulkProbed
+	bulkProbed := map[*breaker]bool{}
+	bulk := func(b *breaker) bool {
+		if perTopic[b.topic] < 2 {
+			return false
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		first := !bulkProbed[b]
+		bulkProbed[b] = true
+		return first
+	}
 	var next atomic.Int64
 	publish := func() {
 		for {
@@ -80,14 +96,13 @@ func (w *worker) publishAll(ctx context.Context, rows []store.OutboxRow) *outcom
 					break // out of time: the rest of the batch is released untouched, no attempt counted
 				}
 				b := r.breakers.get(rows[i].Topic)
-				ok, probe := b.admit(time.Now(), r.cfg.ProbeInterval)
-				if !ok {
+				if open, _ := b.state(); open && !b.admit(time.Now(), r.cfg.ProbeInterval, bulk(b)) {
 					state[i] = outage
 					break
 				}
 				state[i] = tried
 				errs[i] = w.publishOne(ctx, &rows[i])
-				switch t, outage := b.done(errs[i], probe, time.Now()); t {
+				switch t, outage := b.done(errs[i], time.Now()); t {
 				case opened:
 					r.breakerOpened(ctx, b)
 				case closed:

@@ -399,7 +399,7 @@ func (w *worker) afterFinish(ctx context.Context, out *outcome) {
 
 // resume makes every row held for the topic's outage due now, in batches.
 func (r *Relay) resume(ctx context.Context, db store.DBTX, topic string) {
-	const limit = 5000
+	const limit = 20000
 	total := 0
 	for {
 		n, err := r.s.OutboxResume(ctx, db, topic, limit)

@@ -48,19 +48,19 @@ func createTopic(ctx context.Context, namesrv, broker, topic string, queues int)
 	}
 }
 
-// collector counts the messages a push consumer receives, by business key.
+// collector records the messages a push consumer receives: for each business key, the distinct messages
+// stored under it (by message id: a redelivery to the consumer is the same message, a second publish is another).
 type collector struct {
 	c rmq.PushConsumer
 
-	mu       sync.Mutex
-	byKey    map[string]int
-	received int
-	changed  chan struct{}
+	mu      sync.Mutex
+	byKey   map[string]map[string]bool
+	changed chan struct{}
 }
 
 // collect starts a push consumer (fresh group, from the first offset) on topic.
 func collect(namesrv, topic string) (*collector, error) {
-	col := &collector{byKey: map[string]int{}}
+	col := &collector{byKey: map[string]map[string]bool{}}
 	c, err := consumer.NewPushConsumer(consumer.WithNameServer([]string{namesrv}),
 		consumer.WithGroupName(fmt.Sprintf("faults-%d", time.Now().UnixNano())),
 		consumer.WithInstance(rmqclient.UniqueInstanceName("faults")),
@@ -72,8 +72,12 @@ func collect(namesrv, topic string) (*collector, error) {
 		col.mu.Lock()
 		defer col.mu.Unlock()
 		for _, m := range msgs {
-			col.byKey[m.GetKeys()]++
-			col.received++
+			ids := col.byKey[m.GetKeys()]
+			if ids == nil {
+				ids = map[string]bool{}
+				col.byKey[m.GetKeys()] = ids
+			}
+			ids[m.MsgId] = true
 		}
 		if col.changed != nil {
 			close(col.changed)
@@ -97,7 +101,7 @@ func (col *collector) waitKeys(ctx context.Context, keys []string) {
 		col.mu.Lock()
 		missing := 0
 		for _, k := range keys {
-			if col.byKey[k] == 0 {
+			if len(col.byKey[k]) == 0 {
 				missing++
 			}
 		}
@@ -118,12 +122,13 @@ func (col *collector) waitKeys(ctx context.Context, keys []string) {
 	}
 }
 
-// tally returns the keys never received (up to 10 named), how many were, and the duplicates among them.
+// tally returns the keys never received (up to 10 named), how many were, and how many extra messages were
+// stored under them (published more than once).
 func (col *collector) tally(keys []string) (lost int, lostKeys []string, got, dups int) {
 	col.mu.Lock()
 	defer col.mu.Unlock()
 	for _, k := range keys {
-		switch n := col.byKey[k]; {
+		switch n := len(col.byKey[k]); {
 		case n == 0:
 			lost++
 			if len(lostKeys) < 10 {

@@ -64,6 +64,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.scripts, "scripts", "scripts", "directory of the service scripts (postgres.sh, mariadb.sh, rocketmq.sh)")
 	fs.StringVar(&o.rocketLib, "rocketmq-lib", "", "installed RocketMQ jars to use (default: $TXBOX_ROCKETMQ_LIB, else those of the shared services)")
 	fs.BoolVar(&o.verbose, "v", false, "write the scripts', servers' and relays' output to stderr")
+	fs.BoolVar(&o.keep, "keep", false, "keep the state directory (data and server logs) after the run; the servers are stopped")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: txbox-faults [flags]\n\nRuns txbox against private PostgreSQL, MariaDB and RocketMQ instances that it starts, kills and\ncuts, and prints what held. Exit 0: every invariant held; 1: one broke; 2: the suite could not run.\n\n")
 		fs.PrintDefaults()
@@ -139,7 +140,7 @@ func run(ctx context.Context, opts options, out, logw io.Writer) (ok bool, err e
 	if err != nil {
 		return false, err
 	}
-	stack.RocketMQLib, stack.Log = opts.rocketLib, logw
+	stack.RocketMQLib, stack.Log, stack.Keep = opts.rocketLib, logw, opts.keep
 	defer func() {
 		if cerr := stack.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("stop the private servers: %w", cerr))

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -49,7 +50,7 @@ func (s *suite) relays(t target, dsn string, n int, edit func(*relay.Config)) (s
 		}
 		pools = append(pools, db)
 		cfg := relay.Config{Dialect: t.d, Workers: 2, BatchSize: 200, MinBackoff: 100 * time.Millisecond,
-			MaxBackoff: 2 * time.Second, Logger: slog.New(slog.NewTextHandler(s.log, nil)).With("relay", i)}
+			MaxBackoff: 2 * time.Second, Logger: slog.New(slog.NewTextHandler(s.log, &slog.HandlerOptions{Level: s.logLevel()})).With("relay", i)}
 		edit(&cfg)
 		r, err := relay.New(db, cfg)
 		if err != nil {
@@ -417,82 +418,72 @@ func (s *suite) connReset(ctx context.Context, t target) (*report, error) {
 }
 
 // brokerKill: two relays publish to a private RocketMQ broker that is SIGKILLed at 30% and started again after
-// the outage; a consumer checks that every message arrived.
+// the outage; a consumer checks that every message arrived. A control run first drains the same backlog with
+// nothing failing: its time from 30% to empty gives the normal drain rate of that part of the backlog, for the
+// recovery target (2s + backlog when the broker is back / normal rate).
 func (s *suite) brokerKill(ctx context.Context, t target, outage time.Duration) (*report, error) {
 	n := s.opts.rows
 	rep := newReport("broker-kill", t.name, fmt.Sprintf("2 relays publish %d rows to RocketMQ; the broker is "+
 		"SIGKILLed at 30%% and started again after %s", n, outage))
-	topic := fmt.Sprintf("faults_%d", time.Now().UnixNano())
-	if err := createTopic(ctx, s.namesrv, s.broker, topic, 4); err != nil {
-		return nil, err
+	control, err := s.brokerDrain(ctx, t, "control", nil)
+	if err != nil {
+		return nil, fmt.Errorf("control run: %w", err)
 	}
-	dsn, db, err := s.database(ctx, t, "broker")
+	control.close()
+	rate := float64(control.backlog) / control.emptyAt.Sub(control.back).Seconds()
+	probe, err := rocketmq.New(rocketmq.Config{NameServers: []string{s.namesrv}, Group: fmt.Sprintf("faults_probe_%d", time.Now().UnixNano()),
+		SendTimeout: time.Second, Logger: slog.New(slog.NewTextHandler(s.log, nil))})
 	if err != nil {
 		return nil, err
 	}
-	defer db.Close()
-	msgs, keys := messages(topic, "b", n)
-	if err := enqueue(ctx, db, t.d, msgs); err != nil {
-		return nil, err
-	}
-	pub, err := rocketmq.New(rocketmq.Config{NameServers: []string{s.namesrv}, Group: topic + "_p",
-		Logger: slog.New(slog.NewTextHandler(s.log, nil))})
-	if err != nil {
-		return nil, err
-	}
-	defer pub.Close()
-	rec := faults.NewRecorder(pub)
-	var bmu sync.Mutex
-	var opened, closed time.Time
-	var closedOutage time.Duration
-	started := time.Now()
-	stop, err := s.relays(t, dsn, 2, func(c *relay.Config) {
-		c.Publisher = rec
-		c.OnBreaker = func(b relay.BreakerChange) {
-			bmu.Lock()
-			defer bmu.Unlock()
-			if b.Open && opened.IsZero() {
-				opened = time.Now()
-			} else if !b.Open {
-				closed, closedOutage = time.Now(), b.Outage
-			}
+	defer probe.Close()
+	var killed time.Time
+	var portOpen time.Duration
+	var topic string
+	run, err := s.brokerDrain(ctx, t, "broker", func(tp string) (time.Time, error) {
+		topic = tp
+		killed = time.Now()
+		if err := s.stack.Kill(faults.RocketMQ); err != nil {
+			return time.Time{}, err
 		}
+		time.Sleep(outage)
+		// The broker is back when its port accepts connections again; the script's start returns later (it
+		// waits for the broker to register with the name server, through a JVM of its own).
+		started := make(chan error, 1)
+		go func() { started <- s.stack.Start(ctx, faults.RocketMQ) }()
+		actx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		defer cancel()
+		accepted, err := accepting(actx, s.broker)
+		if err != nil {
+			select {
+			case serr := <-started:
+				return accepted, fmt.Errorf("the broker did not come back: %w (%w)", serr, err)
+			default:
+			}
+			return accepted, err
+		}
+		s.restarting = started
+		// Back is when the broker stores a message again, as a producer of its own sees it: a restarted broker
+		// accepts connections a while before it serves.
+		serving, err := serves(actx, probe, topic)
+		portOpen = serving.Sub(accepted)
+		return serving, err
 	})
 	if err != nil {
 		return nil, err
 	}
-	defer stop()
-	if err := rec.WaitDistinct(ctx, n*3/10); err != nil {
-		return nil, err
-	}
-	rate := float64(rec.Distinct()) / time.Since(started).Seconds()
-	killed := time.Now()
-	if err := s.stack.Kill(faults.RocketMQ); err != nil {
-		return nil, err
-	}
-	time.Sleep(outage)
-	// The broker is back when its port accepts connections again; the script's start returns later (it waits
-	// for the broker to register with the name server, through a JVM of its own).
-	started2 := make(chan error, 1)
-	go func() { started2 <- s.stack.Start(ctx, faults.RocketMQ) }()
-	actx, acancel := context.WithTimeout(ctx, 5*time.Minute)
-	back, err := accepting(actx, s.broker)
-	acancel()
-	if err != nil {
-		return nil, err
-	}
-	backlog, _ := count(ctx, db, "txbox_outbox")
-	defer func() { <-started2 }()
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	emptyAt, err := waitCount(wctx, db, func(n int) bool { return n == 0 })
-	if err != nil {
-		rep.failf("not drained: %v", err)
+	defer run.close()
+	if run.err != nil {
+		rep.failf("not drained: %v", run.err)
 	} else {
-		took := emptyAt.Sub(back)
-		target := 2*time.Second + time.Duration(float64(backlog)/rate*float64(time.Second))
+		took := run.emptyAt.Sub(run.back)
+		target := 2*time.Second + time.Duration(float64(run.backlog)/rate*float64(time.Second))
 		rep.recoveryf("outbox empty %s after the broker was back (target 2s + %d rows / %.0f rows/s = %s); broker down %s",
-			seconds(took), backlog, rate, seconds(target), seconds(back.Sub(killed)))
+			seconds(took), run.backlog, rate, seconds(target), seconds(run.back.Sub(killed)))
+		rep.notef("the broker was back when a producer of the suite stored a message again, %s after its port accepted connections",
+			seconds(portOpen))
+		rep.notef("normal drain rate: the control run drained its last %d rows in %s with nothing failing",
+			control.backlog, seconds(control.emptyAt.Sub(control.back)))
 		switch {
 		case took <= target:
 		case s.opts.strictRecovery:
@@ -501,26 +492,27 @@ func (s *suite) brokerKill(ctx context.Context, t target, outage time.Duration) 
 			rep.notef("recovery over the target (not enforced in this run)")
 		}
 	}
-	bmu.Lock()
-	if !opened.IsZero() && !closed.IsZero() {
-		rep.recoveryf("breaker opened %s after the kill, closed %s after the broker was back (open %s)",
-			seconds(opened.Sub(killed)), seconds(closed.Sub(back)), seconds(closedOutage))
+	if !run.opened.IsZero() && !run.closed.IsZero() {
+		rep.recoveryf("breakers opened %s after the kill; the first closed %s after the broker was back (open %s), the other %s after",
+			seconds(run.opened.Sub(killed)), seconds(run.closed.Sub(run.back)), seconds(run.closedOutage),
+			seconds(run.lastClosed.Sub(run.back)))
 	}
-	bmu.Unlock()
-	stop()
-	if dead, err := count(ctx, db, "txbox_outbox_dead"); err != nil || dead != 0 {
+	if len(run.trace) > 0 {
+		rep.notef("rows left after the broker was back: %s", strings.Join(run.trace, ", "))
+	}
+	if dead, err := count(ctx, run.db, "txbox_outbox_dead"); err != nil || dead != 0 {
 		rep.failf("%d rows dead-lettered during the outage (%v)", dead, err)
 	}
-	col, err := collect(s.namesrv, topic)
+	col, err := s.collect(ctx, run.topic)
 	if err != nil {
 		return nil, err
 	}
 	defer col.close()
 	cctx, ccancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer ccancel()
-	col.waitKeys(cctx, keys)
-	lost, lostKeys, got, dups := col.tally(keys)
-	pr := rec.Report(keys)
+	col.waitKeys(cctx, run.keys)
+	lost, lostKeys, got, dups := col.tally(run.keys)
+	pr := run.rec.Report(run.keys)
 	rep.keys, rep.published, rep.calls = n, got, pr.Calls
 	rep.lost, rep.lostKeys, rep.duplicates = lost, lostKeys, dups
 	rep.concRows, rep.concKeys, rep.orderErrors = pr.ConcurrentRows, pr.ConcurrentKeys, pr.OrderErrors
@@ -528,8 +520,143 @@ func (s *suite) brokerKill(ctx context.Context, t target, outage time.Duration) 
 		rep.dupCause = "sends cut by the kill whose message the broker had stored (lost confirms), and confirmed rows " +
 			"whose batch ended before it could delete them; the consumer's inbox absorbs them"
 	}
-	rep.notef("counted by a consumer of the topic: %d keys received, %d extra copies", got, dups)
+	rep.notef("counted by a consumer of the topic: %d keys received, %d stored more than once", got, dups)
 	return rep, nil
+}
+
+// brokerRun is one drain of a backlog to the broker by two relays.
+type brokerRun struct {
+	topic   string
+	keys    []string
+	db      *sqlx.DB
+	rec     *faults.Recorder
+	backlog int       // rows left when the broker was back (or, without a fault, at 30%)
+	back    time.Time // when the fault ended (or 30% were published)
+	emptyAt time.Time
+	err     error
+	trace   []string // rows left, every second after back
+
+	opened, closed time.Time // the first breaker (of the two relays) to open and to close
+	lastClosed     time.Time // the other relay's breaker closing
+	closedOutage   time.Duration
+	close          func()
+}
+
+// brokerDrain enqueues the backlog on a fresh topic and database and drains it with two relays; at 30% it runs
+// fault (nil: none), which returns when the broker is back.
+func (s *suite) brokerDrain(ctx context.Context, t target, label string, fault func(topic string) (time.Time, error)) (*brokerRun, error) {
+	n := s.opts.rows
+	run := &brokerRun{topic: fmt.Sprintf("faults_%s_%d", label, time.Now().UnixNano())}
+	var closers []func()
+	run.close = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	fail := func(err error) (*brokerRun, error) { run.close(); return nil, err }
+	if err := createTopic(ctx, s.namesrv, s.broker, run.topic, 4); err != nil {
+		return fail(err)
+	}
+	dsn, db, err := s.database(ctx, t, label)
+	if err != nil {
+		return fail(err)
+	}
+	run.db = db
+	closers = append(closers, func() { _ = db.Close() })
+	msgs, keys := messages(run.topic, "b", n)
+	run.keys = keys
+	if err := enqueue(ctx, db, t.d, msgs); err != nil {
+		return fail(err)
+	}
+	pub, err := rocketmq.New(rocketmq.Config{NameServers: []string{s.namesrv}, Group: run.topic + "_p",
+		Logger: slog.New(slog.NewTextHandler(s.log, nil))})
+	if err != nil {
+		return fail(err)
+	}
+	closers = append(closers, func() { _ = pub.Close() })
+	run.rec = faults.NewRecorder(pub)
+	var bmu sync.Mutex
+	stop, err := s.relays(t, dsn, 2, func(c *relay.Config) {
+		c.Publisher = run.rec
+		c.OnBreaker = func(b relay.BreakerChange) {
+			bmu.Lock()
+			defer bmu.Unlock()
+			switch {
+			case b.Open && run.opened.IsZero():
+				run.opened = time.Now()
+			case !b.Open && run.closed.IsZero():
+				run.closed, run.closedOutage = time.Now(), b.Outage
+			case !b.Open:
+				run.lastClosed = time.Now()
+			}
+		}
+	})
+	if err != nil {
+		return fail(err)
+	}
+	closers = append(closers, stop)
+	if err := run.rec.WaitDistinct(ctx, n*3/10); err != nil {
+		return fail(err)
+	}
+	run.back = time.Now()
+	if fault != nil {
+		if run.back, err = fault(run.topic); err != nil {
+			return fail(err)
+		}
+	}
+	run.backlog, _ = count(ctx, db, "txbox_outbox")
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	next := run.back.Add(time.Second)
+	run.emptyAt, run.err = waitCount(wctx, db, func(n int) bool {
+		if now := time.Now(); now.After(next) {
+			run.trace = append(run.trace, fmt.Sprintf("%s: %d", seconds(now.Sub(run.back)), n))
+			next = next.Add(time.Second)
+		}
+		return n == 0
+	})
+	stop()
+	if s.restarting != nil {
+		<-s.restarting // the broker's start script, before anything else talks to the broker
+		s.restarting = nil
+	}
+	bmu.Lock()
+	defer bmu.Unlock()
+	return run, nil
+}
+
+// collect starts a consumer of topic, retrying while the name server has no route for it: after a broker
+// SIGKILL a topic created shortly before may be routed again only when the broker next registers.
+func (s *suite) collect(ctx context.Context, topic string) (*collector, error) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		col, err := collect(s.namesrv, topic)
+		if err == nil {
+			return col, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, err
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
+// serves sends a message to topic every 20ms through pub until the broker stores one, and returns when it did.
+// Its key is none of the scenario's, so the consumer's tally ignores it.
+func serves(ctx context.Context, pub *rocketmq.Publisher, topic string) (time.Time, error) {
+	for i := 0; ; i++ {
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := pub.Publish(sctx, outbox.Record{ID: int64(i), Message: outbox.Message{Topic: topic, Key: "probe-" + strconv.Itoa(i)}})
+		cancel()
+		if err == nil {
+			return time.Now(), nil
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, fmt.Errorf("the broker never stored a message again: %w (last: %v)", ctx.Err(), err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // accepting polls addr until it accepts a TCP connection and returns when it first did.
@@ -649,7 +776,7 @@ func (s *suite) relayKill(ctx context.Context, t target) (*report, error) {
 	if err == nil {
 		rep.recoveryf("outbox empty %s after the last restart", seconds(emptyAt.Sub(last)))
 	}
-	col, err := collect(s.namesrv, topic)
+	col, err := s.collect(ctx, topic)
 	if err != nil {
 		return nil, err
 	}

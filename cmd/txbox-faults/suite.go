@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os/exec"
 	"path/filepath"
@@ -35,6 +36,7 @@ type options struct {
 	scripts    string
 	rocketLib  string
 	verbose    bool
+	keep       bool
 	// strictRecovery makes a broker recovery over its target an invariant failure (the bounded test, which
 	// must not pass or fail on timing, turns it off).
 	strictRecovery bool
@@ -53,6 +55,8 @@ type suite struct {
 	namesrv, broker string
 	txboxBin        string
 	once            sync.Once
+	// restarting delivers the result of a broker start still running after its port accepted again.
+	restarting chan error
 }
 
 // target is one database of the stack.
@@ -237,3 +241,11 @@ func (s *suite) txboxBinary(ctx context.Context) (string, error) {
 func since(t time.Time) string { return time.Since(t).Round(10 * time.Millisecond).String() }
 
 func seconds(d time.Duration) string { return d.Round(10 * time.Millisecond).String() }
+
+// logLevel is the relays' log level: Debug with -v (the output goes to stderr then), Warn otherwise.
+func (s *suite) logLevel() slog.Level {
+	if s.opts.verbose {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
+}

@@ -42,6 +42,8 @@ type Stack struct {
 	RocketMQLib string
 	// Log receives the scripts' output. Default: discarded.
 	Log io.Writer
+	// Keep leaves the state directory (data and logs) in place on Close, for a look after a failure.
+	Keep bool
 
 	mu      sync.Mutex
 	started map[Service]bool
@@ -73,22 +75,28 @@ func NewStack(scripts, parent string) (*Stack, error) {
 	return s, nil
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("faults: find a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
+// Ports are chosen below the kernel's ephemeral range: a client dialing a port of a server that is down can be
+// given that very port as its own (TCP self-connect), and the server then cannot bind it when it restarts
+// (measured: a broker restart failed with "Address already in use").
+func freePort() (int, error) { return freePorts(0) }
 
 // freeBrokerPort finds p with p-2, p and p+1 free: a broker listens on all three.
-func freeBrokerPort() (int, error) {
-	for range 200 {
-		p := 20000 + rand.IntN(20000)
+func freeBrokerPort() (int, error) { return freePorts(-2, 0, 1) }
+
+// freePorts finds a port p such that p+d is free for every d (just p without any d).
+func freePorts(ds ...int) (int, error) {
+	lo, hi := 10000, ephemeralStart()-1
+	if hi-lo < 1000 {
+		lo = 2000
+	}
+	if len(ds) == 0 {
+		ds = []int{0}
+	}
+	for range 500 {
+		p := lo + 2 + rand.IntN(hi-lo-4)
 		ok := true
-		for _, q := range []int{p - 2, p, p + 1} {
-			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(q))
+		for _, d := range ds {
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+d))
 			if err != nil {
 				ok = false
 				break
@@ -99,7 +107,20 @@ func freeBrokerPort() (int, error) {
 			return p, nil
 		}
 	}
-	return 0, errors.New("faults: no free ports for a broker")
+	return 0, errors.New("faults: no free ports below the ephemeral range")
+}
+
+// ephemeralStart is the first port of the kernel's ephemeral range (32768 when it cannot be read).
+func ephemeralStart() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 2000 {
+				return n
+			}
+		}
+	}
+	return 32768
 }
 
 func (s *Stack) env() []string {
@@ -207,8 +228,8 @@ func (s *Stack) Kill(svc Service) error {
 	return nil
 }
 
-// Close stops every service Start started and removes the state directory. It keeps going after errors and
-// returns them all.
+// Close stops every service Start started and removes the state directory (unless Keep). It keeps going after
+// errors and returns them all.
 func (s *Stack) Close() error {
 	s.mu.Lock()
 	started := s.started
@@ -222,7 +243,9 @@ func (s *Stack) Close() error {
 			errs = append(errs, s.Stop(ctx, svc))
 		}
 	}
-	errs = append(errs, os.RemoveAll(s.Dir))
+	if !s.Keep {
+		errs = append(errs, os.RemoveAll(s.Dir))
+	}
 	return errors.Join(errs...)
 }
 

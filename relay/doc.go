@@ -104,11 +104,13 @@
 // reached (relay/rocketmq does). Such a failure counts no attempt and adds no backoff: the row is released
 // untouched. After three in a row for a topic, the topic's circuit breaker opens: one Warn line, Config.OnBreaker,
 // and the relay stops publishing the topic. As batches come to the topic's rows it holds them (marked, and not
-// due for a minute), which holds back the later rows of their sharding keys: order is kept, and no row can reach
-// the dead-letter table because of the outage. Every ProbeInterval one publish to the topic goes
+// due for five minutes), which holds back the later rows of their sharding keys: order is kept, and no row can
+// reach the dead-letter table because of the outage. Every ProbeInterval one publish to the topic goes
 // through as a probe (Run makes one held row due for it); the first that succeeds closes the breaker (one Info
 // line with the outage's length, Config.OnBreaker), makes every held row of the topic due at once and wakes the
-// workers. A relay that dies with a breaker open leaves its held rows to wait at most a minute.
+// workers (a batch that finds several rows of the topic due at once also probes at once: another relay's breaker
+// closed, or new messages came). A relay that dies with a breaker open leaves its held rows to wait at most five
+// minutes.
 //
 // # Memory and logs
 //

@@ -24,7 +24,7 @@ type outcome struct {
 	held      int                  // rows given back untouched (not attempted)
 	// unavailable counts rows given back or held because their broker was unavailable.
 	unavailable int
-	// holds are the epochs of the breakers the batch held rows for, by topic: when a breaker closed (or
+	// holds maps each breaker the batch held rows for to its epoch at the time: when a breaker closed (or
 	// closed and opened again) before the holds were written, the batch makes them due itself.
 	holds map[*breaker]uint64
 	// closed are the breakers a publish of this batch closed: their held rows are due now.
@@ -102,11 +102,11 @@ func (w *worker) publishAll(ctx context.Context, rows []store.OutboxRow) *outcom
 				}
 				state[i] = tried
 				errs[i] = w.publishOne(ctx, &rows[i])
-				switch t, outage := b.done(errs[i], time.Now()); t {
+				switch t, lasted := b.done(errs[i], time.Now()); t {
 				case opened:
 					r.breakerOpened(ctx, b)
 				case closed:
-					r.breakerClosed(ctx, b.topic, outage)
+					r.breakerClosed(ctx, b.topic, lasted)
 					mu.Lock()
 					out.closed = append(out.closed, b)
 					mu.Unlock()
@@ -140,6 +140,12 @@ func (w *worker) publishAll(ctx context.Context, rows []store.OutboxRow) *outcom
 			out.holdFor(r.breakers.get(row.Topic), ref)
 		case errs[i] == nil:
 			out.published = append(out.published, ref)
+		case errors.Is(context.Cause(ctx), errLeaseDeadline) &&
+			(errors.Is(errs[i], errLeaseDeadline) || errors.Is(errs[i], context.Canceled)):
+			// Cut off by the batch's lease deadline (renewals failed or came late: the database, not the row):
+			// released without an attempt; if the broker got it after all, it is published again.
+			out.held++
+			out.release = append(out.release, ref)
 		case errors.Is(errs[i], ErrUnavailable):
 			out.unavailable++
 			b := r.breakers.get(row.Topic)

@@ -121,7 +121,8 @@ func mysqlOutboxSQL(q quoted) outboxSQL {
 		// the rows are read back by primary key (FORCE INDEX: with small statistics MariaDB planned a scan) with
 		// the payload only where it fits.
 		claimUnkeyed: mysqlBudget(q.outbox, "SELECT id, part, LENGTH(payload) AS n FROM "+q.outbox+" FORCE INDEX (PRIMARY)"+
-			" WHERE part = -1 AND id > ? AND available_at <= UTC_TIMESTAMP(6) ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED"),
+			" WHERE part = -1 AND id > ? AND available_at <= UTC_TIMESTAMP(6) AND (lease_until IS NULL OR lease_until <= UTC_TIMESTAMP(6))"+
+			" ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED"),
 		// One branch per partition (see OutboxClaimKeyed), each a short primary-key range scan. A row that is not
 		// due holds back the later rows of its key (backoff, DeliverAt, an outage hold), a leased row
 		// (claim_token > 0) every row of its key; the index (sharding_key, available_at) finds them.
@@ -129,11 +130,16 @@ func mysqlOutboxSQL(q quoted) outboxSQL {
 			" WHERE o.part = ? AND o.part >= 0 AND o.available_at <= UTC_TIMESTAMP(6) AND NOT EXISTS (SELECT 1 FROM " +
 			q.outbox + " AS b WHERE b.sharding_key = o.sharding_key AND b.available_at > UTC_TIMESTAMP(6)" +
 			" AND (b.id < o.id OR b.claim_token > 0)) ORDER BY o.part, o.id LIMIT ?)",
-		lease: "UPDATE " + byRef + " SET o.available_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, o.claim_token = ?" +
+		// A keyed row's lease is in available_at, an unkeyed row's in lease_until, which no index covers (see
+		// migration 00004).
+		leaseKeyed: "UPDATE " + byRef + " SET o.available_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, o.claim_token = ?" +
 			" WHERE o.available_at <= UTC_TIMESTAMP(6)",
+		leaseUnkeyed: "UPDATE " + byRef + " SET o.lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, o.claim_token = ?" +
+			" WHERE o.available_at <= UTC_TIMESTAMP(6) AND (o.lease_until IS NULL OR o.lease_until <= UTC_TIMESTAMP(6))",
 
-		renew: "UPDATE " + byRef + " SET o.available_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND" +
-			" WHERE o.claim_token = ? AND o.available_at > UTC_TIMESTAMP(6)",
+		renew: "UPDATE " + byRef + " SET o.available_at = IF(o.part >= 0, UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, o.available_at)," +
+			" o.lease_until = IF(o.part < 0, UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, NULL)" +
+			" WHERE o.claim_token = ? AND IF(o.part >= 0, o.available_at, o.lease_until) > UTC_TIMESTAMP(6)",
 		finishLock:   "SELECT o.id FROM " + byRef + " WHERE o.claim_token = ? ORDER BY o.part, o.id FOR UPDATE",
 		finishDelete: []string{deleteRefs},
 		finishKeep:   []string{keep, deleteRefs},
@@ -143,7 +149,8 @@ func mysqlOutboxSQL(q quoted) outboxSQL {
 			deleteRefs},
 		finishUpdate: "UPDATE " + byRef + " SET o.attempts = o.attempts + (j.op = " + strconv.Itoa(opRetry) + ")," +
 			" o.last_error = IF(j.op = " + strconv.Itoa(opRetry) + ", j.err, o.last_error)," +
-			" o.available_at = UTC_TIMESTAMP(6) + INTERVAL j.us MICROSECOND," +
+			" o.available_at = IF(j.op = " + strconv.Itoa(opRelease) + " AND o.part < 0, o.available_at," +
+			" UTC_TIMESTAMP(6) + INTERVAL j.us MICROSECOND), o.lease_until = NULL," +
 			" o.claim_token = IF(j.op = " + strconv.Itoa(opHold) + ", -1, NULL) WHERE o.claim_token = ?",
 		resumeSelect: "SELECT id, part FROM " + q.outbox + " WHERE topic = ? AND claim_token < 0 ORDER BY id LIMIT ?",
 		resume:       "UPDATE " + byRef + " SET o.available_at = UTC_TIMESTAMP(6), o.claim_token = NULL WHERE o.claim_token < 0",
@@ -161,7 +168,7 @@ func mysqlOutboxSQL(q quoted) outboxSQL {
 			"DELETE d FROM " + deadByID,
 		},
 
-		checkOutbox:    checkColumns(outboxCols+", available_at, last_error, claim_token", q.outbox, "1 = 0"),
+		checkOutbox:    checkColumns(outboxCols+", available_at, last_error, claim_token, lease_until", q.outbox, "1 = 0"),
 		checkDead:      checkColumns(outboxDeadCols, q.outboxDead, "1 = 0"),
 		checkPublished: checkColumns(outboxCols+", published_at", q.outboxPublished, "1 = 0"),
 	}
@@ -282,7 +289,7 @@ func (s *mysqlStore) OutboxClaimKeyed(ctx context.Context, db TxBeginner, p *Out
 	}
 	b.WriteString(" ORDER BY id LIMIT ?")
 	args = append(args, p.Limit)
-	return s.claim(ctx, db, p, mysqlBudget(s.q.outbox, b.String()), args)
+	return s.claim(ctx, db, p, mysqlBudget(s.q.outbox, b.String()), args, s.ob.leaseKeyed)
 }
 
 func (s *mysqlStore) OutboxClaimUnkeyed(ctx context.Context, db TxBeginner, p *OutboxClaim) ([]OutboxRow, error) {
@@ -290,13 +297,13 @@ func (s *mysqlStore) OutboxClaimUnkeyed(ctx context.Context, db TxBeginner, p *O
 	if err != nil || p.Limit <= 0 {
 		return nil, err
 	}
-	return s.claim(ctx, db, p, s.ob.claimUnkeyed, []any{budget, p.TakeOne, p.AfterID, p.Limit})
+	return s.claim(ctx, db, p, s.ob.claimUnkeyed, []any{budget, p.TakeOne, p.AfterID, p.Limit}, s.ob.leaseUnkeyed)
 }
 
 // claim chooses rows with q and leases them, in one transaction: MySQL has no UPDATE ... RETURNING. The lease
 // statement checks that every row is still due; when one is not (a row changed between the statements, which
 // the partition lock and SKIP LOCKED rule out), the claim rolls back and fails as retryable.
-func (s *mysqlStore) claim(ctx context.Context, db TxBeginner, p *OutboxClaim, q string, args []any) (_ []OutboxRow, err error) {
+func (s *mysqlStore) claim(ctx context.Context, db TxBeginner, p *OutboxClaim, q string, args []any, lease string) (_ []OutboxRow, err error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("claim: begin: %w", s.interpret(err))
@@ -319,7 +326,7 @@ func (s *mysqlStore) claim(ctx context.Context, db TxBeginner, p *OutboxClaim, q
 		for i, r := range out {
 			refs[i] = OutboxRowRef{ID: r.ID, Partition: r.Partition}
 		}
-		n, err := s.execCount(ctx, tx, "claim: lease", s.ob.lease, refsArg(refs), p.Lease.Microseconds(), p.Token)
+		n, err := s.execCount(ctx, tx, "claim: lease", lease, refsArg(refs), p.Lease.Microseconds(), p.Token)
 		if err != nil {
 			return nil, err
 		}

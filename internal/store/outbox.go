@@ -34,11 +34,12 @@ type OutboxStore interface {
 	// OutboxUnlockPartitions releases every advisory lock the session of conn holds.
 	OutboxUnlockPartitions(ctx context.Context, conn *sql.Conn) error
 
-	// Claims lease rows: each claim takes due rows, sets their available_at to the database's now + Lease (so
-	// that no other claim takes them: they are not due) and their claim_token to the batch's token, and commits
-	// before it returns. A leased keyed row holds back every other row of its sharding key, earlier or later,
-	// until its lease ends; a row in backoff or delayed holds back the later rows of its key. Rows are returned
-	// in id order. Payloads count against Claim.MaxBytes in that order.
+	// Claims lease rows: each claim takes due rows that no lease holds, sets their lease end to the database's
+	// now + Lease (a keyed row's available_at, so that the not-due index finds it; an unkeyed row's lease_until,
+	// which no index covers) and their claim_token to the batch's token, and commits before it returns. A leased
+	// keyed row holds back every other row of its sharding key, earlier or later, until its lease ends; a row in
+	// backoff or delayed holds back the later rows of its key. Rows are returned in id order. Payloads count
+	// against Claim.MaxBytes in that order.
 
 	// OutboxClaimKeyed leases, for each of p.Parts (which the caller has locked with OutboxLockPartitions), up
 	// to p.PerPartition due rows in id order, leaving out every row that is held back; of those at most p.Limit
@@ -48,8 +49,8 @@ type OutboxStore interface {
 	// OutboxClaimUnkeyed leases up to p.Limit due rows without a sharding key with id > p.AfterID, in id order
 	// and within the byte budget, skipping rows other transactions hold (FOR UPDATE SKIP LOCKED).
 	OutboxClaimUnkeyed(ctx context.Context, db TxBeginner, p *OutboxClaim) ([]OutboxRow, error)
-	// OutboxRenew moves the lease end of rows still leased by token (lease not ended) to now + lease and
-	// returns how many it renewed.
+	// OutboxRenew moves the lease end (available_at or lease_until) of rows still leased by token (lease not
+	// ended) to now + lease and returns how many it renewed.
 	OutboxRenew(ctx context.Context, db DBTX, token int64, rows []OutboxRowRef, lease time.Duration) (int, error)
 	// OutboxFinish records a batch's outcome, touching only rows whose claim_token is still p.Token: it deletes
 	// the published rows (with p.Keep, moves them to the published table), records failed attempts, moves rows
@@ -199,9 +200,10 @@ type outboxSQL struct {
 	// The claims (see OutboxClaimKeyed and OutboxClaimUnkeyed in each dialect's file).
 	claimUnkeyed string
 	claimKeyed   string // PostgreSQL: the statement; MySQL: one UNION branch per partition
-	lease        string // MySQL only: leases the chosen rows (args: refs, lease µs, token)
+	// MySQL only: lease the chosen rows (args: refs, lease µs, token).
+	leaseKeyed, leaseUnkeyed string
 
-	// renew: args refs, lease µs, token.
+	// renew: args refs, lease µs (keyed rows), lease µs (unkeyed rows), token.
 	renew string
 	// The finish statements take the rows (refs, or the JSON of retryArg) and the token. A list runs in order
 	// and counts with its last statement. finishLock (MySQL) locks the batch's rows first when a list has
@@ -358,7 +360,8 @@ func (s *sqlStore) OutboxRenew(ctx context.Context, db DBTX, token int64, rows [
 	if len(rows) == 0 {
 		return 0, nil
 	}
-	return s.execCount(ctx, db, "renew lease", s.ob.renew, s.refs(rows), lease.Microseconds(), token)
+	us := lease.Microseconds()
+	return s.execCount(ctx, db, "renew lease", s.ob.renew, s.refs(rows), us, us, token)
 }
 
 func (s *sqlStore) OutboxFinish(ctx context.Context, db TxBeginner, p *OutboxFinish) (res OutboxFinished, err error) {

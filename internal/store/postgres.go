@@ -124,8 +124,8 @@ func postgresOutboxSQL(q quoted, channel string) outboxSQL {
 		// in a MATERIALIZED CTE (evaluated once), cut to the byte budget by a running sum in id order, and leased
 		// through "id = ANY(ARRAY(...))", an index scan of the primary key whatever the planner estimates.
 		claimUnkeyed: "WITH c AS MATERIALIZED (SELECT id, octet_length(payload)::bigint AS n FROM " + q.outbox +
-			" WHERE id > $1 AND part = -1 AND available_at <= now() ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED), " +
-			pgBudget("$3", "$4") + pgLease(q.outbox, "$5", "$6"),
+			" WHERE id > $1 AND part = -1 AND available_at <= now() AND (lease_until IS NULL OR lease_until <= now())" +
+			" ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED), " + pgBudget("$3", "$4") + pgLease(q.outbox, "lease_until", "$5", "$6"),
 		// LATERAL: one short (part, id) range scan per partition. "part >= 0" tells the planner (whose statistics
 		// often say every row has part -1) that few rows match, or it walks the primary key for ORDER BY id
 		// instead. The NOT EXISTS repeats the partial index's predicate (available_at > created_at) so that it
@@ -135,10 +135,13 @@ func postgresOutboxSQL(q quoted, channel string) outboxSQL {
 			"SELECT o.id, octet_length(o.payload)::bigint AS n FROM " + q.outbox + " AS o WHERE o.part = p.part AND o.part >= 0" +
 			" AND o.available_at <= now() AND NOT EXISTS (SELECT 1 FROM " + q.outbox + " AS b WHERE b.sharding_key = o.sharding_key" +
 			" AND b.part >= 0 AND b.available_at > b.created_at AND b.available_at > now() AND (b.id < o.id OR b.claim_token > 0))" +
-			" ORDER BY o.part, o.id LIMIT $2) AS x ORDER BY x.id LIMIT $3), " + pgBudget("$4", "$5") + pgLease(q.outbox, "$6", "$7"),
+			" ORDER BY o.part, o.id LIMIT $2) AS x ORDER BY x.id LIMIT $3), " + pgBudget("$4", "$5") +
+			pgLease(q.outbox, "available_at", "$6", "$7"),
 
-		renew: "UPDATE " + q.outbox + " SET available_at = now() + $2 * interval '1 microsecond'" +
-			" WHERE id = ANY($1::bigint[]) AND claim_token = $3 AND available_at > now()",
+		// A keyed row's lease is in available_at, an unkeyed row's in lease_until (see migration 00004).
+		renew: "UPDATE " + q.outbox + " SET available_at = CASE WHEN part >= 0 THEN now() + $2 * interval '1 microsecond'" +
+			" ELSE available_at END, lease_until = CASE WHEN part < 0 THEN now() + $3 * interval '1 microsecond' END" +
+			" WHERE id = ANY($1::bigint[]) AND claim_token = $4 AND CASE WHEN part >= 0 THEN available_at ELSE lease_until END > now()",
 		finishDelete: []string{deleteIDs},
 		finishKeep: []string{"WITH d AS (" + deleteIDs + " RETURNING *) INSERT INTO " + q.outboxPublished + " (id, " + cols +
 			", published_at) SELECT id, " + cols + ", now() FROM d"},
@@ -149,7 +152,9 @@ func postgresOutboxSQL(q quoted, channel string) outboxSQL {
 			" attempts + 1, created_at, now(), err FROM d"},
 		finishUpdate: "UPDATE " + q.outbox + " AS o SET attempts = o.attempts + (j.op = " + strconv.Itoa(opRetry) + ")::int," +
 			" last_error = CASE WHEN j.op = " + strconv.Itoa(opRetry) + " THEN j.err ELSE o.last_error END," +
-			" available_at = now() + j.us * interval '1 microsecond'," +
+			// Released unkeyed rows keep their available_at: no indexed column changes (HOT).
+			" available_at = CASE WHEN j.op = " + strconv.Itoa(opRelease) + " AND o.part < 0 THEN o.available_at" +
+			" ELSE now() + j.us * interval '1 microsecond' END, lease_until = NULL," +
 			" claim_token = CASE WHEN j.op = " + strconv.Itoa(opHold) + " THEN -1 END" +
 			" FROM jsonb_to_recordset($1::jsonb) AS j(id bigint, op int, us bigint, err text) WHERE o.id = j.id AND o.claim_token = $2",
 		resume: "UPDATE " + q.outbox + " SET available_at = now(), claim_token = NULL WHERE id = ANY(ARRAY(SELECT id FROM " +
@@ -167,7 +172,7 @@ func postgresOutboxSQL(q quoted, channel string) outboxSQL {
 			" created_at) SELECT part, topic, msg_key, tag, sharding_key, payload, headers, 0, now(), now()" +
 			" FROM d ORDER BY id"},
 
-		checkOutbox:    checkColumns(outboxCols+", available_at, last_error, claim_token", q.outbox, "FALSE"),
+		checkOutbox:    checkColumns(outboxCols+", available_at, last_error, claim_token, lease_until", q.outbox, "FALSE"),
 		checkDead:      checkColumns(outboxDeadCols, q.outboxDead, "FALSE"),
 		checkPublished: checkColumns(outboxCols+", published_at", q.outboxPublished, "FALSE"),
 	}
@@ -274,9 +279,10 @@ func pgBudget(budget, takeOne string) string {
 		" FROM c) AS x WHERE total <= " + budget + " OR (i = 1 AND " + takeOne + "::boolean)) "
 }
 
-// pgLease leases the rows of w: available_at becomes the lease end, claim_token the batch's token.
-func pgLease(outbox, leaseUS, token string) string {
-	return "UPDATE " + outbox + " AS o SET available_at = now() + " + leaseUS + " * interval '1 microsecond', claim_token = " +
+// pgLease leases the rows of w: column (available_at or lease_until) becomes the lease end, claim_token the
+// batch's token.
+func pgLease(outbox, column, leaseUS, token string) string {
+	return "UPDATE " + outbox + " AS o SET " + column + " = now() + " + leaseUS + " * interval '1 microsecond', claim_token = " +
 		token + " WHERE o.id = ANY(ARRAY(SELECT id FROM w)) RETURNING " + prefixCols("o.", outboxCols)
 }
 

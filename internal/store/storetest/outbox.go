@@ -462,8 +462,33 @@ func checkLeased(t *testing.T, h *harness, tok int64, lease time.Duration, ids .
 		if got := h.leaseOf(t, id); got != tok {
 			t.Errorf("row %d: claim_token %d, want %d", id, got, tok)
 		}
-		r, _ := h.outboxRow(t, id)
-		within(t, "leased row's available_at - now", r.DueIn, lease-time.Minute, lease+time.Second)
+		within(t, "leased row's lease end - now", h.leaseEnd(t, id), lease-time.Minute, lease+time.Second)
+	}
+}
+
+// A claim of unkeyed rows changes no indexed column: the lease is in lease_until, available_at stays (on
+// PostgreSQL that is what makes the update HOT); a keyed row's lease is its available_at.
+func testOutboxClaimLeaseColumns(t *testing.T, h *harness) {
+	ids := h.insert(t, unkeyed("u"), keyed(2, "s", "k"))
+	before, _ := h.outboxRow(t, ids[0])
+	if rows, _ := h.claimUnkeyed(t, 0, 10); len(rows) != 1 {
+		t.Fatalf("claimed %d unkeyed rows, want 1", len(rows))
+	}
+	if rows, _ := h.claimKeyed(t, []int{2}, 10); len(rows) != 1 {
+		t.Fatalf("claimed %d keyed rows, want 1", len(rows))
+	}
+	after, _ := h.outboxRow(t, ids[0])
+	if after.DueIn > 0 || after.DueIn < before.DueIn-time.Second {
+		t.Errorf("leased unkeyed row: available_at moved (due in %v, was %v)", after.DueIn, before.DueIn)
+	}
+	var unkeyedUntil, keyedUntil sql.NullString
+	h.scan(t, "SELECT lease_until FROM "+h.tables().Outbox+" WHERE id = ?", []any{ids[0]}, &unkeyedUntil)
+	h.scan(t, "SELECT lease_until FROM "+h.tables().Outbox+" WHERE id = ?", []any{ids[1]}, &keyedUntil)
+	if !unkeyedUntil.Valid || keyedUntil.Valid {
+		t.Errorf("lease_until: unkeyed row %+v, keyed row %+v; want set, NULL", unkeyedUntil, keyedUntil)
+	}
+	if k, _ := h.outboxRow(t, ids[1]); k.DueIn < testLease-time.Minute {
+		t.Errorf("leased keyed row due in %v, want about %v (its lease end)", k.DueIn, testLease)
 	}
 }
 
@@ -523,7 +548,7 @@ func testOutboxClaimUnkeyedLeases(t *testing.T, h *harness) {
 	checkLeased(t, h, tok, testLease, u...)
 	again, _ := h.claimUnkeyed(t, 0, 10)
 	checkIDs(t, "second claim while leased", rowIDs(again), nil)
-	h.setAgo(t, h.tables().Outbox, "available_at", time.Millisecond, "id = ?", u[0])
+	h.setAgo(t, h.tables().Outbox, "lease_until", time.Millisecond, "id = ?", u[0]) // its lease ends
 	again, tok2 := h.claimUnkeyed(t, 0, 10)
 	checkIDs(t, "claim after the lease of the first ended", rowIDs(again), u[:1])
 	checkLeased(t, h, tok2, testLease, u[0])
@@ -578,7 +603,7 @@ func testOutboxRenew(t *testing.T, h *harness) {
 	ids := h.insert(t, unkeyed("0"), keyed(1, "s", "1"), unkeyed("2"), unkeyed("3"))
 	tok := h.leaseIDs(t, ids[0], ids[1], ids[2])
 	other := h.leaseIDs(t, ids[3])
-	h.setAgo(t, h.tables().Outbox, "available_at", time.Millisecond, "id = ?", ids[2])
+	h.setAgo(t, h.tables().Outbox, "lease_until", time.Millisecond, "id = ?", ids[2]) // its lease ends
 	refs := []store.OutboxRowRef{ref(ids[0], -1), ref(ids[1], 1), ref(ids[2], -1), ref(ids[3], -1)}
 	n, err := h.s.OutboxRenew(h.ctx, h.db, tok, refs, time.Hour)
 	noErr(t, "OutboxRenew", err)
@@ -587,8 +612,8 @@ func testOutboxRenew(t *testing.T, h *harness) {
 	}
 	checkLeased(t, h, tok, time.Hour, ids[0], ids[1])
 	checkLeased(t, h, other, testLease, ids[3])
-	if r, _ := h.outboxRow(t, ids[2]); r.DueIn > 0 {
-		t.Errorf("row whose lease ended renewed: due in %v", r.DueIn)
+	if end := h.leaseEnd(t, ids[2]); end > 0 {
+		t.Errorf("row whose lease ended renewed: lease ends in %v", end)
 	}
 	if n, err := h.s.OutboxRenew(h.ctx, h.db, tok, nil, time.Hour); err != nil || n != 0 {
 		t.Errorf("OutboxRenew(no rows) = %d, %v", n, err)

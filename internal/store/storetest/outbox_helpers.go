@@ -142,15 +142,29 @@ func (h *harness) finish(t *testing.T, f *store.OutboxFinish) store.OutboxFinish
 	return got
 }
 
-// leaseIDs leases rows by plain SQL, as a claim would (token, lease end in a minute), whatever their state, and
-// returns the token.
+// leaseIDs leases rows by plain SQL, as a claim would (token, lease end in a minute: a keyed row's available_at,
+// an unkeyed row's lease_until), whatever their state, and returns the token.
 func (h *harness) leaseIDs(t *testing.T, ids ...int64) int64 {
 	t.Helper()
 	tok := h.nextToken()
+	end := h.fromNow(testLease)
 	for _, id := range ids {
-		h.exec(t, "UPDATE "+h.tables().Outbox+" SET claim_token = ?, available_at = "+h.fromNow(testLease)+" WHERE id = ?", tok, id)
+		h.exec(t, "UPDATE "+h.tables().Outbox+" SET claim_token = ?, available_at = CASE WHEN part >= 0 THEN "+end+
+			" ELSE available_at END, lease_until = CASE WHEN part < 0 THEN "+end+" END WHERE id = ?", tok, id)
 	}
 	return tok
+}
+
+// leaseEnd is how long row id's lease has to run (negative: it ended; a keyed row's is its available_at).
+func (h *harness) leaseEnd(t *testing.T, id int64) time.Duration {
+	t.Helper()
+	var us sql.NullInt64
+	h.scan(t, "SELECT -"+h.sinceMicros("CASE WHEN part >= 0 THEN available_at ELSE lease_until END")+" FROM "+
+		h.tables().Outbox+" WHERE id = ?", []any{id}, &us)
+	if !us.Valid {
+		return -time.Hour // never leased
+	}
+	return time.Duration(us.Int64) * time.Microsecond
 }
 
 // fromNow is an SQL expression for now + d.

@@ -40,8 +40,8 @@ type Config struct {
 	// 64 KiB fit). Default 32 MiB; at least 1.
 	MaxBatchBytes int64
 	// Lease is how long the rows a batch claims stay leased to it. The claim commits them as leased (their
-	// available_at becomes the database's now + Lease, their claim_token the batch's token) before anything
-	// is published, so no other relay or worker takes them, also when this relay loses its database
+	// lease end becomes the database's now + Lease, their claim_token the batch's token) before anything is
+	// published, so no other relay or worker takes them, also when this relay loses its database
 	// connection; the batch stops publishing LeaseMargin (Lease/5) before the lease ends as its own clock
 	// measures it, renews the lease while it publishes, and deletes or records its rows only where they are
 	// still its own. The rows of a relay that died (or whose final statements failed) are published again by

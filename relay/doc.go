@@ -20,10 +20,12 @@
 //     delete-marked rows of drained batches; the scan restarts from the lowest id whenever a pass comes up short
 //     and at least every RescanInterval, so rows that commit out of id order are found). The two kinds take
 //     turns at the batch's room: BatchSize rows, and MaxBatchBytes of payload in id order (always at least one
-//     row). Each claimed row's available_at becomes the database's now + Lease (the lease end: the row is not
-//     due for any other claim) and its claim_token the batch's random token. A keyed row is left out while it
-//     is held back: an earlier row of its sharding key is not due (in backoff, delayed by DeliverAt, or held for
-//     a broker outage), or any row of its key, earlier or later, is leased to a batch.
+//     row). Each claimed row gets the batch's random token as its claim_token and the database's now + Lease as
+//     its lease end: in available_at for a keyed row (it is not due for any other claim, and the index of rows
+//     that are not due finds it for the hold-back), in lease_until for a row without a sharding key (claims skip
+//     rows whose lease has not ended; no index covers the column, so the update is cheap: HOT on PostgreSQL). A
+//     keyed row is left out while it is held back: an earlier row of its sharding key is not due (in backoff,
+//     delayed by DeliverAt, or held for a broker outage), or any row of its key, earlier or later, is leased.
 //  3. Publishes concurrently (up to PublishConcurrency): rows without a sharding key independently, the rows of
 //     one sharding key one after another in id order; once a row of a key fails, the key's later rows in the
 //     batch are not attempted. Every Publish call runs under the batch's deadline: the earlier of PublishTimeout
@@ -69,11 +71,11 @@
 // its rows leased: another relay (or the next run) claims them once the lease ends, so Lease bounds the
 // takeover. Rows of rolled-back transactions are never visible, so never published.
 //
-// No concurrent double publishing: a claim takes only due rows, and a leased row is not due before its lease
-// ends. The batch that holds the lease stops publishing LeaseMargin before the lease ends as its own clock
-// measures it; its clock was read before the claim was sent and the database computed the lease end after
-// receiving it, so the batch has stopped before any other claim can take the row, whatever became of its
-// connection. No row is in two Publish calls at once, across workers, relays and processes.
+// No concurrent double publishing: a claim takes no row whose lease has not ended. The batch that holds the
+// lease stops publishing LeaseMargin before the lease ends as its own clock measures it; its clock was read
+// before the claim was sent and the database computed the lease end after receiving it, so the batch has
+// stopped before any other claim can take the row, whatever became of its connection. No row is in two Publish
+// calls at once, across workers, relays and processes.
 //
 // What remains is duplicates, never concurrent, each bounded by the batch: a row is published again after a lost
 // confirm (the broker accepted it, the Publisher returned an error), or after its batch could not record the

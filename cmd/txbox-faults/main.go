@@ -146,7 +146,7 @@ func run(ctx context.Context, opts options, out, logw io.Writer) (ok bool, err e
 			err = errors.Join(err, fmt.Errorf("stop the private servers: %w", cerr))
 		}
 	}()
-	s := &suite{opts: opts, out: out, log: logw, stack: stack}
+	s := &suite{opts: opts, log: logw, stack: stack}
 	needBroker := slices.Contains(opts.scenarios, "broker-kill") || slices.Contains(opts.scenarios, "relay-kill")
 	fmt.Fprintf(out, "txbox-faults: private servers in %s (PostgreSQL :%d fsync+synchronous_commit on, MariaDB :%d "+
 		"flush at commit, RocketMQ :%d/:%d)\n", stack.Dir, stack.PGPort, stack.MySQLPort, stack.NamesrvPort, stack.BrokerPort)

@@ -48,8 +48,7 @@ var scenarioNames = []string{"db-kill-drain", "db-kill-inbox", "conn-reset", "br
 // suite is one run: the private stack and what the scenarios share.
 type suite struct {
 	opts  options
-	out   io.Writer
-	log   io.Writer
+	log   io.Writer // the scripts', servers' and relays' output
 	stack *faults.Stack
 
 	namesrv, broker string
@@ -61,12 +60,11 @@ type suite struct {
 
 // target is one database of the stack.
 type target struct {
-	name    string // "mariadb" or "postgres"
-	svc     faults.Service
-	d       dialect.Dialect
-	driver  string
-	dsn     string // the server's DSN (database txbox)
-	dsnLike string
+	name   string // "mariadb" or "postgres"
+	svc    faults.Service
+	d      dialect.Dialect
+	driver string
+	dsn    string // the server's DSN (database txbox)
 }
 
 func (s *suite) target(ctx context.Context, name string) (target, error) {

@@ -58,7 +58,7 @@ type Config struct {
 	MinPollInterval time.Duration
 	// MaxPollInterval bounds the idle wait. On PostgreSQL with a notification listener, idle relays wait this
 	// long between polls (notifications wake them at once; polling only finds rows whose DeliverAt or backoff
-	// passed). Default 1s.
+	// passed). Default 1s; at least MinPollInterval.
 	MaxPollInterval time.Duration
 	// RescanInterval is how often a worker restarts its scan of rows without a sharding key from the lowest
 	// id, to find rows that committed out of id order behind its position. A pass that comes up short also
@@ -71,7 +71,7 @@ type Config struct {
 	// drawn uniformly from [d/2, d] (jitter). Failures that wrap ErrUnavailable count no attempt and add no
 	// backoff. Default 1s; at least 1ms.
 	MinBackoff time.Duration
-	// MaxBackoff bounds the retry delay. Default 5m.
+	// MaxBackoff bounds the retry delay. Default 5m; at least MinBackoff.
 	MaxBackoff time.Duration
 	// PublishTimeout bounds the publishing of one batch: every Publish call of a batch gets the same deadline,
 	// PublishTimeout after the batch starts publishing (earlier when its lease cannot be renewed), and rows not

@@ -31,6 +31,8 @@ func newMySQL(d dialect.Dialect, t dialect.Tables) (*mysqlStore, error) {
 	s.insertNew = s.insertNewRow
 	s.ob = mysqlOutboxSQL(s.q)
 	s.ib = mysqlInboxSQL(s.q)
+	s.ks = mysqlKeysSQL(s.q, s.t)
+	s.pt = mysqlPartitionSQL(s.q)
 	s.fx = mysqlEffectSQL(s.q)
 	return s, nil
 }

@@ -35,6 +35,7 @@ type Store interface {
 	InboxStore
 	AdminStore
 	EffectStore
+	PartitionStore
 
 	// Stats reads the numbers operators look at: backlog, lag, dead letters, inbox size.
 	Stats(ctx context.Context, db DBTX) (*Stats, error)
@@ -69,7 +70,7 @@ func New(d dialect.Dialect, t dialect.Tables) (Store, error) {
 // quoted holds the quoted table names of one installation.
 type quoted struct {
 	outbox, outboxDead, outboxPublished, inbox, inboxAttempts, inboxDead string
-	effects                                                              string
+	effects, inboxKeys, partitions                                       string
 }
 
 func quoteTables(d dialect.Dialect, t dialect.Tables) (quoted, error) {
@@ -80,7 +81,7 @@ func quoteTables(d dialect.Dialect, t dialect.Tables) (quoted, error) {
 	}{
 		{&q.outbox, t.Outbox}, {&q.outboxDead, t.OutboxDead}, {&q.outboxPublished, t.OutboxPublished},
 		{&q.inbox, t.Inbox}, {&q.inboxAttempts, t.InboxAttempts}, {&q.inboxDead, t.InboxDead},
-		{&q.effects, t.Effects},
+		{&q.effects, t.Effects}, {&q.inboxKeys, t.InboxKeys}, {&q.partitions, t.Partitions},
 	} {
 		s, err := d.QuoteIdent(n.name)
 		if err != nil {
@@ -126,6 +127,8 @@ type sqlStore struct {
 
 	ob outboxSQL
 	ib inboxSQL
+	ks keysSQL
+	pt partitionSQL
 	fx effectSQL
 	st statsQueries
 	// schemaExists counts the schemas named by its argument; createSchema is rendered for the prefix's schema.

@@ -1,0 +1,238 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// PostgreSQL partitions are tables of the parent's schema named <table>_b<first bucket>, plus the DEFAULT
+// partition <table>_default that migration 00007 creates. Bounds are read back from the catalog.
+
+func postgresPartitionSQL(q quoted) partitionSQL {
+	return partitionSQL{
+		state: "SELECT mode, period_s, retention_s, changed_at, clock_timestamp() FROM " + q.partitions + " WHERE name = $1",
+		declare: "UPDATE " + q.partitions + " SET period_s = COALESCE(period_s, $1)," +
+			" retention_s = GREATEST(COALESCE(retention_s, 0), $2) WHERE name = $3",
+		setRetention: "UPDATE " + q.partitions + " SET retention_s = $1 WHERE name = $2",
+		setMode:      "UPDATE " + q.partitions + " SET mode = $1, changed_at = clock_timestamp() WHERE name = $2 AND mode = $3",
+	}
+}
+
+// pgBound turns a partition bound as pg_get_expr prints it ('20787' or '2026-11-30 05:30:00+05:30') into a
+// bucket: the keys table is partitioned by bucket, the published table by published_at.
+func (s *postgresStore) pgBound(table PartitionedTable, expr string) string {
+	v := "trim(both '''' FROM " + expr + ")"
+	if table == PublishedTable {
+		return "floor(extract(epoch FROM " + v + "::timestamptz) / $2)::bigint"
+	}
+	return v + "::bigint"
+}
+
+func (s *postgresStore) partitionedTable(table PartitionedTable) (name, quotedName string) {
+	if table == PublishedTable {
+		return s.t.OutboxPublished, s.q.outboxPublished
+	}
+	return s.t.InboxKeys, s.q.inboxKeys
+}
+
+// qualify puts a partition's name in its parent's schema.
+func (s *sqlStore) qualify(name string) (string, error) {
+	if schema := s.t.Schema(); schema != "" {
+		name = schema + "." + name
+	}
+	return s.d.QuoteIdent(name)
+}
+
+func (s *postgresStore) PartitionList(ctx context.Context, db DBTX, table PartitionedTable, period time.Duration) ([]Partition, error) {
+	_, qt := s.partitionedTable(table)
+	q := "SELECT c.relname, b.bound = 'DEFAULT', " + s.pgBound(table, "m[1]") + ", " + s.pgBound(table, "m[2]") +
+		" FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid" +
+		" CROSS JOIN LATERAL (SELECT pg_get_expr(c.relpartbound, c.oid) AS bound) AS b" +
+		" LEFT JOIN LATERAL regexp_match(b.bound, 'FROM \\((.*)\\) TO \\((.*)\\)') AS m ON TRUE" +
+		" WHERE i.inhparent = to_regclass($1)"
+	args := []any{qt}
+	if table == PublishedTable {
+		args = append(args, max(int64(period/time.Second), 1))
+	}
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, wrap("list partitions of "+string(table), s.interpret(err))
+	}
+	defer rows.Close()
+	var out []Partition
+	for rows.Next() {
+		var p Partition
+		var lo, hi sql.NullInt64
+		if err := rows.Scan(&p.Name, &p.CatchAll, &lo, &hi); err != nil {
+			return nil, wrap("list partitions of "+string(table), s.interpret(err))
+		}
+		p.Lo, p.Hi = lo.Int64, hi.Int64
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("list partitions of "+string(table), s.interpret(err))
+	}
+	sortPartitions(out)
+	return out, nil
+}
+
+// pgBucketExpr is the bucket of a row of table, for statements on the catch-all ($1: the period in seconds).
+func pgBucketExpr(table PartitionedTable) string {
+	if table == PublishedTable {
+		return "floor(extract(epoch FROM published_at) / $1)::bigint"
+	}
+	return "bucket"
+}
+
+func (s *postgresStore) PartitionCatchAllRows(ctx context.Context, db DBTX, table PartitionedTable, period time.Duration) (int64, int64, int64, error) {
+	name, _ := s.partitionedTable(table)
+	def, err := s.qualify(name + "_default")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	b := pgBucketExpr(table)
+	var args []any
+	if table == PublishedTable {
+		args = append(args, max(int64(period/time.Second), 1))
+	}
+	var n, lo, hi int64
+	err = db.QueryRowContext(ctx, "SELECT count(*), COALESCE(min("+b+"), 0), COALESCE(max("+b+"), 0) FROM "+def,
+		args...).Scan(&n, &lo, &hi)
+	return n, lo, hi, wrap("count rows of "+def, s.interpret(err))
+}
+
+// pgBoundLiteral renders the first value of bucket b as a partition bound.
+func pgBoundLiteral(table PartitionedTable, b int64, period time.Duration) string {
+	if table == PublishedTable {
+		return "'" + BucketStart(b, period).Format("2006-01-02 15:04:05.999999") + "+00'"
+	}
+	return strconv.FormatInt(b, 10)
+}
+
+// PartitionCreate makes each partition in a transaction of its own: a new table, the rows the DEFAULT
+// partition holds for its bucket moved into it, then attached. Other sessions see the rows in the DEFAULT
+// partition until the commit and in the new partition after it, never neither. Attaching scans the DEFAULT
+// partition under an exclusive lock of it (to prove no row of the bucket is left): quick while it is empty, as
+// it is when partitions are made ahead of time. When a claim recorded a row of the bucket in the DEFAULT
+// partition meanwhile, the attach fails and nothing changes: the next run tries again.
+func (s *postgresStore) PartitionCreate(ctx context.Context, conn *sql.Conn, table PartitionedTable, period time.Duration, lo, hi int64) error {
+	name, qt := s.partitionedTable(table)
+	def, err := s.qualify(name + "_default")
+	if err != nil {
+		return err
+	}
+	for b := lo; b < hi; b++ {
+		part, err := s.qualify(partitionName(name, b))
+		if err != nil {
+			return err
+		}
+		from, to := pgBoundLiteral(table, b, period), pgBoundLiteral(table, b+1, period)
+		in := "bucket >= " + from + " AND bucket < " + to
+		if table == PublishedTable {
+			in = "published_at >= " + from + " AND published_at < " + to
+		}
+		stmts := []string{
+			"CREATE TABLE " + part + " (LIKE " + qt + " INCLUDING DEFAULTS INCLUDING CONSTRAINTS)",
+			"WITH m AS (DELETE FROM " + def + " WHERE " + in + " RETURNING *) INSERT INTO " + part + " SELECT * FROM m",
+			"ALTER TABLE " + qt + " ATTACH PARTITION " + part + " FOR VALUES FROM (" + from + ") TO (" + to + ")",
+		}
+		if err := s.inTx(ctx, conn, stmts); err != nil {
+			return fmt.Errorf("create partition %s: %w", part, err)
+		}
+	}
+	return nil
+}
+
+// inTx runs stmts in one transaction on conn.
+func (s *sqlStore) inTx(ctx context.Context, conn *sql.Conn, stmts []string) error {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return s.interpret(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	for _, q := range stmts {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return s.interpret(err)
+		}
+	}
+	return s.interpret(tx.Commit())
+}
+
+func (s *postgresStore) PartitionDrop(ctx context.Context, conn *sql.Conn, table PartitionedTable, p Partition) error {
+	if p.CatchAll {
+		return fmt.Errorf("drop partition %s: it is the catch-all", p.Name)
+	}
+	part, err := s.qualify(p.Name)
+	if err != nil {
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, "DROP TABLE "+part); err != nil {
+		return fmt.Errorf("drop partition %s: %w", part, s.interpret(err))
+	}
+	return nil
+}
+
+func (s *postgresStore) PartitionCarryParked(ctx context.Context, tx DBTX, p Partition, to int64) (int, error) {
+	part, err := s.qualify(p.Name)
+	if err != nil {
+		return 0, err
+	}
+	// FOR UPDATE re-reads each row's latest version: a key unparked meanwhile (parked = FALSE) is skipped; one
+	// unparked after this commits finds the copy (unpark and settle lock, then change every row of the key).
+	q := "WITH c AS (SELECT consumer, msg_key, fingerprint, received_at FROM " + part + " WHERE parked FOR UPDATE)" +
+		" INSERT INTO " + s.q.inboxKeys + " (consumer, msg_key, bucket, fingerprint, received_at, parked)" +
+		" SELECT consumer, msg_key, $1, fingerprint, received_at, TRUE FROM c ON CONFLICT DO NOTHING"
+	return s.execCount(ctx, tx, "carry parked keys of "+part, q, to)
+}
+
+func (s *postgresStore) PartitionPrepareDDL(ctx context.Context, conn *sql.Conn, lockWait time.Duration) error {
+	ms := max(lockWait.Milliseconds(), 1)
+	_, err := conn.ExecContext(ctx, "SET lock_timeout = "+strconv.FormatInt(ms, 10))
+	return s.interpret(err)
+}
+
+// postgresKeysSQL renders the statements of the partitioned inbox keys. The bucket bounds are stable
+// expressions of the parameters and statement_timestamp() (the same instant everywhere in a statement), so
+// that partition pruning drops the partitions outside the live range (and the DEFAULT partition, when the live
+// range has its partitions) when the executor starts.
+func postgresKeysSQL(q quoted) keysSQL {
+	at := "COALESCE($4::timestamptz, statement_timestamp())"
+	lo := "floor(extract(epoch FROM " + at + ") / $5)::bigint"
+	hi := "floor(extract(epoch FROM " + at + " + $6 * interval '1 microsecond') / $5)::bigint"
+	oldest := "floor(extract(epoch FROM " + at + " - $7 * interval '1 second') / $5)::bigint"
+	find := "SELECT fingerprint, parked FROM " + q.inboxKeys + " WHERE consumer = $1 AND msg_key = $2 AND bucket >= " +
+		oldest + " AND bucket <= " + hi
+	legacy := " UNION ALL SELECT fingerprint, parked FROM " + q.inbox + " WHERE consumer = $1 AND msg_key = $2"
+	claim := func(find string) string {
+		// e reads the recorded key, if any, in the statement's snapshot; ins records it in the claim's buckets
+		// when e found nothing. ON CONFLICT DO NOTHING waits for a concurrent inserter of the same (key, bucket)
+		// and then skips the row if it committed: fewer rows than buckets means "recorded meanwhile".
+		return "WITH e AS (" + find + " LIMIT 1), ins AS (INSERT INTO " + q.inboxKeys +
+			" (consumer, msg_key, bucket, fingerprint, received_at, parked) SELECT $1, $2, g, $3, " + at + ", $8" +
+			" FROM generate_series(" + lo + ", " + hi + ") AS g WHERE NOT EXISTS (SELECT 1 FROM e)" +
+			" ON CONFLICT DO NOTHING RETURNING 1)" +
+			" SELECT (SELECT count(*) FROM ins) = " + hi + " - " + lo + " + 1, e.fingerprint, e.parked" +
+			" FROM (SELECT 1) AS one LEFT JOIN e ON TRUE"
+	}
+	read := "SELECT fingerprint, parked FROM " + q.inboxKeys + " WHERE consumer = $1 AND msg_key = $2"
+	return keysSQL{
+		claim:       claim(find),
+		claimLegacy: claim(find + legacy),
+		read:        "(" + read + " ORDER BY bucket DESC LIMIT 1)",
+		readLegacy:  "(" + read + " ORDER BY bucket DESC LIMIT 1) UNION ALL (" + strings.TrimPrefix(legacy, " UNION ALL ") + ") LIMIT 1",
+		lock:        "SELECT parked FROM " + q.inboxKeys + " WHERE consumer = $1 AND msg_key = $2 FOR UPDATE",
+		lockLegacy:  "SELECT parked FROM " + q.inbox + " WHERE consumer = $1 AND msg_key = $2 FOR UPDATE",
+		unparkAll:   "UPDATE " + q.inboxKeys + " SET parked = FALSE WHERE consumer = $1 AND msg_key = $2",
+		// A settled key is recorded afresh, now: it is kept for Retention from here.
+		record: "INSERT INTO " + q.inboxKeys + " (consumer, msg_key, bucket, fingerprint, received_at)" +
+			" SELECT $1, $2, g, $3, " + at + " FROM generate_series(" + lo + ", " + hi + ") AS g" +
+			" ON CONFLICT (consumer, msg_key, bucket) DO UPDATE SET parked = FALSE, received_at = EXCLUDED.received_at",
+		unparkLegacy: "UPDATE " + q.inbox + " SET parked = FALSE, received_at = now() WHERE consumer = $1 AND msg_key = $2",
+		deleteParked: "DELETE FROM " + q.inboxKeys + " WHERE consumer = $1 AND msg_key = $2 AND parked",
+		check:        checkColumns("consumer, msg_key, bucket, fingerprint, received_at, parked", q.inboxKeys, "FALSE"),
+	}
+}

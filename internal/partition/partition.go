@@ -1,0 +1,292 @@
+// Package partition keeps txbox's time-partitioned tables (the inbox keys and the published outbox rows): it
+// makes partitions ahead of time, drops whole the ones whose rows are all older than the table's retention
+// (carrying parked inbox keys into a live partition first), and reports rows that fell into the catch-all
+// partition because a partition was missing. Package inbox (Purge, RunPurger), package relay (its purge of
+// published rows) and `txbox partitions` run it; it needs no coordination: every step is idempotent, and two
+// managers racing on one table make the same partitions (one of them fails and tries again next time).
+//
+// Only tests and the packages above import it.
+package partition
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/txbox/txbox/internal/store"
+)
+
+// Defaults of Config.
+const (
+	DefaultAhead    = 2
+	DefaultLockWait = 2 * time.Second
+	// MinPeriod is the shortest period PeriodFor derives; Config.Period may set shorter ones (tests).
+	MinPeriod = time.Hour
+	// PeriodsPerRetention is how many periods PeriodFor fits in a retention: the live partitions a key is
+	// looked up in number about PeriodsPerRetention + 1.
+	PeriodsPerRetention = 7
+)
+
+// PeriodFor derives the partition period from the retention an installation is created with: a seventh of
+// it, in whole hours (whole days from a day up), at least MinPeriod. Seven days give one partition a day.
+func PeriodFor(retention time.Duration) time.Duration {
+	p := retention / PeriodsPerRetention
+	if p >= 24*time.Hour {
+		return p.Truncate(24 * time.Hour)
+	}
+	return max(p.Truncate(time.Hour), MinPeriod)
+}
+
+// Config configures a Manager.
+type Config struct {
+	Table store.PartitionedTable
+	// Retention is this process's retention. The table keeps rows for the longest retention any process
+	// declared (a shorter one is a lower bound); it is declared when the manager first runs. Required.
+	Retention time.Duration
+	// Period is the partition period to set when the table has none yet. Default PeriodFor(Retention); at
+	// least 1s.
+	Period time.Duration
+	// Ahead is how many periods after the current one get their partition ahead of time. Default DefaultAhead.
+	Ahead int
+	// LockWait bounds how long a partition's DDL waits for the table's locks before giving up until the next
+	// run (statements queue behind DDL that waits). Default DefaultLockWait.
+	LockWait time.Duration
+	// Logger receives what the manager did (Info), missing partitions and catch-all rows (Warn). Default: discard.
+	Logger *slog.Logger
+	// Now, if set, replaces the application's clock where the manager logs it; the database's clock decides
+	// everything else (tests prove that an application clock off by days changes nothing).
+	Now func() time.Time
+}
+
+// Manager keeps one partitioned table of one installation.
+type Manager struct {
+	db  *sql.DB
+	s   store.Store
+	cfg Config
+}
+
+// New returns a Manager of cfg.Table in the installation s on db.
+func New(db *sql.DB, s store.Store, cfg Config) (*Manager, error) {
+	if db == nil || s == nil {
+		return nil, errors.New("partition: nil database or store")
+	}
+	if cfg.Table != store.InboxKeysTable && cfg.Table != store.PublishedTable {
+		return nil, fmt.Errorf("partition: unknown table %q", cfg.Table)
+	}
+	if cfg.Retention < time.Second {
+		return nil, fmt.Errorf("partition: Retention must be at least 1s, got %s", cfg.Retention)
+	}
+	if cfg.Period == 0 {
+		cfg.Period = PeriodFor(cfg.Retention)
+	}
+	if cfg.Period < time.Second || cfg.Period%time.Second != 0 {
+		return nil, fmt.Errorf("partition: Period must be a whole number of seconds, at least 1s, got %s", cfg.Period)
+	}
+	if cfg.Ahead == 0 {
+		cfg.Ahead = DefaultAhead
+	}
+	if cfg.Ahead < 1 || cfg.Ahead > 100 {
+		return nil, fmt.Errorf("partition: Ahead must be between 1 and 100, got %d", cfg.Ahead)
+	}
+	if cfg.LockWait == 0 {
+		cfg.LockWait = DefaultLockWait
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Manager{db: db, s: s, cfg: cfg}, nil
+}
+
+// Report is what one Maintain run found and did.
+type Report struct {
+	State store.PartitionState
+	// Created and Dropped are the partitions made and dropped; Carried counts the parked keys copied forward.
+	Created, Dropped []store.Partition
+	Carried          int
+	// CatchAll counts the rows in the catch-all partition after the run (0 when every row has its partition).
+	CatchAll int64
+	// Partitions lists the table's partitions after the run.
+	Partitions []store.Partition
+}
+
+// Declare records this process's retention (and the period, if the table has none) and returns the state.
+func (m *Manager) Declare(ctx context.Context) (store.PartitionState, error) {
+	st, err := m.s.PartitionState(ctx, m.db, m.cfg.Table)
+	if err != nil {
+		return st, fmt.Errorf("partition: %w", err)
+	}
+	if st.Period > 0 && st.Retention >= m.cfg.Retention {
+		return st, nil
+	}
+	st, err = m.s.PartitionDeclare(ctx, m.db, m.cfg.Table, m.cfg.Period, m.cfg.Retention)
+	if err != nil {
+		return st, fmt.Errorf("partition: %w", err)
+	}
+	return st, nil
+}
+
+// Maintain makes the partitions from the oldest live bucket (or, for a table without partitions, the bucket
+// Retention ago) to Ahead periods after the current one, then drops the partitions whose rows are all older
+// than the table's retention, carrying parked inbox keys into the current bucket first. It does nothing while
+// the table is unpartitioned. Every step uses the database's clock. A step that fails (a lock not granted
+// within LockWait, a claim that put a row of the bucket into the catch-all meanwhile) is reported in the error;
+// the steps before it stand and the next run goes on from there.
+func (m *Manager) Maintain(ctx context.Context) (Report, error) {
+	var r Report
+	st, err := m.Declare(ctx)
+	r.State = st
+	if err != nil || st.Mode == store.Unpartitioned {
+		return r, err
+	}
+	conn, err := m.db.Conn(ctx)
+	if err != nil {
+		return r, fmt.Errorf("partition: %w", m.s.Dialect().InterpretError(err))
+	}
+	// The session's lock timeouts stay with the connection: it is never handed back to the pool.
+	defer store.DiscardConn(conn)
+	if err := m.s.PartitionPrepareDDL(ctx, conn, m.cfg.LockWait); err != nil {
+		return r, fmt.Errorf("partition: %w", err)
+	}
+	parts, err := m.s.PartitionList(ctx, conn, m.cfg.Table, st.Period)
+	if err != nil {
+		return r, fmt.Errorf("partition: %w", err)
+	}
+	cur := st.Bucket(st.Now)
+	var errs []error
+	created, err := m.create(ctx, conn, st, parts, cur)
+	r.Created = created
+	errs = append(errs, err)
+	if parts, err = m.s.PartitionList(ctx, conn, m.cfg.Table, st.Period); err != nil {
+		return r, fmt.Errorf("partition: %w", err)
+	}
+	dropped, carried, err := m.drop(ctx, conn, st, parts, cur)
+	r.Dropped, r.Carried = dropped, carried
+	errs = append(errs, err)
+	if r.Partitions, err = m.s.PartitionList(ctx, conn, m.cfg.Table, st.Period); err != nil {
+		return r, fmt.Errorf("partition: %w", err)
+	}
+	n, lo, hi, err := m.s.PartitionCatchAllRows(ctx, conn, m.cfg.Table, st.Period)
+	errs = append(errs, err)
+	r.CatchAll = n
+	if n > 0 {
+		m.cfg.Logger.WarnContext(ctx, "txbox partitions: rows in the catch-all partition: partitions were missing when they "+
+			"were written (was the purger down?); they move into their partitions once no new row of their buckets arrives",
+			"table", m.cfg.Table, "rows", n, "first_bucket_start", store.BucketStart(lo, st.Period),
+			"last_bucket_start", store.BucketStart(hi, st.Period))
+	}
+	return r, errors.Join(errs...)
+}
+
+// covered reports whether a partition other than the catch-all takes bucket b.
+func covered(parts []store.Partition, b int64) bool {
+	for _, p := range parts {
+		if !p.CatchAll && p.Lo <= b && b < p.Hi {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Manager) create(ctx context.Context, conn *sql.Conn, st store.PartitionState, parts []store.Partition, cur int64) ([]store.Partition, error) {
+	// From the oldest bucket a live key can be in: rows of older buckets are expired wherever they are.
+	first := st.Bucket(st.Now.Add(-st.Retention))
+	last := cur + int64(m.cfg.Ahead)
+	if m.s.Dialect().Name() == "mysql" {
+		// MySQL's ranges only grow at their end, from the last partition's bound.
+		for _, p := range parts {
+			if !p.CatchAll {
+				first = p.Hi
+			}
+		}
+		if first > last {
+			return nil, nil
+		}
+		if err := m.s.PartitionCreate(ctx, conn, m.cfg.Table, st.Period, first, last+1); err != nil {
+			return nil, fmt.Errorf("partition: %w", err)
+		}
+		m.cfg.Logger.InfoContext(ctx, "txbox partitions: created", "table", m.cfg.Table, "first_bucket", first, "last_bucket", last)
+		var out []store.Partition
+		for b := first; b <= last; b++ {
+			out = append(out, store.Partition{Lo: b, Hi: b + 1})
+		}
+		return out, nil
+	}
+	// PostgreSQL: newest first, so that the catch-all stops taking rows as soon as possible; a bucket whose
+	// rows still arrive in the catch-all fails and is left for a later run.
+	var out []store.Partition
+	var errs []error
+	for b := last; b >= first; b-- {
+		if covered(parts, b) {
+			continue
+		}
+		if err := m.s.PartitionCreate(ctx, conn, m.cfg.Table, st.Period, b, b+1); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, store.Partition{Lo: b, Hi: b + 1})
+	}
+	if len(out) > 0 {
+		m.cfg.Logger.InfoContext(ctx, "txbox partitions: created", "table", m.cfg.Table, "partitions", len(out))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return out, fmt.Errorf("partition: %w", err)
+	}
+	return out, nil
+}
+
+// expired reports whether every row partition p can hold is older than the table's retention: rows of bucket
+// b are written before the start of bucket b+1.
+func expired(st store.PartitionState, p store.Partition) bool {
+	return !p.CatchAll && p.Hi < 1<<62 && !store.BucketStart(p.Hi, st.Period).Add(st.Retention).After(st.Now)
+}
+
+func (m *Manager) drop(ctx context.Context, conn *sql.Conn, st store.PartitionState, parts []store.Partition, cur int64) ([]store.Partition, int, error) {
+	var dropped []store.Partition
+	carried := 0
+	for _, p := range parts {
+		if !expired(st, p) {
+			continue
+		}
+		if m.cfg.Table == store.InboxKeysTable {
+			n, err := m.carry(ctx, p, cur)
+			carried += n
+			if err != nil {
+				return dropped, carried, err
+			}
+		}
+		if err := m.s.PartitionDrop(ctx, conn, m.cfg.Table, p); err != nil {
+			return dropped, carried, fmt.Errorf("partition: %w", err)
+		}
+		m.cfg.Logger.InfoContext(ctx, "txbox partitions: dropped an expired partition", "table", m.cfg.Table,
+			"partition", p.Name, "rows_before", store.BucketStart(p.Hi, st.Period))
+		dropped = append(dropped, p)
+	}
+	return dropped, carried, nil
+}
+
+// carry copies the parked keys of p into bucket to, in a READ COMMITTED transaction of its own.
+func (m *Manager) carry(ctx context.Context, p store.Partition, to int64) (int, error) {
+	tx, err := m.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return 0, fmt.Errorf("partition: %w", m.s.Dialect().InterpretError(err))
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	n, err := m.s.PartitionCarryParked(ctx, tx, p, to)
+	if err != nil {
+		return 0, fmt.Errorf("partition: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("partition: carry parked keys of %s: %w", p.Name, m.s.Dialect().InterpretError(err))
+	}
+	if n > 0 {
+		m.cfg.Logger.InfoContext(ctx, "txbox partitions: carried parked keys into the current partition",
+			"table", m.cfg.Table, "partition", p.Name, "keys", n)
+	}
+	return n, nil
+}

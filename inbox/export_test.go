@@ -8,3 +8,7 @@ func SetReceivedAt(i *Inbox, f func() time.Time) { i.receivedAt = f }
 
 // SetAfterPurgeBatch runs f inside every purge batch's transaction, before it commits.
 func SetAfterPurgeBatch(i *Inbox, f func(n int)) { i.afterPurgeBatch = f }
+
+// SetPartitionPeriod sets the period a new partitioned keys table gets from i (instead of Retention/7): tests
+// use periods of seconds to cross partition boundaries.
+func SetPartitionPeriod(i *Inbox, d time.Duration) { i.testPeriod = d }

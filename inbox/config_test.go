@@ -88,7 +88,7 @@ func TestInvalidDeliveries(t *testing.T) {
 
 // Invariant 9: an unmigrated schema gives an error that says so.
 func TestUnmigratedSchema(t *testing.T) {
-	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+	testdb.RunLayouts(t, func(t *testing.T, db *testdb.DB) {
 		ctx := context.Background()
 		ib := newInbox(t, db, "c", inbox.Config{MaxAttempts: 1})
 		res, err := ib.Process(ctx, inbox.Delivery{Key: "k"}, nop)
@@ -112,7 +112,7 @@ func TestUnmigratedSchema(t *testing.T) {
 
 // Check passes on a migrated database.
 func TestCheckMigrated(t *testing.T) {
-	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+	testdb.RunLayouts(t, func(t *testing.T, db *testdb.DB) {
 		if err := newInbox(t, db, "c", inbox.Config{}).Check(context.Background()); err != nil {
 			t.Fatalf("Check: %v", err)
 		}

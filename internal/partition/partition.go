@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/txbox/txbox/internal/store"
@@ -194,42 +195,67 @@ func covered(parts []store.Partition, b int64) bool {
 }
 
 func (m *Manager) create(ctx context.Context, conn *sql.Conn, st store.PartitionState, parts []store.Partition, cur int64) ([]store.Partition, error) {
-	// From the oldest bucket a live key can be in: rows of older buckets are expired wherever they are.
-	first := st.Bucket(st.Now.Add(-st.Retention))
-	last := cur + int64(m.cfg.Ahead)
+	// From the oldest bucket a live key can be in, to Ahead periods on.
+	first, last := st.Bucket(st.Now.Add(-st.Retention)), cur+int64(m.cfg.Ahead)
+	// Rows the catch-all holds for older buckets (written with a clock far behind, or by tests) get one
+	// partition of their own, which the drop that follows removes whole.
+	n, lo, _, err := m.s.PartitionCatchAllRows(ctx, conn, m.cfg.Table, st.Period)
+	if err != nil {
+		return nil, fmt.Errorf("partition: %w", err)
+	}
+	var older []int64
+	if n > 0 && lo < first && !covered(parts, lo) {
+		older = []int64{lo, first}
+	}
 	if m.s.Dialect().Name() == "mysql" {
-		// MySQL's ranges only grow at their end, from the last partition's bound.
+		// MySQL's ranges only grow at their end, from the last partition's bound: one ALTER TABLE.
+		var cuts []int64
+		end := int64(math.MinInt64)
 		for _, p := range parts {
 			if !p.CatchAll {
-				first = p.Hi
+				end = p.Hi
 			}
 		}
-		if first > last {
+		if end == math.MinInt64 {
+			cuts = append(cuts, older...)
+		}
+		for b := max(first, end); b <= last+1; b++ {
+			if len(cuts) == 0 || cuts[len(cuts)-1] < b {
+				cuts = append(cuts, b)
+			}
+		}
+		if len(cuts) < 2 {
 			return nil, nil
 		}
-		if err := m.s.PartitionCreate(ctx, conn, m.cfg.Table, st.Period, first, last+1); err != nil {
+		if err := m.s.PartitionCreate(ctx, conn, m.cfg.Table, st.Period, cuts); err != nil {
 			return nil, fmt.Errorf("partition: %w", err)
 		}
-		m.cfg.Logger.InfoContext(ctx, "txbox partitions: created", "table", m.cfg.Table, "first_bucket", first, "last_bucket", last)
 		var out []store.Partition
-		for b := first; b <= last; b++ {
-			out = append(out, store.Partition{Lo: b, Hi: b + 1})
+		for i := 0; i+1 < len(cuts); i++ {
+			out = append(out, store.Partition{Lo: cuts[i], Hi: cuts[i+1]})
 		}
+		m.cfg.Logger.InfoContext(ctx, "txbox partitions: created", "table", m.cfg.Table, "partitions", len(out))
 		return out, nil
 	}
-	// PostgreSQL: newest first, so that the catch-all stops taking rows as soon as possible; a bucket whose
-	// rows still arrive in the catch-all fails and is left for a later run.
+	// PostgreSQL: one transaction per partition, newest first, so that the catch-all stops taking rows as soon
+	// as possible; a bucket whose rows still arrive in the catch-all fails and is left for a later run.
+	var want [][2]int64
+	for b := last; b >= first; b-- {
+		if !covered(parts, b) {
+			want = append(want, [2]int64{b, b + 1})
+		}
+	}
+	if older != nil {
+		want = append(want, [2]int64{older[0], older[1]})
+	}
 	var out []store.Partition
 	var errs []error
-	for b := last; b >= first; b-- {
-		if covered(parts, b) {
-			continue
-		}
-		if err := m.s.PartitionCreate(ctx, conn, m.cfg.Table, st.Period, b, b+1); err != nil {
+	for _, w := range want {
+		if err := m.s.PartitionCreate(ctx, conn, m.cfg.Table, st.Period, w[:]); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		out = append(out, store.Partition{Lo: b, Hi: b + 1})
+		out = append(out, store.Partition{Lo: w[0], Hi: w[1]})
 	}
 	if len(out) > 0 {
 		m.cfg.Logger.InfoContext(ctx, "txbox partitions: created", "table", m.cfg.Table, "partitions", len(out))

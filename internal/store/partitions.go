@@ -127,9 +127,11 @@ type PartitionStore interface {
 	// PartitionCatchAllRows counts the rows in table's catch-all partition and returns the lowest and highest
 	// bucket among them (0, 0 when empty).
 	PartitionCatchAllRows(ctx context.Context, db DBTX, table PartitionedTable, period time.Duration) (n, lo, hi int64, err error)
-	// PartitionCreate creates the partitions of buckets [lo, hi), one per bucket, on conn (DDL, outside any
-	// transaction). Rows the catch-all holds for those buckets move into them.
-	PartitionCreate(ctx context.Context, conn *sql.Conn, table PartitionedTable, period time.Duration, lo, hi int64) error
+	// PartitionCreate creates on conn (DDL, outside any transaction) a partition for each pair of consecutive
+	// cuts: buckets [cuts[0], cuts[1]), [cuts[1], cuts[2]) and so on. Rows the catch-all holds for those
+	// buckets move into them. On MySQL, whose ranges only grow at their end, the first one also takes every
+	// bucket between the last partition and cuts[0].
+	PartitionCreate(ctx context.Context, conn *sql.Conn, table PartitionedTable, period time.Duration, cuts []int64) error
 	// PartitionDrop drops partition p of table on conn (DDL).
 	PartitionDrop(ctx context.Context, conn *sql.Conn, table PartitionedTable, p Partition) error
 	// PartitionCarryParked copies the parked keys of partition p of the inbox keys into bucket to (as parked,

@@ -122,15 +122,15 @@ func (s *mysqlStore) PartitionCatchAllRows(ctx context.Context, db DBTX, table P
 // PartitionCreate splits the partitions of buckets [lo, hi) off the MAXVALUE partition in one ALTER TABLE. A
 // range can only grow at its end: the first new partition also takes every bucket between the last partition
 // and lo. MySQL copies the rows the MAXVALUE partition holds for them (none while partitions are made ahead).
-func (s *mysqlStore) PartitionCreate(ctx context.Context, conn *sql.Conn, table PartitionedTable, period time.Duration, lo, hi int64) error {
-	if hi <= lo {
+func (s *mysqlStore) PartitionCreate(ctx context.Context, conn *sql.Conn, table PartitionedTable, period time.Duration, cuts []int64) error {
+	if len(cuts) < 2 {
 		return nil
 	}
 	_, qt := s.partitionedTable(table)
 	var b strings.Builder
 	b.WriteString("ALTER TABLE " + qt + " REORGANIZE PARTITION " + mysqlCatchAll + " INTO (")
-	for x := lo; x < hi; x++ {
-		fmt.Fprintf(&b, "PARTITION b%d VALUES LESS THAN (%s), ", x, mysqlBoundLiteral(table, x+1, period))
+	for i := 0; i+1 < len(cuts); i++ {
+		fmt.Fprintf(&b, "PARTITION b%d VALUES LESS THAN (%s), ", cuts[i], mysqlBoundLiteral(table, cuts[i+1], period))
 	}
 	// RANGE takes a bare MAXVALUE, RANGE COLUMNS a parenthesised one.
 	maxValue := "MAXVALUE"
@@ -139,7 +139,7 @@ func (s *mysqlStore) PartitionCreate(ctx context.Context, conn *sql.Conn, table 
 	}
 	b.WriteString("PARTITION " + mysqlCatchAll + " VALUES LESS THAN " + maxValue + ")")
 	if _, err := conn.ExecContext(ctx, b.String()); err != nil {
-		return fmt.Errorf("create partitions [%d, %d) of %s: %w", lo, hi, qt, s.interpret(err))
+		return fmt.Errorf("create partitions [%d, %d) of %s: %w", cuts[0], cuts[len(cuts)-1], qt, s.interpret(err))
 	}
 	return nil
 }

@@ -119,18 +119,18 @@ func pgBoundLiteral(table PartitionedTable, b int64, period time.Duration) strin
 // partition under an exclusive lock of it (to prove no row of the bucket is left): quick while it is empty, as
 // it is when partitions are made ahead of time. When a claim recorded a row of the bucket in the DEFAULT
 // partition meanwhile, the attach fails and nothing changes: the next run tries again.
-func (s *postgresStore) PartitionCreate(ctx context.Context, conn *sql.Conn, table PartitionedTable, period time.Duration, lo, hi int64) error {
+func (s *postgresStore) PartitionCreate(ctx context.Context, conn *sql.Conn, table PartitionedTable, period time.Duration, cuts []int64) error {
 	name, qt := s.partitionedTable(table)
 	def, err := s.qualify(name + "_default")
 	if err != nil {
 		return err
 	}
-	for b := lo; b < hi; b++ {
-		part, err := s.qualify(partitionName(name, b))
+	for i := 0; i+1 < len(cuts); i++ {
+		part, err := s.qualify(partitionName(name, cuts[i]))
 		if err != nil {
 			return err
 		}
-		from, to := pgBoundLiteral(table, b, period), pgBoundLiteral(table, b+1, period)
+		from, to := pgBoundLiteral(table, cuts[i], period), pgBoundLiteral(table, cuts[i+1], period)
 		in := "bucket >= " + from + " AND bucket < " + to
 		if table == PublishedTable {
 			in = "published_at >= " + from + " AND published_at < " + to

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/txbox/txbox/internal/store"
@@ -194,36 +195,37 @@ func covered(parts []store.Partition, b int64) bool {
 	return false
 }
 
+// create makes the partitions of the current bucket and the Ahead next ones, one per bucket, and gives the rows
+// the catch-all holds for older buckets partitions of their own: one for the buckets older than the retention
+// (which the drop that follows removes whole) and one for the rest.
 func (m *Manager) create(ctx context.Context, conn *sql.Conn, st store.PartitionState, parts []store.Partition, cur int64) ([]store.Partition, error) {
-	// From the oldest bucket a live key can be in, to Ahead periods on.
-	first, last := st.Bucket(st.Now.Add(-st.Retention)), cur+int64(m.cfg.Ahead)
-	// Rows the catch-all holds for older buckets (written with a clock far behind, or by tests) get one
-	// partition of their own, which the drop that follows removes whole.
+	last, live := cur+int64(m.cfg.Ahead), st.Bucket(st.Now.Add(-st.Retention))
 	n, lo, _, err := m.s.PartitionCatchAllRows(ctx, conn, m.cfg.Table, st.Period)
 	if err != nil {
 		return nil, fmt.Errorf("partition: %w", err)
 	}
-	var older []int64
-	if n > 0 && lo < first && !covered(parts, lo) {
-		older = []int64{lo, first}
-	}
 	if m.s.Dialect().Name() == "mysql" {
-		// MySQL's ranges only grow at their end, from the last partition's bound: one ALTER TABLE.
-		var cuts []int64
-		end := int64(math.MinInt64)
+		// MySQL's ranges only grow at their end, from the last partition's bound, in one ALTER TABLE; the first
+		// partition of a table takes every bucket below its bound.
+		end, cuts := int64(math.MinInt64), []int64{}
 		for _, p := range parts {
 			if !p.CatchAll {
 				end = p.Hi
 			}
 		}
 		if end == math.MinInt64 {
-			cuts = append(cuts, older...)
-		}
-		for b := max(first, end); b <= last+1; b++ {
-			if len(cuts) == 0 || cuts[len(cuts)-1] < b {
-				cuts = append(cuts, b)
+			end = cur
+			if n > 0 && lo < live {
+				cuts = append(cuts, lo, live)
+			}
+			if n > 0 && lo < cur {
+				cuts = append(cuts, max(lo, live))
 			}
 		}
+		for b := end; b <= last+1; b++ {
+			cuts = append(cuts, b)
+		}
+		cuts = slices.Compact(cuts)
 		if len(cuts) < 2 {
 			return nil, nil
 		}
@@ -240,13 +242,13 @@ func (m *Manager) create(ctx context.Context, conn *sql.Conn, st store.Partition
 	// PostgreSQL: one transaction per partition, newest first, so that the catch-all stops taking rows as soon
 	// as possible; a bucket whose rows still arrive in the catch-all fails and is left for a later run.
 	var want [][2]int64
-	for b := last; b >= first; b-- {
+	for b := last; b >= cur; b-- {
 		if !covered(parts, b) {
 			want = append(want, [2]int64{b, b + 1})
 		}
 	}
-	if older != nil {
-		want = append(want, [2]int64{older[0], older[1]})
+	if n > 0 && lo < cur {
+		want = append(want, uncovered(parts, lo, cur, live)...)
 	}
 	var out []store.Partition
 	var errs []error
@@ -264,6 +266,53 @@ func (m *Manager) create(ctx context.Context, conn *sql.Conn, st store.Partition
 		return out, fmt.Errorf("partition: %w", err)
 	}
 	return out, nil
+}
+
+// uncovered returns the ranges of buckets in [lo, hi) that no partition takes, cut at split.
+func uncovered(parts []store.Partition, lo, hi, split int64) [][2]int64 {
+	var out [][2]int64
+	start := int64(math.MinInt64)
+	flush := func(end int64) {
+		if start == math.MinInt64 {
+			return
+		}
+		if start < split && split < end {
+			out = append(out, [2]int64{start, split}, [2]int64{split, end})
+		} else {
+			out = append(out, [2]int64{start, end})
+		}
+		start = math.MinInt64
+	}
+	for b := lo; b < hi; {
+		if covered(parts, b) {
+			flush(b)
+			b = nextStart(parts, b)
+			continue
+		}
+		if start == math.MinInt64 {
+			start = b
+		}
+		// Jump to the next partition's start: ranges can span many buckets.
+		next := hi
+		for _, p := range parts {
+			if !p.CatchAll && p.Lo > b && p.Lo < next {
+				next = p.Lo
+			}
+		}
+		b = next
+	}
+	flush(hi)
+	return out
+}
+
+// nextStart is the end of the partition that takes bucket b.
+func nextStart(parts []store.Partition, b int64) int64 {
+	for _, p := range parts {
+		if !p.CatchAll && p.Lo <= b && b < p.Hi {
+			return p.Hi
+		}
+	}
+	return b + 1
 }
 
 // expired reports whether every row partition p can hold is older than the table's retention: rows of bucket

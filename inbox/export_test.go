@@ -12,3 +12,7 @@ func SetAfterPurgeBatch(i *Inbox, f func(n int)) { i.afterPurgeBatch = f }
 // SetPartitionPeriod sets the period a new partitioned keys table gets from i (instead of Retention/7): tests
 // use periods of seconds to cross partition boundaries.
 func SetPartitionPeriod(i *Inbox, d time.Duration) { i.testPeriod = d }
+
+// SetAppClock replaces the application's clock that i's partition maintenance sees (set it before the first
+// Purge).
+func SetAppClock(i *Inbox, f func() time.Time) { i.appClock = f }

@@ -30,6 +30,7 @@ type Inbox struct {
 	receivedAt      func() time.Time // nil: the database clock
 	afterPurgeBatch func(n int)      // runs inside each purge batch's transaction, before commit
 	testPeriod      time.Duration    // the period a new partitioned table gets; 0: from Retention
+	appClock        func() time.Time // the application's clock, as the partition manager sees it; nil: time.Now
 }
 
 // New returns an Inbox on db for cfg. It validates cfg and fills in defaults; the error names the bad field

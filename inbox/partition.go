@@ -112,7 +112,7 @@ func (i *Inbox) partitions() (*partition.Manager, error) {
 		return i.pm, nil
 	}
 	pm, err := partition.New(i.db.DB, i.s, partition.Config{Table: store.InboxKeysTable, Retention: i.cfg.Retention,
-		Period: i.period(), Logger: i.log})
+		Period: i.period(), Logger: i.log, Now: i.appClock})
 	if err != nil {
 		return nil, fmt.Errorf("inbox: %w", err)
 	}

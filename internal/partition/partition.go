@@ -58,8 +58,9 @@ type Config struct {
 	LockWait time.Duration
 	// Logger receives what the manager did (Info), missing partitions and catch-all rows (Warn). Default: discard.
 	Logger *slog.Logger
-	// Now, if set, replaces the application's clock where the manager logs it; the database's clock decides
-	// everything else (tests prove that an application clock off by days changes nothing).
+	// Now is the application's clock (default time.Now). The manager only compares it with the database's to
+	// log a skew: the database's clock decides every bucket and every drop, so a skewed application clock
+	// changes nothing (a test runs the manager with a clock a month off).
 	Now func() time.Time
 }
 
@@ -158,6 +159,10 @@ func (m *Manager) Maintain(ctx context.Context) (Report, error) {
 	parts, err := m.s.PartitionList(ctx, conn, m.cfg.Table, st.Period)
 	if err != nil {
 		return r, fmt.Errorf("partition: %w", err)
+	}
+	if skew := m.cfg.Now().Sub(st.Now); skew > time.Minute || skew < -time.Minute {
+		m.cfg.Logger.InfoContext(ctx, "txbox partitions: this process's clock differs from the database's; harmless, "+
+			"buckets and drops follow the database's clock", "table", m.cfg.Table, "skew", skew.Round(time.Second))
 	}
 	cur := st.Bucket(st.Now)
 	var errs []error

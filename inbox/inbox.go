@@ -31,6 +31,10 @@ type Inbox struct {
 	afterPurgeBatch func(n int)      // runs inside each purge batch's transaction, before commit
 	testPeriod      time.Duration    // the period a new partitioned table gets; 0: from Retention
 	appClock        func() time.Time // the application's clock, as the partition manager sees it; nil: time.Now
+	testRefresh     time.Duration    // how long the layout read is trusted; 0: partition.LayoutRefresh
+	// testUnpartitioned makes the Inbox record keys in <prefix>_inbox only, whatever the layout: a txbox from
+	// before the partitioned layout.
+	testUnpartitioned bool
 }
 
 // New returns an Inbox on db for cfg. It validates cfg and fills in defaults; the error names the bad field

@@ -12,10 +12,6 @@ import (
 	"github.com/txbox/txbox/internal/store"
 )
 
-// layoutRefresh is how long an Inbox trusts the layout it read from <prefix>_partitions: a conversion's next
-// step waits at least this long (plus ClaimWindow) after the previous one, so that every process has seen it.
-const layoutRefresh = 30 * time.Second
-
 // layout caches the installation's layout of inbox keys.
 type layout struct {
 	mu     sync.Mutex
@@ -26,12 +22,16 @@ type layout struct {
 }
 
 // keysLayout returns how claims record keys: nil for <prefix>_inbox, else the partitioned layout. It reads
-// <prefix>_partitions at most every layoutRefresh; the first read of a partitioned layout declares this
+// <prefix>_partitions at most every partition.LayoutRefresh; the first read of a partitioned layout declares this
 // consumer's Retention (and sets the period of a new table).
 func (i *Inbox) keysLayout(ctx context.Context) (*store.KeysLayout, error) {
 	i.lay.mu.Lock()
 	defer i.lay.mu.Unlock()
-	if !i.lay.loaded.IsZero() && time.Since(i.lay.loaded) < layoutRefresh {
+	refresh := partition.LayoutRefresh // a conversion's next step waits at least this long after the previous one
+	if i.testRefresh > 0 {
+		refresh = i.testRefresh
+	}
+	if i.testUnpartitioned || !i.lay.loaded.IsZero() && time.Since(i.lay.loaded) < refresh {
 		return i.lay.keys, nil
 	}
 	st, err := i.s.PartitionState(ctx, i.db, store.InboxKeysTable)

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"slices"
 	"time"
 
 	"github.com/txbox/txbox/internal/store"
@@ -31,6 +30,10 @@ const (
 	// looked up in number about PeriodsPerRetention + 1.
 	PeriodsPerRetention = 7
 )
+
+// maxBack bounds how many periods before the current one get partitions made: the live ones of a table with
+// the derived period (about PeriodsPerRetention), not millions for a period of seconds.
+const maxBack = 2 * PeriodsPerRetention
 
 // PeriodFor derives the partition period from the retention an installation is created with: a seventh of
 // it, in whole hours (whole days from a day up), at least MinPeriod. Seven days give one partition a day.
@@ -200,11 +203,12 @@ func covered(parts []store.Partition, b int64) bool {
 	return false
 }
 
-// create makes the partitions of the current bucket and the Ahead next ones, one per bucket, and gives the rows
-// the catch-all holds for older buckets partitions of their own: one for the buckets older than the retention
-// (which the drop that follows removes whole) and one for the rest.
+// create makes the partitions of the buckets from the oldest live one (at most maxBack periods back) to Ahead
+// periods after the current one, one per bucket, and gives the rows the catch-all holds for older buckets a
+// partition of their own, which the drop that follows removes whole.
 func (m *Manager) create(ctx context.Context, conn *sql.Conn, st store.PartitionState, parts []store.Partition, cur int64) ([]store.Partition, error) {
-	last, live := cur+int64(m.cfg.Ahead), st.Bucket(st.Now.Add(-st.Retention))
+	first := max(st.Bucket(st.Now.Add(-st.Retention)), cur-maxBack)
+	last := cur + int64(m.cfg.Ahead)
 	n, lo, _, err := m.s.PartitionCatchAllRows(ctx, conn, m.cfg.Table, st.Period)
 	if err != nil {
 		return nil, fmt.Errorf("partition: %w", err)
@@ -219,18 +223,14 @@ func (m *Manager) create(ctx context.Context, conn *sql.Conn, st store.Partition
 			}
 		}
 		if end == math.MinInt64 {
-			end = cur
-			if n > 0 && lo < live {
-				cuts = append(cuts, lo, live)
-			}
-			if n > 0 && lo < cur {
-				cuts = append(cuts, max(lo, live))
+			end = first
+			if n > 0 && lo < first {
+				cuts = append(cuts, lo)
 			}
 		}
 		for b := end; b <= last+1; b++ {
 			cuts = append(cuts, b)
 		}
-		cuts = slices.Compact(cuts)
 		if len(cuts) < 2 {
 			return nil, nil
 		}
@@ -247,13 +247,13 @@ func (m *Manager) create(ctx context.Context, conn *sql.Conn, st store.Partition
 	// PostgreSQL: one transaction per partition, newest first, so that the catch-all stops taking rows as soon
 	// as possible; a bucket whose rows still arrive in the catch-all fails and is left for a later run.
 	var want [][2]int64
-	for b := last; b >= cur; b-- {
+	for b := last; b >= first; b-- {
 		if !covered(parts, b) {
 			want = append(want, [2]int64{b, b + 1})
 		}
 	}
-	if n > 0 && lo < cur {
-		want = append(want, uncovered(parts, lo, cur, live)...)
+	if n > 0 && lo < first {
+		want = append(want, uncovered(parts, lo, first)...)
 	}
 	var out []store.Partition
 	var errs []error
@@ -273,17 +273,12 @@ func (m *Manager) create(ctx context.Context, conn *sql.Conn, st store.Partition
 	return out, nil
 }
 
-// uncovered returns the ranges of buckets in [lo, hi) that no partition takes, cut at split.
-func uncovered(parts []store.Partition, lo, hi, split int64) [][2]int64 {
+// uncovered returns the ranges of buckets in [lo, hi) that no partition takes.
+func uncovered(parts []store.Partition, lo, hi int64) [][2]int64 {
 	var out [][2]int64
 	start := int64(math.MinInt64)
 	flush := func(end int64) {
-		if start == math.MinInt64 {
-			return
-		}
-		if start < split && split < end {
-			out = append(out, [2]int64{start, split}, [2]int64{split, end})
-		} else {
+		if start != math.MinInt64 {
 			out = append(out, [2]int64{start, end})
 		}
 		start = math.MinInt64

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/txbox/txbox/dialect"
 )
 
 // PartitionedTable names one of the tables that can be partitioned by time.
@@ -218,3 +220,93 @@ func sortPartitions(ps []Partition) {
 // partitionName is the name of the partition that starts at bucket lo (PostgreSQL: a table in the schema of
 // table; MySQL: a partition name). Bounds are read from the catalog, never from names.
 func partitionName(table string, lo int64) string { return table + "_b" + strconv.FormatInt(lo, 10) }
+
+// ConvertStore is the SQL of converting an existing installation to the partitioned layout.
+type ConvertStore interface {
+	// InboxLegacyOnly returns up to limit keys ("consumer/key") recorded in <prefix>_inbox at or after since
+	// that have no row in <prefix>_inbox_keys: while the inbox converts, every claim records a key in both, so
+	// such a key was recorded by a process that does not know the partitioned layout. It scans the keys
+	// recorded since since.
+	InboxLegacyOnly(ctx context.Context, db DBTX, since time.Time, limit int) ([]string, error)
+
+	// PublishedSwap replaces the plain published table by a partitioned one under the same name, in one step
+	// for the relays that write it (PostgreSQL: one transaction; MySQL: one RENAME TABLE), and sets the
+	// table's mode to Partitioned. The plain table stays as <prefix>_outbox_published_old.
+	PublishedSwap(ctx context.Context, conn *sql.Conn) error
+	// PublishedCopyOld copies up to limit rows with id > afterID from <prefix>_outbox_published_old into the
+	// partitioned table, in id order, leaving out rows published before since (expired), and returns the
+	// last id it read and how many it read (0 when done). A row copied before is skipped.
+	PublishedCopyOld(ctx context.Context, db DBTX, afterID int64, since time.Time, limit int) (int64, int, error)
+	// PublishedDropOld drops <prefix>_outbox_published_old; PublishedOldExists tells whether it exists.
+	PublishedDropOld(ctx context.Context, conn *sql.Conn) error
+	PublishedOldExists(ctx context.Context, db DBTX) (bool, error)
+}
+
+func (s *sqlStore) InboxLegacyOnly(ctx context.Context, db DBTX, since time.Time, limit int) ([]string, error) {
+	q := s.d.Rebind("SELECT l.consumer, l.msg_key FROM " + s.q.inbox + " AS l WHERE l.received_at >= ? AND NOT EXISTS" +
+		" (SELECT 1 FROM " + s.q.inboxKeys + " AS k WHERE k.consumer = l.consumer AND k.msg_key = l.msg_key) LIMIT ?")
+	rows, err := db.QueryContext(ctx, q, s.timeArg(since), limit)
+	if err != nil {
+		return nil, wrap("look for keys recorded in "+s.q.inbox+" only", s.interpret(err))
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var c, k string
+		if err := rows.Scan(&c, &k); err != nil {
+			return nil, wrap("look for keys recorded in "+s.q.inbox+" only", s.interpret(err))
+		}
+		out = append(out, c+"/"+k)
+	}
+	return out, wrap("look for keys recorded in "+s.q.inbox+" only", s.interpret(rows.Err()))
+}
+
+// publishedCols are the published table's columns, in both layouts.
+const publishedCols = "id, part, topic, msg_key, tag, sharding_key, payload, headers, attempts, created_at, published_at"
+
+func (s *sqlStore) oldPublished() (string, error) { return s.d.QuoteIdent(s.t.OutboxPublished + "_old") }
+
+func (s *sqlStore) PublishedCopyOld(ctx context.Context, db DBTX, afterID int64, since time.Time, limit int) (int64, int, error) {
+	old, err := s.oldPublished()
+	if err != nil {
+		return 0, 0, err
+	}
+	var last sql.NullInt64
+	var n int
+	err = db.QueryRowContext(ctx, s.d.Rebind("SELECT MAX(id), COUNT(*) FROM (SELECT id FROM "+old+" WHERE id > ? ORDER BY id LIMIT ?) AS b"),
+		afterID, limit).Scan(&last, &n)
+	if err != nil || n == 0 {
+		return afterID, 0, wrap("read "+old, s.interpret(err))
+	}
+	skip := " ON CONFLICT DO NOTHING"
+	if s.d.Name() == "mysql" {
+		skip = " ON DUPLICATE KEY UPDATE id = " + s.q.outboxPublished + ".id"
+	}
+	_, err = db.ExecContext(ctx, s.d.Rebind("INSERT INTO "+s.q.outboxPublished+" ("+publishedCols+") SELECT "+publishedCols+
+		" FROM "+old+" WHERE id > ? AND id <= ? AND published_at >= ?"+skip), afterID, last.Int64, s.timeArg(since))
+	return last.Int64, n, wrap("copy rows of "+old, s.interpret(err))
+}
+
+func (s *sqlStore) PublishedDropOld(ctx context.Context, conn *sql.Conn) error {
+	old, err := s.oldPublished()
+	if err != nil {
+		return err
+	}
+	_, err = conn.ExecContext(ctx, "DROP TABLE "+old)
+	return wrap("drop "+old, s.interpret(err))
+}
+
+func (s *sqlStore) PublishedOldExists(ctx context.Context, db DBTX) (bool, error) {
+	old, err := s.oldPublished()
+	if err != nil {
+		return false, err
+	}
+	rows, err := db.QueryContext(ctx, "SELECT id FROM "+old+" WHERE 1 = 0")
+	if err == nil {
+		return true, rows.Close()
+	}
+	if err = s.interpret(err); errors.Is(err, dialect.ErrSchemaMissing) {
+		return false, nil
+	}
+	return false, wrap("look for "+old, err)
+}

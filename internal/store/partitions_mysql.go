@@ -243,3 +243,33 @@ func mysqlKeysSQL(q quoted, t dialect.Tables) keysSQL {
 		check:        checkColumns("consumer, msg_key, bucket, fingerprint, received_at, parked", q.inboxKeys, "1 = 0"),
 	}
 }
+
+// PublishedSwap creates the partitioned table under a new name and swaps it in with one RENAME TABLE, which
+// MySQL runs atomically: a relay's statement sees either table, never none.
+func (s *mysqlStore) PublishedSwap(ctx context.Context, conn *sql.Conn) error {
+	old, err := s.oldPublished()
+	if err != nil {
+		return err
+	}
+	next, err := s.d.QuoteIdent(s.t.OutboxPublished + "_next")
+	if err != nil {
+		return err
+	}
+	key, _ := s.d.QuoteIdent(s.t.Base() + "_outbox_published_key")
+	qt := s.q.outboxPublished
+	for _, q := range []string{
+		"DROP TABLE IF EXISTS " + next,
+		"CREATE TABLE " + next + " (id BIGINT NOT NULL, part SMALLINT NOT NULL, topic VARBINARY(255) NOT NULL," +
+			" msg_key VARBINARY(512) NOT NULL, tag VARBINARY(255) NOT NULL DEFAULT '', sharding_key VARBINARY(255) NOT NULL DEFAULT ''," +
+			" payload LONGBLOB NOT NULL, headers BLOB NULL, attempts INT NOT NULL, created_at DATETIME(6) NOT NULL," +
+			" published_at DATETIME(6) NOT NULL, PRIMARY KEY (id, published_at), KEY " + key + " (msg_key)) ENGINE = InnoDB" +
+			" PARTITION BY RANGE COLUMNS (published_at) (PARTITION " + mysqlCatchAll + " VALUES LESS THAN (MAXVALUE))",
+		"RENAME TABLE " + qt + " TO " + old + ", " + next + " TO " + qt,
+		"UPDATE " + s.q.partitions + " SET mode = 2, changed_at = UTC_TIMESTAMP(6) WHERE name = 'outbox_published'",
+	} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("swap in the partitioned published table: %w", s.interpret(err))
+		}
+	}
+	return nil
+}

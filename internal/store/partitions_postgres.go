@@ -113,12 +113,13 @@ func pgBoundLiteral(table PartitionedTable, b int64, period time.Duration) strin
 	return strconv.FormatInt(b, 10)
 }
 
-// PartitionCreate makes each partition in a transaction of its own: a new table, the rows the DEFAULT
-// partition holds for its bucket moved into it, then attached. Other sessions see the rows in the DEFAULT
-// partition until the commit and in the new partition after it, never neither. Attaching scans the DEFAULT
-// partition under an exclusive lock of it (to prove no row of the bucket is left): quick while it is empty, as
-// it is when partitions are made ahead of time. When a claim recorded a row of the bucket in the DEFAULT
-// partition meanwhile, the attach fails and nothing changes: the next run tries again.
+// PartitionCreate makes each partition in a transaction of its own, which first locks the parent table
+// exclusively: a new table, the rows the DEFAULT partition holds for its bucket moved into it, then attached.
+// The lock matters when rows move: attaching takes only a weak lock of the parent, and a claim planned before
+// the attach but run after its commit would look in neither the DEFAULT partition (rows gone) nor the new one
+// (not in its plan). Under the lock, claims wait for the commit and then plan with the new partition. The wait
+// is short while the DEFAULT partition is empty, as it is when partitions are made ahead of time; moving rows
+// (after partitions were missing) holds claims for as long as the move takes.
 func (s *postgresStore) PartitionCreate(ctx context.Context, conn *sql.Conn, table PartitionedTable, period time.Duration, cuts []int64) error {
 	name, qt := s.partitionedTable(table)
 	def, err := s.qualify(name + "_default")
@@ -136,6 +137,7 @@ func (s *postgresStore) PartitionCreate(ctx context.Context, conn *sql.Conn, tab
 			in = "published_at >= " + from + " AND published_at < " + to
 		}
 		stmts := []string{
+			"LOCK TABLE " + qt + " IN ACCESS EXCLUSIVE MODE",
 			"CREATE TABLE " + part + " (LIKE " + qt + " INCLUDING DEFAULTS INCLUDING CONSTRAINTS)",
 			"WITH m AS (DELETE FROM " + def + " WHERE " + in + " RETURNING *) INSERT INTO " + part + " SELECT * FROM m",
 			"ALTER TABLE " + qt + " ATTACH PARTITION " + part + " FOR VALUES FROM (" + from + ") TO (" + to + ")",
@@ -170,8 +172,11 @@ func (s *postgresStore) PartitionDrop(ctx context.Context, conn *sql.Conn, table
 	if err != nil {
 		return err
 	}
-	if _, err := conn.ExecContext(ctx, "DROP TABLE "+part); err != nil {
-		return fmt.Errorf("drop partition %s: %w", part, s.interpret(err))
+	_, qt := s.partitionedTable(table)
+	// The parent first, as claims lock it: taking the partition first could deadlock with a claim that holds
+	// the parent and reads the partition.
+	if err := s.inTx(ctx, conn, []string{"LOCK TABLE " + qt + " IN ACCESS EXCLUSIVE MODE", "DROP TABLE " + part}); err != nil {
+		return fmt.Errorf("drop partition %s: %w", part, err)
 	}
 	return nil
 }
@@ -235,4 +240,40 @@ func postgresKeysSQL(q quoted) keysSQL {
 		deleteParked: "DELETE FROM " + q.inboxKeys + " WHERE consumer = $1 AND msg_key = $2 AND parked",
 		check:        checkColumns("consumer, msg_key, bucket, fingerprint, received_at, parked", q.inboxKeys, "FALSE"),
 	}
+}
+
+// PublishedSwap: the old table and its indexes are renamed out of the way and the partitioned table created
+// under the name, in one transaction: a relay's statement waits for it and then writes the new table.
+func (s *postgresStore) PublishedSwap(ctx context.Context, conn *sql.Conn) error {
+	old, err := s.oldPublished()
+	if err != nil {
+		return err
+	}
+	idx := func(n string) string { q, _ := s.qualify(s.t.Base() + "_" + n); return q }
+	plain := func(n string) string { q, _ := s.d.QuoteIdent(s.t.Base() + "_" + n); return q }
+	def, err := s.qualify(s.t.OutboxPublished + "_default")
+	if err != nil {
+		return err
+	}
+	qt := s.q.outboxPublished
+	return wrap("swap in the partitioned published table", s.inTx(ctx, conn, []string{
+		"ALTER TABLE " + qt + " RENAME TO " + plainName(old),
+		"ALTER INDEX " + idx("outbox_published_at") + " RENAME TO " + plain("outbox_published_at_old"),
+		"ALTER INDEX " + idx("outbox_published_key") + " RENAME TO " + plain("outbox_published_key_old"),
+		"CREATE TABLE " + qt + " (id BIGINT NOT NULL, part SMALLINT NOT NULL, topic TEXT NOT NULL," +
+			" msg_key TEXT COLLATE \"C\" NOT NULL, tag TEXT NOT NULL DEFAULT '', sharding_key TEXT COLLATE \"C\" NOT NULL DEFAULT ''," +
+			" payload BYTEA NOT NULL, headers JSONB NULL, attempts INT NOT NULL, created_at TIMESTAMPTZ NOT NULL," +
+			" published_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (id, published_at)) PARTITION BY RANGE (published_at)",
+		"CREATE INDEX " + plain("outbox_published_key") + " ON " + qt + " (msg_key)",
+		"CREATE TABLE " + def + " PARTITION OF " + qt + " DEFAULT",
+		"UPDATE " + s.q.partitions + " SET mode = 2, changed_at = clock_timestamp() WHERE name = 'outbox_published'",
+	}))
+}
+
+// plainName is the last part of a quoted, possibly qualified name (RENAME TO takes no schema).
+func plainName(quoted string) string {
+	if i := strings.LastIndexByte(quoted, '.'); i >= 0 {
+		return quoted[i+1:]
+	}
+	return quoted
 }

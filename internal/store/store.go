@@ -36,6 +36,7 @@ type Store interface {
 	AdminStore
 	EffectStore
 	PartitionStore
+	ConvertStore
 
 	// Stats reads the numbers operators look at: backlog, lag, dead letters, inbox size.
 	Stats(ctx context.Context, db DBTX) (*Stats, error)

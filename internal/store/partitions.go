@@ -264,7 +264,9 @@ func (s *sqlStore) InboxLegacyOnly(ctx context.Context, db DBTX, since time.Time
 // publishedCols are the published table's columns, in both layouts.
 const publishedCols = "id, part, topic, msg_key, tag, sharding_key, payload, headers, attempts, created_at, published_at"
 
-func (s *sqlStore) oldPublished() (string, error) { return s.d.QuoteIdent(s.t.OutboxPublished + "_old") }
+func (s *sqlStore) oldPublished() (string, error) {
+	return s.d.QuoteIdent(s.t.OutboxPublished + "_old")
+}
 
 func (s *sqlStore) PublishedCopyOld(ctx context.Context, db DBTX, afterID int64, since time.Time, limit int) (int64, int, error) {
 	old, err := s.oldPublished()

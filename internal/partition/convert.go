@@ -58,9 +58,11 @@ func ConvertInboxStart(ctx context.Context, db *sql.DB, s store.Store, cfg Confi
 // ConvertInboxFinish ends the conversion: from then on keys are recorded in the partitioned table only, and
 // looked up in <prefix>_inbox too until the keys recorded there have expired (Inbox.Purge deletes them). It
 // refuses (ErrTooEarly) until settle has passed since ConvertInboxStart, so that every process records keys in
-// both tables and no claim made before is still open; and (ErrLegacyWriters) while keys recorded since then
-// exist in <prefix>_inbox only, the mark of a process that still runs a txbox without the partitioned layout.
-// Upgrade such processes first: once the inbox is partitioned they would no longer meet the others on a key.
+// both tables and no claim made before is still open; and (ErrLegacyWriters) while keys recorded within the
+// last settle time exist in <prefix>_inbox only, the mark of a process that still runs a txbox without the
+// partitioned layout. Upgrade such processes first: once the inbox is partitioned they would no longer meet the
+// others on a key. The check sees only processes that recorded keys lately; an idle old process is the
+// operator's to know of.
 func ConvertInboxFinish(ctx context.Context, db *sql.DB, s store.Store, settle time.Duration) error {
 	st, err := s.PartitionState(ctx, db, store.InboxKeysTable)
 	if err != nil {
@@ -76,13 +78,18 @@ func ConvertInboxFinish(ctx context.Context, db *sql.DB, s store.Store, settle t
 		return fmt.Errorf("partition: %w: the conversion started %s ago; finish it in %s, once every process records "+
 			"keys in both tables", ErrTooEarly, st.Now.Sub(st.ChangedAt).Round(time.Second), wait.Round(time.Second))
 	}
-	keys, err := s.InboxLegacyOnly(ctx, db, st.ChangedAt.Add(settle), 5)
+	// Keys recorded the old way within the last settle time (and after every process could know better).
+	since := st.ChangedAt.Add(settle)
+	if recent := st.Now.Add(-settle); recent.After(since) {
+		since = recent
+	}
+	keys, err := s.InboxLegacyOnly(ctx, db, since, 5)
 	if err != nil {
 		return fmt.Errorf("partition: %w", err)
 	}
 	if len(keys) > 0 {
 		return fmt.Errorf("partition: %w since %s (e.g. %s): a process records keys without the partitioned layout; "+
-			"upgrade it and finish again", ErrLegacyWriters, st.ChangedAt.Add(settle).Format(time.RFC3339), strings.Join(keys, ", "))
+			"upgrade it, wait %s and finish again", ErrLegacyWriters, since.Format(time.RFC3339), strings.Join(keys, ", "), settle)
 	}
 	if _, err := s.PartitionSetMode(ctx, db, store.InboxKeysTable, store.Converting, store.Partitioned); err != nil {
 		return fmt.Errorf("partition: %w", err)

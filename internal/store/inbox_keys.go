@@ -71,11 +71,14 @@ func (s *sqlStore) keysClaim(ctx context.Context, tx DBTX, l *KeysLayout, consum
 		return r, nil
 	}
 	// Recorded meanwhile (the insert waited for it): read it with a statement that sees the commit.
-	read := s.ks.read
+	read, args := s.ks.read, []any{consumer, key}
 	if legacy {
 		read = s.ks.readLegacy
+		if s.d.Name() == "mysql" { // '?' placeholders: the key once per table
+			args = append(args, consumer, key)
+		}
 	}
-	err = tx.QueryRowContext(ctx, read, consumer, key).Scan(&r.Fingerprint, &r.Parked)
+	err = tx.QueryRowContext(ctx, read, args...).Scan(&r.Fingerprint, &r.Parked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, retryableError("inbox key conflicted but is not visible (dropped concurrently or snapshot too old)")
 	}

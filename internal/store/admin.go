@@ -207,7 +207,8 @@ func (s *sqlStore) admin() adminSQL {
 
 func (s *sqlStore) InboxConsumers(ctx context.Context, db DBTX) ([]string, error) {
 	a := s.admin()
-	q := a.skip(s.q.inbox) + " UNION " + a.skip(s.q.inboxAttempts) + " UNION " + a.skip(s.q.inboxDead)
+	q := a.skip(s.q.inbox) + " UNION " + a.skip(s.q.inboxKeys) + " UNION " + a.skip(s.q.inboxAttempts) + " UNION " +
+		a.skip(s.q.inboxDead)
 	rows, err := db.QueryContext(ctx, "SELECT consumer FROM ("+q+") AS c ORDER BY consumer")
 	if err != nil {
 		return nil, wrap("list inbox consumers", s.interpret(err))
@@ -317,7 +318,7 @@ func (s *sqlStore) InboxKeys(ctx context.Context, db DBTX, p *InboxKeysParams) (
 	if p.Consumer == "" {
 		return nil, wrap("list inbox keys", fmt.Errorf("no consumer"))
 	}
-	q := "SELECT consumer, msg_key, received_at, parked FROM " + s.q.inbox + " WHERE consumer = ? AND msg_key > ?"
+	q := "SELECT consumer, msg_key, received_at, parked FROM " + s.inboxKeysView() + " WHERE consumer = ? AND msg_key > ?"
 	args := []any{p.Consumer, p.AfterKey}
 	if p.Match.Key != "" {
 		eq, lo, hi := p.Match.bounds()
@@ -330,6 +331,16 @@ func (s *sqlStore) InboxKeys(ctx context.Context, db DBTX, p *InboxKeysParams) (
 	}
 	out, err := scanAll(rows, s.scanInboxKey)
 	return out, wrap("list inbox keys", s.interpret(err))
+}
+
+// inboxKeysView is a derived table of every recorded key, once, in both layouts: the keys of <prefix>_inbox
+// and, of <prefix>_inbox_keys, the newest row of each key not also in <prefix>_inbox (while the inbox converts,
+// keys are recorded in both).
+func (s *sqlStore) inboxKeysView() string {
+	return "(SELECT consumer, msg_key, received_at, parked FROM " + s.q.inbox +
+		" UNION ALL SELECT k.consumer, k.msg_key, k.received_at, k.parked FROM " + s.q.inboxKeys + " AS k WHERE NOT EXISTS" +
+		" (SELECT 1 FROM " + s.q.inboxKeys + " AS n WHERE n.consumer = k.consumer AND n.msg_key = k.msg_key AND n.bucket > k.bucket)" +
+		" AND NOT EXISTS (SELECT 1 FROM " + s.q.inbox + " AS l WHERE l.consumer = k.consumer AND l.msg_key = k.msg_key)) AS ik"
 }
 
 func (s *sqlStore) scanInboxKey(rows *sql.Rows) (InboxKeyRow, error) {

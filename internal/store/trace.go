@@ -85,7 +85,7 @@ func (s *sqlStore) TraceKey(ctx context.Context, db DBTX, p *TraceParams) (*Trac
 		return a.bind(b.String()), args
 	}
 	var keys []InboxKeyRow
-	q, args := perConsumer("consumer, msg_key, received_at, parked", s.q.inbox)
+	q, args := perConsumer("consumer, msg_key, received_at, parked", s.inboxKeysView())
 	if keys, err = queryTrace(ctx, db, s, q, args, s.scanInboxKey); err != nil {
 		return nil, wrap("trace key in "+s.q.inbox, err)
 	}

@@ -116,7 +116,7 @@ func newSQLStore(d dialect.Dialect, t dialect.Tables, createSchema, schemaExists
 		// in both tables counts twice.
 		inboxKeys: "SELECT consumer, COUNT(*) FROM (SELECT consumer FROM " + q.inbox + " UNION ALL SELECT consumer FROM " +
 			q.inboxKeys + ") AS k GROUP BY consumer",
-		inboxDead:     "SELECT consumer, COUNT(*) FROM " + q.inboxDead + " GROUP BY consumer",
+		inboxDead: "SELECT consumer, COUNT(*) FROM " + q.inboxDead + " GROUP BY consumer",
 	}
 	return s, nil
 }

@@ -402,7 +402,8 @@ func (s *sqlStore) InboxLegacyKeys(ctx context.Context, db DBTX) (bool, error) {
 }
 
 func (s *sqlStore) InboxCheckSchema(ctx context.Context, db DBTX) error {
-	return s.checkQueries(ctx, db, "inbox", s.ib.checkInbox, s.ib.checkAttempts, s.ib.checkDead)
+	return s.checkQueries(ctx, db, "inbox", s.ib.checkInbox, s.ib.checkAttempts, s.ib.checkDead, s.ks.check,
+		checkColumns("name, mode, period_s, retention_s, changed_at", s.q.partitions, "1 = 0"))
 }
 
 // parked is what InboxPark stores of a message: payload and headers, and the delivered sizes of what was cut

@@ -76,9 +76,6 @@ type Manager struct {
 
 // New returns a Manager of cfg.Table in the installation s on db.
 func New(db *sql.DB, s store.Store, cfg Config) (*Manager, error) {
-	if db == nil || s == nil {
-		return nil, errors.New("partition: nil database or store")
-	}
 	if cfg.Table != store.InboxKeysTable && cfg.Table != store.PublishedTable {
 		return nil, fmt.Errorf("partition: unknown table %q", cfg.Table)
 	}
@@ -105,6 +102,9 @@ func New(db *sql.DB, s store.Store, cfg Config) (*Manager, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if db == nil || s == nil {
+		return nil, errors.New("partition: nil database or store")
 	}
 	return &Manager{db: db, s: s, cfg: cfg}, nil
 }

@@ -12,8 +12,8 @@ import (
 
 // keysSQL holds a dialect's statements on the partitioned inbox keys (<prefix>_inbox_keys), used when
 // KeysLayout is set. Arguments: consumer, key, fingerprint, instant (NULL: the database's clock), period in
-// seconds, window in microseconds, retention in seconds, parked (claim only); MySQL's claim also takes
-// "look in <prefix>_inbox too".
+// seconds, window in microseconds, and for the claim retention in seconds, parked, and "look in <prefix>_inbox
+// too".
 type keysSQL struct {
 	// claim looks the key up over the live buckets and records it in the claim's buckets when it is new, in one
 	// round trip. It returns (inserted, fingerprint, parked) or, on MySQL, may fail with a duplicate-key error
@@ -38,12 +38,9 @@ func keysArgs(p *KeysLayout, consumer, key string, fp []byte, at any) []any {
 // keysClaim records a key in the partitioned table (the claim of Partitioned, and half of Converting's).
 func (s *sqlStore) keysClaim(ctx context.Context, tx DBTX, l *KeysLayout, consumer, key string, fp []byte, at any, parked, legacy bool) (InboxClaimResult, error) {
 	q := s.ks.claim
-	args := append(keysArgs(l, consumer, key, fp, at), int64(l.Retention/time.Second), parked)
+	args := append(keysArgs(l, consumer, key, fp, at), int64(l.Retention/time.Second), parked, legacy)
 	if legacy {
 		q = s.ks.claimLegacy
-	}
-	if s.d.Name() == "mysql" {
-		args = append(args, legacy)
 	}
 	var r InboxClaimResult
 	rows, err := tx.QueryContext(ctx, q, args...)

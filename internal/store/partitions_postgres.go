@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/txbox/txbox/dialect"
 )
 
 // PostgreSQL partitions are tables of the parent's schema named <table>_b<first bucket>, plus the DEFAULT
@@ -200,33 +202,19 @@ func (s *postgresStore) PartitionPrepareDDL(ctx context.Context, conn *sql.Conn,
 	return s.interpret(err)
 }
 
-// postgresKeysSQL renders the statements of the partitioned inbox keys. The bucket bounds are stable
-// expressions of the parameters and statement_timestamp() (the same instant everywhere in a statement), so
-// that partition pruning drops the partitions outside the live range (and the DEFAULT partition, when the live
-// range has its partitions) when the executor starts.
-func postgresKeysSQL(q quoted) keysSQL {
+// postgresKeysSQL renders the statements of the partitioned inbox keys. The claim is the function
+// <prefix>_inbox_keys_claim (migration 00007): see there why.
+func postgresKeysSQL(q quoted, t dialect.Tables) keysSQL {
+	fn, _ := dialect.Postgres.QuoteIdent(t.InboxKeys + "_claim")
+	claim := "SELECT inserted, fingerprint, parked FROM " + fn + " ($1, $2, $3, $4::timestamptz, $5, $6, $7, $8, $9)"
 	at := "COALESCE($4::timestamptz, statement_timestamp())"
 	lo := "floor(extract(epoch FROM " + at + ") / $5)::bigint"
 	hi := "floor(extract(epoch FROM " + at + " + $6 * interval '1 microsecond') / $5)::bigint"
-	oldest := "floor(extract(epoch FROM " + at + " - $7 * interval '1 second') / $5)::bigint"
-	find := "SELECT fingerprint, parked FROM " + q.inboxKeys + " WHERE consumer = $1 AND msg_key = $2 AND bucket >= " +
-		oldest + " AND bucket <= " + hi
 	legacy := " UNION ALL SELECT fingerprint, parked FROM " + q.inbox + " WHERE consumer = $1 AND msg_key = $2"
-	claim := func(find string) string {
-		// e reads the recorded key, if any, in the statement's snapshot; ins records it in the claim's buckets
-		// when e found nothing. ON CONFLICT DO NOTHING waits for a concurrent inserter of the same (key, bucket)
-		// and then skips the row if it committed: fewer rows than buckets means "recorded meanwhile".
-		return "WITH e AS (" + find + " LIMIT 1), ins AS (INSERT INTO " + q.inboxKeys +
-			" (consumer, msg_key, bucket, fingerprint, received_at, parked) SELECT $1, $2, g, $3, " + at + ", $8" +
-			" FROM generate_series(" + lo + ", " + hi + ") AS g WHERE NOT EXISTS (SELECT 1 FROM e)" +
-			" ON CONFLICT DO NOTHING RETURNING 1)" +
-			" SELECT (SELECT count(*) FROM ins) = " + hi + " - " + lo + " + 1, e.fingerprint, e.parked" +
-			" FROM (SELECT 1) AS one LEFT JOIN e ON TRUE"
-	}
 	read := "SELECT fingerprint, parked FROM " + q.inboxKeys + " WHERE consumer = $1 AND msg_key = $2"
 	return keysSQL{
-		claim:       claim(find),
-		claimLegacy: claim(find + legacy),
+		claim:       claim,
+		claimLegacy: claim,
 		read:        "(" + read + " ORDER BY bucket DESC LIMIT 1)",
 		readLegacy:  "(" + read + " ORDER BY bucket DESC LIMIT 1) UNION ALL (" + strings.TrimPrefix(legacy, " UNION ALL ") + ") LIMIT 1",
 		lock:        "SELECT parked FROM " + q.inboxKeys + " WHERE consumer = $1 AND msg_key = $2 FOR UPDATE",

@@ -46,7 +46,7 @@ func newPostgres(d dialect.Dialect, t dialect.Tables) (*postgresStore, error) {
 	s.insertNew = s.insertNewRow
 	s.ob = postgresOutboxSQL(s.q, s.channel)
 	s.ib = postgresInboxSQL(s.q)
-	s.ks = postgresKeysSQL(s.q)
+	s.ks = postgresKeysSQL(s.q, s.t)
 	s.pt = postgresPartitionSQL(s.q)
 	s.fx = postgresEffectSQL(s.q)
 	return s, nil

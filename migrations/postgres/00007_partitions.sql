@@ -39,6 +39,45 @@ CREATE TABLE {{table "inbox_keys"}} (
 CREATE INDEX {{index "inbox_keys_parked"}} ON {{table "inbox_keys"}} (consumer, msg_key) WHERE parked;
 CREATE TABLE {{partition "inbox_keys" "default"}} PARTITION OF {{table "inbox_keys"}} DEFAULT;
 
+-- The claim of the partitioned layout, one round trip: the key looked up over the live buckets (and in the
+-- unpartitioned table while it still holds keys), then, for a new key, recorded in the claim's bucket and, within
+-- the window of the next boundary, the next ones. A function, not one statement with CTEs: PL/pgSQL keeps its
+-- plans for the session, where lib/pq plans an unnamed statement over every partition at every call (measured:
+-- claims alone 1.7-2k/s as a CTE, 3.1-3.3k/s as this function with lib/pq; pgx, which keeps prepared statements,
+-- about even). Each statement takes its own snapshot (READ COMMITTED): the look-up sees keys committed before it;
+-- a concurrent uncommitted insert of the key in one of the buckets makes ON CONFLICT DO NOTHING wait and then skip
+-- the row, and fewer rows than buckets is read as "recorded meanwhile" by the caller.
+-- +goose StatementBegin
+CREATE FUNCTION {{table "inbox_claim"}} (c TEXT, k TEXT, fp BYTEA, at_ TIMESTAMPTZ, period_s BIGINT,
+    window_us BIGINT, retention_s BIGINT, park BOOLEAN, legacy BOOLEAN,
+    OUT inserted BOOLEAN, OUT fingerprint BYTEA, OUT parked BOOLEAN)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    t  TIMESTAMPTZ := COALESCE(at_, statement_timestamp());
+    lo BIGINT := floor(extract(epoch FROM t) / period_s);
+    hi BIGINT := floor(extract(epoch FROM t + window_us * interval '1 microsecond') / period_s);
+    n  BIGINT;
+BEGIN
+    SELECT r.fingerprint, r.parked INTO fingerprint, parked FROM {{table "inbox_keys"}} AS r
+        WHERE r.consumer = c AND r.msg_key = k
+        AND r.bucket BETWEEN floor(extract(epoch FROM t - retention_s * interval '1 second') / period_s) AND hi
+        LIMIT 1;
+    IF NOT FOUND AND legacy THEN
+        SELECT r.fingerprint, r.parked INTO fingerprint, parked FROM {{table "inbox"}} AS r
+            WHERE r.consumer = c AND r.msg_key = k;
+    END IF;
+    IF fingerprint IS NOT NULL THEN
+        inserted := FALSE;
+        RETURN;
+    END IF;
+    INSERT INTO {{table "inbox_keys"}} (consumer, msg_key, bucket, fingerprint, received_at, parked)
+        SELECT c, k, g, fp, t, park FROM generate_series(lo, hi) AS g ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    inserted := n = hi - lo + 1;
+END
+$$;
+-- +goose StatementEnd
+
 INSERT INTO {{table "partitions"}} (name, mode, changed_at) VALUES
     ('inbox_keys', {{if .Partitioned}}2{{else}}0{{end}}, now()),
     ('outbox_published', {{if .Partitioned}}2{{else}}0{{end}}, now());
@@ -58,5 +97,6 @@ CREATE TABLE {{table "outbox_published"}} (
 CREATE INDEX {{index "outbox_published_at"}} ON {{table "outbox_published"}} (published_at);
 CREATE INDEX {{index "outbox_published_key"}} ON {{table "outbox_published"}} (msg_key);
 {{end}}
+DROP FUNCTION {{table "inbox_claim"}};
 DROP TABLE {{table "inbox_keys"}};
 DROP TABLE {{table "partitions"}};

@@ -62,55 +62,17 @@ func keyBuckets(t testing.TB, db *testdb.DB, consumer, key string) []int64 {
 func TestBoundaryConcurrentDeliveries(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
 		createEffects(t, db)
-		ctx := context.Background()
 		const n, c, period = 16, "boundary", time.Hour
 		cfg := inbox.Config{HandlerTimeout: time.Minute, ClaimWindow: 2 * time.Minute}
 		w := cfg.ClaimWindow
 		boundary := dbNow(t, db).Truncate(period).Add(period)
-		d := inbox.Delivery{Key: "order-9/paid", Payload: []byte("paid")}
-		var ran atomic.Int32
-		results := make(chan inbox.Result, n)
-		errs := make(chan error, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range n {
+		concurrentDeliveries(t, db, c, inbox.Delivery{Key: "order-9/paid", Payload: []byte("paid")}, func(i int) *inbox.Inbox {
 			ib := newInbox(t, db, c, cfg)
 			inbox.SetPartitionPeriod(ib, period)
 			at := boundary.Add(-w + time.Duration(i)*2*w/n)
 			inbox.SetReceivedAt(ib, func() time.Time { return at })
-			wg.Go(func() {
-				<-start
-				res, err := ib.Process(ctx, d, func(ctx context.Context, tx *sqlx.Tx) error {
-					if ran.Add(1) == 1 {
-						if err := waitBlockedOnMe(ctx, db, tx, n-1); err != nil {
-							return err
-						}
-					}
-					return effectHandler(db, c, d.Key)(ctx, tx)
-				})
-				results <- res
-				errs <- err
-			})
-		}
-		close(start)
-		wg.Wait()
-		close(results)
-		close(errs)
-		for err := range errs {
-			if err != nil {
-				t.Errorf("delivery: %v", err)
-			}
-		}
-		counts := map[inbox.Result]int{}
-		for r := range results {
-			counts[r]++
-		}
-		if counts[inbox.Processed] != 1 || counts[inbox.Duplicate] != n-1 || ran.Load() != 1 {
-			t.Errorf("results %v, handler ran %d times; want 1 processed, %d duplicates, 1 run", counts, ran.Load(), n-1)
-		}
-		if e := effects(t, db, c, d.Key); e != 1 {
-			t.Errorf("effects = %d, want 1", e)
-		}
+			return ib
+		})
 	}, testdb.Partitioned(true), testdb.MaxOpenConns(40))
 }
 

@@ -109,19 +109,26 @@ func TestConcurrentDeliveriesOfOneKey(t *testing.T) {
 }
 
 func concurrentScenario(t *testing.T, db *testdb.DB, c string) {
+	ib := newInbox(t, db, c, inbox.Config{})
+	concurrentDeliveries(t, db, c, inbox.Delivery{Key: "order-7/paid", Payload: []byte("paid")},
+		func(int) *inbox.Inbox { return ib })
+}
+
+// concurrentDeliveries delivers d 16 times at once, delivery i through inboxFor(i), the first handler waiting
+// until the 15 others are blocked on its key, and checks that exactly one ran and committed its effect.
+func concurrentDeliveries(t *testing.T, db *testdb.DB, c string, d inbox.Delivery, inboxFor func(i int) *inbox.Inbox) {
 	if countRows(t, db, "SELECT COUNT(*) FROM effects WHERE 1 = 0") != 0 {
 		t.Fatal("effects table missing")
 	}
 	ctx := context.Background()
-	ib := newInbox(t, db, c, inbox.Config{})
 	const n = 16
-	d := inbox.Delivery{Key: "order-7/paid", Payload: []byte("paid")}
 	var ran atomic.Int32
 	results := make(chan inbox.Result, n)
 	errs := make(chan error, n)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
-	for range n {
+	for i := range n {
+		ib := inboxFor(i)
 		wg.Go(func() {
 			<-start
 			res, err := ib.Process(ctx, d, func(ctx context.Context, tx *sqlx.Tx) error {

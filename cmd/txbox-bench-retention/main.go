@@ -122,11 +122,8 @@ func open(ctx context.Context, tg target, partitioned bool) (*sqlx.DB, func(), e
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	name := "txbox_retention_" + hex.EncodeToString(b)
-	admin, err := sql.Open(tg.driver, tg.dsn)
-	if err != nil {
-		return nil, nil, err
-	}
-	dsn, create, drop := tg.dsn, "CREATE SCHEMA "+name, "DROP SCHEMA "+name+" CASCADE"
+	var dsn string
+	create, drop := "CREATE SCHEMA "+name, "DROP SCHEMA "+name+" CASCADE"
 	if tg.d == dialect.MySQL {
 		cfg, err := mysql.ParseDSN(tg.dsn)
 		if err != nil {
@@ -144,7 +141,12 @@ func open(ctx context.Context, tg target, partitioned bool) (*sqlx.DB, func(), e
 		u.RawQuery = q.Encode()
 		dsn = u.String()
 	}
+	admin, err := sql.Open(tg.driver, tg.dsn)
+	if err != nil {
+		return nil, nil, err
+	}
 	if _, err := admin.ExecContext(ctx, create); err != nil {
+		_ = admin.Close()
 		return nil, nil, err
 	}
 	cleanup := func() {

@@ -32,7 +32,7 @@ func newMySQL(d dialect.Dialect, t dialect.Tables) (*mysqlStore, error) {
 	s.ob = mysqlOutboxSQL(s.q)
 	s.ib = mysqlInboxSQL(s.q)
 	s.ks = mysqlKeysSQL(s.q, s.t)
-	s.pt = mysqlPartitionSQL(s.q)
+	s.pt = newPartitionSQL(d, s.q.partitions, "UTC_TIMESTAMP(6)")
 	s.fx = mysqlEffectSQL(s.q)
 	return s, nil
 }

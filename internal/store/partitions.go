@@ -168,6 +168,18 @@ type partitionSQL struct {
 	state, declare, setRetention, setMode string
 }
 
+// newPartitionSQL renders the statements on the partitions table with the dialect's clock (the instant of
+// the statement) and placeholders.
+func newPartitionSQL(d dialect.Dialect, table, now string) partitionSQL {
+	return partitionSQL{
+		state: d.Rebind("SELECT mode, period_s, retention_s, changed_at, " + now + " FROM " + table + " WHERE name = ?"),
+		declare: d.Rebind("UPDATE " + table + " SET period_s = COALESCE(period_s, ?)," +
+			" retention_s = GREATEST(COALESCE(retention_s, 0), ?) WHERE name = ?"),
+		setRetention: d.Rebind("UPDATE " + table + " SET retention_s = ? WHERE name = ?"),
+		setMode:      d.Rebind("UPDATE " + table + " SET mode = ?, changed_at = " + now + " WHERE name = ? AND mode = ?"),
+	}
+}
+
 func (s *sqlStore) PartitionState(ctx context.Context, db DBTX, table PartitionedTable) (PartitionState, error) {
 	st, err := s.scanPartitionState(db.QueryRowContext(ctx, s.pt.state, string(table)))
 	if errors.Is(err, sql.ErrNoRows) {

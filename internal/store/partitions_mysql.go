@@ -18,16 +18,6 @@ import (
 // or above the previous one's, and pmax (VALUES LESS THAN MAXVALUE), the catch-all that migration 00007
 // creates. New partitions are split off pmax; bounds are read from information_schema.PARTITIONS.
 
-func mysqlPartitionSQL(q quoted) partitionSQL {
-	return partitionSQL{
-		state: "SELECT mode, period_s, retention_s, changed_at, UTC_TIMESTAMP(6) FROM " + q.partitions + " WHERE name = ?",
-		declare: "UPDATE " + q.partitions + " SET period_s = COALESCE(period_s, ?)," +
-			" retention_s = GREATEST(COALESCE(retention_s, 0), ?) WHERE name = ?",
-		setRetention: "UPDATE " + q.partitions + " SET retention_s = ? WHERE name = ?",
-		setMode:      "UPDATE " + q.partitions + " SET mode = ?, changed_at = UTC_TIMESTAMP(6) WHERE name = ? AND mode = ?",
-	}
-}
-
 const mysqlCatchAll = "pmax"
 
 func (s *mysqlStore) partitionedTable(table PartitionedTable) (name, quotedName string) {

@@ -14,16 +14,6 @@ import (
 // PostgreSQL partitions are tables of the parent's schema named <table>_b<first bucket>, plus the DEFAULT
 // partition <table>_default that migration 00007 creates. Bounds are read back from the catalog.
 
-func postgresPartitionSQL(q quoted) partitionSQL {
-	return partitionSQL{
-		state: "SELECT mode, period_s, retention_s, changed_at, clock_timestamp() FROM " + q.partitions + " WHERE name = $1",
-		declare: "UPDATE " + q.partitions + " SET period_s = COALESCE(period_s, $1)," +
-			" retention_s = GREATEST(COALESCE(retention_s, 0), $2) WHERE name = $3",
-		setRetention: "UPDATE " + q.partitions + " SET retention_s = $1 WHERE name = $2",
-		setMode:      "UPDATE " + q.partitions + " SET mode = $1, changed_at = clock_timestamp() WHERE name = $2 AND mode = $3",
-	}
-}
-
 // pgBound turns a partition bound as pg_get_expr prints it ('20787' or '2026-11-30 05:30:00+05:30') into a
 // bucket: the keys table is partitioned by bucket, the published table by published_at.
 func (s *postgresStore) pgBound(table PartitionedTable, expr string) string {

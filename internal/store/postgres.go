@@ -47,7 +47,7 @@ func newPostgres(d dialect.Dialect, t dialect.Tables) (*postgresStore, error) {
 	s.ob = postgresOutboxSQL(s.q, s.channel)
 	s.ib = postgresInboxSQL(s.q)
 	s.ks = postgresKeysSQL(s.q, s.t)
-	s.pt = postgresPartitionSQL(s.q)
+	s.pt = newPartitionSQL(d, s.q.partitions, "clock_timestamp()")
 	s.fx = postgresEffectSQL(s.q)
 	return s, nil
 }

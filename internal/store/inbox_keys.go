@@ -113,17 +113,31 @@ func (s *sqlStore) inboxClaimKeys(ctx context.Context, tx DBTX, p *InboxClaimPar
 	return r, nil
 }
 
-// inboxParkKeys records a parked key in the partitioned layout; false when the key is recorded already.
+// inboxParkKeys records a parked key in the partitioned layout; false when the key is recorded already. While
+// the inbox converts it writes both tables under a savepoint, undone when either finds the key: the caller may
+// still commit (a counted failure), and must not commit half a park.
 func (s *sqlStore) inboxParkKeys(ctx context.Context, tx DBTX, p *InboxParkParams) (bool, error) {
 	l := p.Keys
-	if l.Mode == Converting {
-		inserted, err := s.insertNew(ctx, tx, s.ib.parkInbox, p.Consumer, p.Key, p.Fingerprint)
-		if err != nil || !inserted {
-			return false, wrap("record parked inbox key", err)
-		}
+	if l.Mode != Converting {
+		r, err := s.keysClaim(ctx, tx, l, p.Consumer, p.Key, p.Fingerprint, nil, true, l.Legacy)
+		return r.Inserted, wrap("record parked inbox key", err)
 	}
-	r, err := s.keysClaim(ctx, tx, l, p.Consumer, p.Key, p.Fingerprint, nil, true, l.Legacy && l.Mode != Converting)
-	return r.Inserted, wrap("record parked inbox key", err)
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT txbox_park"); err != nil {
+		return false, wrap("record parked inbox key", s.interpret(err))
+	}
+	inserted, err := s.insertNew(ctx, tx, s.ib.parkInbox, p.Consumer, p.Key, p.Fingerprint)
+	if err == nil && inserted {
+		var r InboxClaimResult
+		r, err = s.keysClaim(ctx, tx, l, p.Consumer, p.Key, p.Fingerprint, nil, true, false)
+		inserted = r.Inserted
+	}
+	if err != nil || !inserted {
+		if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT txbox_park"); rerr != nil && err == nil {
+			err = s.interpret(rerr)
+		}
+		return false, wrap("record parked inbox key", err)
+	}
+	return true, nil
 }
 
 // inboxSettleKeys is InboxSettle in the partitioned layout: the key's rows in both tables are locked; when

@@ -37,6 +37,7 @@ var partitionCases = []struct {
 		{"Converting", testKeysClaimConverting, unpartitionedDB},
 		{"ConcurrentCommit", testKeysClaimConcurrent, partitioned}}},
 	{"InboxSettlePartitioned", []testCase{{"EveryRow", testKeysSettle, partitioned}}},
+	{"InboxParkPartitioned", []testCase{{"ConvertingRecordedKey", testKeysParkConverting, unpartitionedDB}}},
 	{"InboxUnparkPartitioned", []testCase{{"EveryRow", testKeysUnpark, partitioned}}},
 	{"InboxLegacyOnly", []testCase{{"Since", testInboxLegacyOnly, unpartitionedDB}}},
 	{"PublishedSwap", []testCase{{"SwapCopyDrop", testPublishedSwap, unpartitionedDB}}},
@@ -514,5 +515,30 @@ func testPublishedSwap(t *testing.T, h *harness) {
 	}
 	if old, err := h.s.PublishedOldExists(h.ctx, h.db); err != nil || old {
 		t.Errorf("old table after the drop: %v, %v", old, err)
+	}
+}
+
+// While converting, parking a key recorded in the partitioned table only leaves no parked row behind in
+// <prefix>_inbox, even when the caller commits (a counted failure).
+func testKeysParkConverting(t *testing.T, h *harness) {
+	h.claimKeys(t, layout(store.Partitioned), "done", time.Time{})
+	tx := h.begin(t)
+	ok, err := h.s.InboxPark(h.ctx, tx, &store.InboxParkParams{Consumer: "c", Key: "done", Fingerprint: fp("a"),
+		Payload: []byte("x"), Attempts: 1, Keys: layout(store.Converting)})
+	if err != nil || ok {
+		t.Fatalf("park of a recorded key: %v, %v; want false", ok, err)
+	}
+	commit(t, tx)
+	if _, found := h.inboxRow(t, "c", "done"); found {
+		t.Error("a parked row was left in the unpartitioned table")
+	}
+	tx = h.begin(t)
+	if ok, err := h.s.InboxPark(h.ctx, tx, &store.InboxParkParams{Consumer: "c", Key: "new", Fingerprint: fp("a"),
+		Payload: []byte("x"), Attempts: 1, Keys: layout(store.Converting)}); err != nil || !ok {
+		t.Fatalf("park of a new key: %v, %v", ok, err)
+	}
+	commit(t, tx)
+	if r, found := h.inboxRow(t, "c", "new"); !found || !r.Parked || len(h.keyBuckets(t, "c", "new")) == 0 {
+		t.Error("a new key was not parked in both tables")
 	}
 }

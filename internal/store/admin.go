@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -318,14 +319,14 @@ func (s *sqlStore) InboxKeys(ctx context.Context, db DBTX, p *InboxKeysParams) (
 	if p.Consumer == "" {
 		return nil, wrap("list inbox keys", fmt.Errorf("no consumer"))
 	}
-	q := "SELECT consumer, msg_key, received_at, parked FROM " + s.inboxKeysView() + " WHERE consumer = ? AND msg_key > ?"
-	args := []any{p.Consumer, p.AfterKey}
+	cond, args := "consumer = ? AND msg_key > ?", []any{p.Consumer, p.AfterKey}
 	if p.Match.Key != "" {
 		eq, lo, hi := p.Match.bounds()
-		q += " AND " + keyCond
+		cond += " AND " + keyCond
 		args = append(args, eq, lo, hi)
 	}
-	rows, err := db.QueryContext(ctx, s.admin().bind(q+" ORDER BY msg_key LIMIT ?"), append(args, p.Limit)...)
+	q, args := s.keysUnion(cond, args, p.Limit)
+	rows, err := db.QueryContext(ctx, s.admin().bind(q), args...)
 	if err != nil {
 		return nil, wrap("list inbox keys", s.interpret(err))
 	}
@@ -333,14 +334,19 @@ func (s *sqlStore) InboxKeys(ctx context.Context, db DBTX, p *InboxKeysParams) (
 	return out, wrap("list inbox keys", s.interpret(err))
 }
 
-// inboxKeysView is a derived table of every recorded key, once, in both layouts: the keys of <prefix>_inbox
-// and, of <prefix>_inbox_keys, the newest row of each key not also in <prefix>_inbox (while the inbox converts,
-// keys are recorded in both).
-func (s *sqlStore) inboxKeysView() string {
-	return "(SELECT consumer, msg_key, received_at, parked FROM " + s.q.inbox +
-		" UNION ALL SELECT k.consumer, k.msg_key, k.received_at, k.parked FROM " + s.q.inboxKeys + " AS k WHERE NOT EXISTS" +
-		" (SELECT 1 FROM " + s.q.inboxKeys + " AS n WHERE n.consumer = k.consumer AND n.msg_key = k.msg_key AND n.bucket > k.bucket)" +
-		" AND NOT EXISTS (SELECT 1 FROM " + s.q.inbox + " AS l WHERE l.consumer = k.consumer AND l.msg_key = k.msg_key)) AS ik"
+// keysUnion renders the recorded keys matching cond (written with '?' placeholders for args), each once, in key
+// order, at most limit, from both layouts' tables: the keys of <prefix>_inbox and, of <prefix>_inbox_keys, the
+// newest row of each key not also in <prefix>_inbox (while the inbox converts, keys are recorded in both). Each
+// side is cut at limit in its index order, so that a page reads a page, not every key of the consumer.
+func (s *sqlStore) keysUnion(cond string, args []any, limit int) (string, []any) {
+	cols := "consumer, msg_key, received_at, parked"
+	q := "SELECT " + cols + " FROM ((SELECT " + cols + " FROM " + s.q.inbox + " WHERE " + cond + " ORDER BY msg_key LIMIT ?)" +
+		" UNION ALL (SELECT " + prefixCols("k.", cols) + " FROM " + s.q.inboxKeys + " AS k WHERE " + cond +
+		" AND NOT EXISTS (SELECT 1 FROM " + s.q.inboxKeys + " AS n WHERE n.consumer = k.consumer AND n.msg_key = k.msg_key" +
+		" AND n.bucket > k.bucket) AND NOT EXISTS (SELECT 1 FROM " + s.q.inbox + " AS l WHERE l.consumer = k.consumer" +
+		" AND l.msg_key = k.msg_key) ORDER BY k.msg_key LIMIT ?)) AS ik ORDER BY msg_key LIMIT ?"
+	all := append(append(append(append(slices.Clone(args), limit), args...), limit), limit)
+	return q, all
 }
 
 func (s *sqlStore) scanInboxKey(rows *sql.Rows) (InboxKeyRow, error) {

@@ -40,6 +40,7 @@ var partitionCases = []struct {
 	{"InboxParkPartitioned", []testCase{{"ConvertingRecordedKey", testKeysParkConverting, unpartitionedDB}}},
 	{"InboxUnparkPartitioned", []testCase{{"EveryRow", testKeysUnpark, partitioned}}},
 	{"InboxLegacyOnly", []testCase{{"Since", testInboxLegacyOnly, unpartitionedDB}}},
+	{"InboxKeysPartitioned", []testCase{{"ListedOnce", testKeysListedOnce, unpartitionedDB}}},
 	{"PublishedSwap", []testCase{{"SwapCopyDrop", testPublishedSwap, unpartitionedDB}}},
 }
 
@@ -541,4 +542,35 @@ func testKeysParkConverting(t *testing.T, h *harness) {
 	if r, found := h.inboxRow(t, "c", "new"); !found || !r.Parked || len(h.keyBuckets(t, "c", "new")) == 0 {
 		t.Error("a new key was not parked in both tables")
 	}
+}
+
+// Operators see a key once whichever table and however many partitions hold it: InboxKeys pages through both
+// tables in key order, TraceKey finds it once, InboxConsumers lists its consumer.
+func testKeysListedOnce(t *testing.T, h *harness) {
+	l := layout(store.Converting)
+	boundary := h.dbNow(t).Truncate(day)
+	h.claimKeys(t, l, "a", boundary.Add(-time.Minute)) // both tables, two partitions
+	h.claimKeys(t, layout(store.Partitioned), "b", boundary.Add(-time.Minute))
+	h.record(t, "c", "c") // the unpartitioned table only
+	h.claimKeys(t, layout(store.Partitioned), "d", time.Time{})
+	var got []string
+	for after := ""; ; {
+		page, err := h.s.InboxKeys(h.ctx, h.db, &store.InboxKeysParams{Consumer: "c", AfterKey: after, Limit: 2})
+		noErr(t, "InboxKeys", err)
+		if len(page) == 0 {
+			break
+		}
+		for _, r := range page {
+			got = append(got, r.Key)
+		}
+		after = page[len(page)-1].Key
+	}
+	checkStrings(t, "keys", got, []string{"a", "b", "c", "d"})
+	tr := h.trace(t, store.KeyMatch{Key: "a"}, 10)
+	if len(tr.Keys) != 1 {
+		t.Errorf("trace of a key in both tables and two partitions: %d rows, want 1", len(tr.Keys))
+	}
+	consumers, err := h.s.InboxConsumers(h.ctx, h.db)
+	noErr(t, "InboxConsumers", err)
+	checkStrings(t, "consumers", consumers, []string{"c"})
 }

@@ -137,9 +137,10 @@ func (m *Manager) Declare(ctx context.Context) (store.PartitionState, error) {
 	return st, nil
 }
 
-// Maintain makes the partitions from the oldest live bucket (or, for a table without partitions, the bucket
-// Retention ago) to Ahead periods after the current one, then drops the partitions whose rows are all older
-// than the table's retention, carrying parked inbox keys into the current bucket first. It does nothing while
+// Maintain makes the partitions from the oldest bucket a live key can be in (at most 2×PeriodsPerRetention
+// periods back) to Ahead periods after the current one, moving rows out of the catch-all into them, then drops
+// the partitions whose rows are all older than the table's retention, carrying parked inbox keys into the
+// current bucket first. It does nothing while
 // the table is unpartitioned. Every step uses the database's clock. A step that fails (a lock not granted
 // within LockWait, a claim that put a row of the bucket into the catch-all meanwhile) is reported in the error;
 // the steps before it stand and the next run goes on from there.

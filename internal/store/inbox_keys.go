@@ -18,7 +18,7 @@ type keysSQL struct {
 	// claim looks the key up over the live buckets and records it in the claim's buckets when it is new, in one
 	// round trip. It returns (inserted, fingerprint, parked) or, on MySQL, may fail with a duplicate-key error
 	// when a concurrent claim recorded the key in the same bucket and committed.
-	claim, claimLegacy string
+	claim string
 	// read returns the recorded fingerprint and parked flag of a key (consumer, key).
 	read, readLegacy string
 	// lock locks every row of a key (consumer, key) and returns its parked flags.
@@ -37,13 +37,9 @@ func keysArgs(p *KeysLayout, consumer, key string, fp []byte, at any) []any {
 
 // keysClaim records a key in the partitioned table (the claim of Partitioned, and half of Converting's).
 func (s *sqlStore) keysClaim(ctx context.Context, tx DBTX, l *KeysLayout, consumer, key string, fp []byte, at any, parked, legacy bool) (InboxClaimResult, error) {
-	q := s.ks.claim
 	args := append(keysArgs(l, consumer, key, fp, at), int64(l.Retention/time.Second), parked, legacy)
-	if legacy {
-		q = s.ks.claimLegacy
-	}
 	var r InboxClaimResult
-	rows, err := tx.QueryContext(ctx, q, args...)
+	rows, err := tx.QueryContext(ctx, s.ks.claim, args...)
 	if err == nil {
 		var fpRec []byte
 		var parkedRec sql.NullBool

@@ -212,8 +212,7 @@ func mysqlKeysSQL(q quoted, t dialect.Tables) keysSQL {
 	legacy := "SELECT fingerprint, parked FROM " + q.inbox + " WHERE consumer = ? AND msg_key = ?"
 	at := "COALESCE(?, UTC_TIMESTAMP(6))"
 	return keysSQL{
-		claim:       claim,
-		claimLegacy: claim,
+		claim: claim,
 		// Locking reads: under REPEATABLE READ a plain read could use a snapshot older than the commit that
 		// made the claim fail.
 		read:         read + " ORDER BY bucket DESC LIMIT 1 LOCK IN SHARE MODE",

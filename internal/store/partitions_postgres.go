@@ -200,16 +200,15 @@ func postgresKeysSQL(q quoted, t dialect.Tables) keysSQL {
 	at := "COALESCE($4::timestamptz, statement_timestamp())"
 	lo := "floor(extract(epoch FROM " + at + ") / $5)::bigint"
 	hi := "floor(extract(epoch FROM " + at + " + $6 * interval '1 microsecond') / $5)::bigint"
-	legacy := " UNION ALL SELECT fingerprint, parked FROM " + q.inbox + " WHERE consumer = $1 AND msg_key = $2"
+	legacy := "SELECT fingerprint, parked FROM " + q.inbox + " WHERE consumer = $1 AND msg_key = $2"
 	read := "SELECT fingerprint, parked FROM " + q.inboxKeys + " WHERE consumer = $1 AND msg_key = $2"
 	return keysSQL{
-		claim:       claim,
-		claimLegacy: claim,
-		read:        "(" + read + " ORDER BY bucket DESC LIMIT 1)",
-		readLegacy:  "(" + read + " ORDER BY bucket DESC LIMIT 1) UNION ALL (" + strings.TrimPrefix(legacy, " UNION ALL ") + ") LIMIT 1",
-		lock:        "SELECT parked FROM " + q.inboxKeys + " WHERE consumer = $1 AND msg_key = $2 FOR UPDATE",
-		lockLegacy:  "SELECT parked FROM " + q.inbox + " WHERE consumer = $1 AND msg_key = $2 FOR UPDATE",
-		unparkAll:   "UPDATE " + q.inboxKeys + " SET parked = FALSE WHERE consumer = $1 AND msg_key = $2",
+		claim:      claim,
+		read:       "(" + read + " ORDER BY bucket DESC LIMIT 1)",
+		readLegacy: "(" + read + " ORDER BY bucket DESC LIMIT 1) UNION ALL (" + legacy + ") LIMIT 1",
+		lock:       "SELECT parked FROM " + q.inboxKeys + " WHERE consumer = $1 AND msg_key = $2 FOR UPDATE",
+		lockLegacy: "SELECT parked FROM " + q.inbox + " WHERE consumer = $1 AND msg_key = $2 FOR UPDATE",
+		unparkAll:  "UPDATE " + q.inboxKeys + " SET parked = FALSE WHERE consumer = $1 AND msg_key = $2",
 		// A settled key is recorded afresh, now: it is kept for Retention from here.
 		record: "INSERT INTO " + q.inboxKeys + " (consumer, msg_key, bucket, fingerprint, received_at)" +
 			" SELECT $1, $2, g, $3, " + at + " FROM generate_series(" + lo + ", " + hi + ") AS g" +

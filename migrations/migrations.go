@@ -81,7 +81,7 @@ func render(d dialect.Dialect, t dialect.Tables, partitioned bool) (fs.FS, error
 		"outbox": t.Outbox, "outbox_dead": t.OutboxDead, "outbox_published": t.OutboxPublished,
 		"inbox": t.Inbox, "inbox_attempts": t.InboxAttempts, "inbox_dead": t.InboxDead,
 		"effects": t.Effects, "inbox_keys": t.InboxKeys, "partitions": t.Partitions,
-		// A stored procedure, named like a table (MySQL).
+		// The claim routine of the partitioned layout (a MySQL procedure, a PostgreSQL function), named like a table.
 		"inbox_claim": t.InboxKeys + "_claim",
 	}
 	funcs := template.FuncMap{

@@ -89,3 +89,12 @@ bench-effects: services
 		$(GO) test -run '^$$' -bench BenchmarkEffects -benchtime 2000x -count 6 ./inbox/ | tee /tmp/txbox-bench-effects.txt
 	@echo; echo "medians of 6 runs (sqlfx, redisfx: Begin+Complete per message; inbox: Process with a handler that writes nothing):"
 	@$(GO) run $(BENCHSTAT) -filter '.unit:(inbox-msg/s OR sqlfx-msg/s OR redisfx-msg/s OR sqlfx/inbox OR redisfx/inbox)' /tmp/txbox-bench-effects.txt
+
+# Retention at scale (issue 14): 20M inbox keys over 7 simulated days, partitioned vs unpartitioned, on both
+# databases: Process throughput and p99 as the inbox grows, the time to purge a day and p99 meanwhile, sizes
+# after the purge. Needs several GB of disk (`df -h` below) and a quiet machine; not part of make test.
+.PHONY: bench-retention
+BENCH_RETENTION_KEYS ?= 20000000
+bench-retention: services
+	@df -h . | tail -1
+	@eval "$$(scripts/services.sh env)" && $(GO) run ./cmd/txbox-bench-retention -keys $(BENCH_RETENTION_KEYS)

@@ -23,10 +23,12 @@ type Tables struct {
 	Outbox          string // <prefix>_outbox: messages waiting to be published
 	OutboxDead      string // <prefix>_outbox_dead: messages that failed too often
 	OutboxPublished string // <prefix>_outbox_published: published messages kept for a while (relay Retention)
-	Inbox           string // <prefix>_inbox: processed business keys
+	Inbox           string // <prefix>_inbox: processed business keys (the unpartitioned layout)
+	InboxKeys       string // <prefix>_inbox_keys: processed business keys, partitioned by time (the partitioned layout)
 	InboxAttempts   string // <prefix>_inbox_attempts: failed deliveries, counted
 	InboxDead       string // <prefix>_inbox_dead: parked deliveries
 	Effects         string // <prefix>_effects: idempotency records of effects outside the database
+	Partitions      string // <prefix>_partitions: layout, period and retention of the time-partitioned tables
 	Migrations      string // <prefix>_migrations: the applied migrations (goose's version table)
 }
 
@@ -50,9 +52,11 @@ func TablesFor(prefix string) (Tables, error) {
 		OutboxDead:      prefix + "_outbox_dead",
 		OutboxPublished: prefix + "_outbox_published",
 		Inbox:           prefix + "_inbox",
+		InboxKeys:       prefix + "_inbox_keys",
 		InboxAttempts:   prefix + "_inbox_attempts",
 		InboxDead:       prefix + "_inbox_dead",
 		Effects:         prefix + "_effects",
+		Partitions:      prefix + "_partitions",
 		Migrations:      prefix + "_migrations",
 	}, nil
 }

@@ -50,9 +50,21 @@ type Config struct {
 	RetryBackoff    time.Duration
 	RetryBackoffMax time.Duration
 
+	// ClaimWindow is W, the longest a claiming transaction may stay open after it recorded its key, with the
+	// partitioned layout (see "Partitioned retention" in the package doc): a claim within ClaimWindow of a
+	// partition boundary also records its key in the partition after the boundary, so that two concurrent
+	// deliveries always meet on one partition's primary key. It must exceed HandlerTimeout, which ends the
+	// transaction; the rest is the margin for a commit sent just before the deadline to reach the database.
+	// A longer window costs a second row for more of the claims (W/P of them, P the partition period).
+	// Default HandlerTimeout + DefaultClaimMargin.
+	ClaimWindow time.Duration
+
 	// Retention is how long a processed key is kept, and so how late a redelivery is still recognised as a
 	// duplicate. It must outlast the broker's redelivery horizon: RocketMQ retries 16 times over about
 	// 4h46m, and a producer retry or a replayed backlog can come later. At least 1 hour. Default 7 days.
+	// With the partitioned layout the table keeps keys for the longest Retention of the consumers that share it
+	// (a consumer's own is a lower bound), and a new partitioned table's period derives from the first
+	// Retention it sees (a seventh of it: one partition a day for 7 days).
 	Retention time.Duration
 	// PurgeBatchSize is how many keys one Purge statement deletes, each batch in its own short transaction.
 	// Between 1 and 10000. Default 1000.
@@ -106,6 +118,8 @@ const (
 	DefaultPurgeBatchSize  = 1000
 	DefaultPurgeInterval   = time.Hour
 	DefaultMaxPayloadBytes = 4 << 20
+	// DefaultClaimMargin is what the default ClaimWindow adds to HandlerTimeout.
+	DefaultClaimMargin = time.Minute
 
 	// MinRetention is the shortest Retention New accepts.
 	MinRetention = time.Hour
@@ -174,6 +188,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.RetryLimit < 0 {
 		c.RetryLimit = 0
+	}
+	switch {
+	case c.ClaimWindow == 0:
+		c.ClaimWindow = c.HandlerTimeout + DefaultClaimMargin
+	case c.ClaimWindow <= c.HandlerTimeout:
+		return bad("ClaimWindow (%s) must be longer than HandlerTimeout (%s): a transaction may live that long", c.ClaimWindow, c.HandlerTimeout)
 	}
 	if c.RetryBackoffMax < c.RetryBackoff {
 		return bad("RetryBackoffMax (%s) is shorter than RetryBackoff (%s)", c.RetryBackoffMax, c.RetryBackoff)

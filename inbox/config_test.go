@@ -40,6 +40,10 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"1 GiB payloads", func(c *inbox.Config) { c.MaxPayloadBytes = 1 << 30 }, "MaxPayloadBytes"},
 		{"payloads over the limit", func(c *inbox.Config) { c.MaxPayloadBytes = inbox.MaxPayloadLimit + 1 }, "MaxPayloadBytes"},
 		{"wrong dialect for driver", func(c *inbox.Config) { c.Dialect = dialect.Postgres }, "Dialect"},
+		{"claim window within the timeout", func(c *inbox.Config) { c.ClaimWindow = time.Minute }, "ClaimWindow"},
+		{"claim window under a custom timeout", func(c *inbox.Config) {
+			c.HandlerTimeout, c.ClaimWindow = 10*time.Minute, 5*time.Minute
+		}, "ClaimWindow"},
 	} {
 		cfg := ok
 		tc.edit(&cfg)
@@ -58,7 +62,7 @@ func TestNewValidatesConfig(t *testing.T) {
 	got := ib.Config()
 	if got.Prefix != "txbox" ||
 		got.Retention != 7*24*time.Hour || got.MaxAttempts != 10 || got.HandlerTimeout != time.Minute ||
-		got.PurgeBatchSize != 1000 || got.Logger == nil || got.MaxPayloadBytes != 4<<20 {
+		got.PurgeBatchSize != 1000 || got.Logger == nil || got.MaxPayloadBytes != 4<<20 || got.ClaimWindow != 2*time.Minute {
 		t.Errorf("defaults not filled in: %+v", got)
 	}
 }
@@ -88,7 +92,7 @@ func TestInvalidDeliveries(t *testing.T) {
 
 // Invariant 9: an unmigrated schema gives an error that says so.
 func TestUnmigratedSchema(t *testing.T) {
-	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+	testdb.RunLayouts(t, func(t *testing.T, db *testdb.DB) {
 		ctx := context.Background()
 		ib := newInbox(t, db, "c", inbox.Config{MaxAttempts: 1})
 		res, err := ib.Process(ctx, inbox.Delivery{Key: "k"}, nop)
@@ -112,7 +116,7 @@ func TestUnmigratedSchema(t *testing.T) {
 
 // Check passes on a migrated database.
 func TestCheckMigrated(t *testing.T) {
-	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+	testdb.RunLayouts(t, func(t *testing.T, db *testdb.DB) {
 		if err := newInbox(t, db, "c", inbox.Config{}).Check(context.Background()); err != nil {
 			t.Fatalf("Check: %v", err)
 		}

@@ -160,8 +160,12 @@ func (i *Inbox) settleDeadOnce(ctx, hctx context.Context, id int64, h ReplayHand
 	if _, err := i.s.InboxDeadDelete(ctx, tx, &p); err != nil {
 		return Failed, fmt.Errorf("inbox: dead letter %d: %w", id, err)
 	}
+	keys, err := i.keysLayout(ctx)
+	if err != nil {
+		return Failed, fmt.Errorf("inbox: dead letter %d: %w", id, err)
+	}
 	fresh, err := i.s.InboxSettle(ctx, tx, &store.InboxKeyParams{
-		Consumer: i.cfg.Consumer, Key: row.Key, Fingerprint: row.Fingerprint,
+		Consumer: i.cfg.Consumer, Key: row.Key, Fingerprint: row.Fingerprint, Keys: keys,
 	})
 	if err != nil {
 		return Failed, fmt.Errorf("inbox: dead letter %d: %w", id, err)
@@ -210,7 +214,11 @@ func (i *Inbox) Release(ctx context.Context, tx dialect.DBTX, id int64) (DeadLet
 	if _, err := i.s.InboxDeadDelete(ctx, tx, &p); err != nil {
 		return DeadLetter{}, fmt.Errorf("inbox: release dead letter %d: %w", id, err)
 	}
-	if _, err := i.s.InboxUnpark(ctx, tx, &store.InboxKeyParams{Consumer: i.cfg.Consumer, Key: row.Key}); err != nil {
+	keys, err := i.keysLayout(ctx)
+	if err != nil {
+		return DeadLetter{}, fmt.Errorf("inbox: release dead letter %d: %w", id, err)
+	}
+	if _, err := i.s.InboxUnpark(ctx, tx, &store.InboxKeyParams{Consumer: i.cfg.Consumer, Key: row.Key, Keys: keys}); err != nil {
 		return DeadLetter{}, fmt.Errorf("inbox: release dead letter %d: %w", id, err)
 	}
 	i.log.InfoContext(ctx, "inbox: dead letter released", "dead_id", id, "key", row.Key, "topic", row.Topic)

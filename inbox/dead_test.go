@@ -18,7 +18,7 @@ import (
 // Invariant 7: a message that keeps failing is parked after MaxAttempts with its payload, headers and last
 // error; later deliveries are acknowledged without running the handler; Replay runs it exactly once.
 func TestPoisonParksAndReplaysOnce(t *testing.T) {
-	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+	testdb.RunLayouts(t, func(t *testing.T, db *testdb.DB) {
 		createEffects(t, db)
 		poisonScenario(t, db, "poison")
 	}, testdb.MaxOpenConns(20))
@@ -133,7 +133,7 @@ func poisonScenario(t *testing.T, db *testdb.DB, c string) {
 // A replay whose handler fails leaves the dead letter in place; DropDead discards one, after which deliveries
 // are duplicates; panics count as failures and park too.
 func TestReplayFailureAndDropDead(t *testing.T) {
-	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+	testdb.RunLayouts(t, func(t *testing.T, db *testdb.DB) {
 		createEffects(t, db)
 		ctx := context.Background()
 		ib := newInbox(t, db, "c", inbox.Config{MaxAttempts: 1})

@@ -55,7 +55,75 @@
 //
 // Keys are kept for [Config].Retention (7 days by default; it must outlast the broker's redelivery horizon, about
 // 4h46m for RocketMQ's 16 retries). [Inbox.Purge] deletes older keys in small batches of short transactions;
-// [Inbox.RunPurger] does so periodically until its ctx ends.
+// [Inbox.RunPurger] does so periodically until its ctx ends. That is the unpartitioned layout, where keys live in
+// <prefix>_inbox and a purge costs in proportion to the keys it deletes (at 1,000 msg/s, 86 million a day).
+//
+// # Partitioned retention
+//
+// In the partitioned layout (a new installation migrated with migrations.WithPartitioned, or an existing one
+// converted with `txbox partitions convert`; the layout is read from <prefix>_partitions, so code is the same
+// for both) keys live in <prefix>_inbox_keys, partitioned by bucket: floor(seconds since the epoch / P) of the
+// database's clock, P the partition period (set once per table, a seventh of the first Retention it sees: a
+// partition a day for 7 days). Retention is paid by dropping whole partitions, at a cost that does not depend
+// on how many keys they hold: Purge (and `txbox partitions maintain`) makes the partitions of the next periods
+// ahead of time and drops every partition whose keys are all older than the table's retention, which is the
+// longest Retention of the consumers that share the table (a consumer's own Retention is a lower bound). Keys of
+// parked messages are copied into the current partition before theirs is dropped: they are never lost.
+//
+// A claim records its key in the bucket of its instant t and, when t is within the claim window W
+// ([Config].ClaimWindow, more than HandlerTimeout) of the next boundary, also in the next bucket: in every
+// bucket from b(t) to b(t+W). Primary keys are per bucket (consumer, key, bucket). In the same statement, one
+// round trip, the claim looks the key up in every bucket from b(t-R) to b(t+W), R the table's retention: one
+// index probe per live partition (PostgreSQL: a CTE; MySQL/MariaDB: the stored procedure <prefix>_inbox_keys_claim,
+// whose plain SELECT takes no locks; the same check as INSERT ... SELECT ... WHERE NOT EXISTS took shared
+// next-key locks under REPEATABLE READ, and a claim of a neighbouring key waited 2.5 s for the first one's
+// transaction). Instants are the database's, read once per statement (statement_timestamp(), UTC_TIMESTAMP(6)).
+// Why two deliveries A and B of one key, claimed at instants a ≤ b, still make one effect:
+//
+//   - Premise: a claiming transaction ends, committed or rolled back, within W of its claim. Process rolls it
+//     back at HandlerTimeout whatever the handler does, and W exceeds HandlerTimeout by a margin (one minute by
+//     default) for a commit sent just before the deadline; New refuses a ClaimWindow that does not exceed
+//     HandlerTimeout.
+//   - A committed before B's claim statement began: B's look-up (a snapshot taken after A's commit) finds A's row
+//     in b(a) ≥ b(b-R), unless b-a exceeds the retention, when the key is new again as in the unpartitioned layout.
+//   - A rolled back: nothing of it is recorded; B goes on as the first delivery.
+//   - A still open when B claims: then b < a+W, so b(b) is one of A's buckets b(a)..b(a+W). B's insert of
+//     (key, b(b)) waits on A's uncommitted row, as in the unpartitioned layout, and then finds it committed
+//     (Duplicate: PostgreSQL's ON CONFLICT DO NOTHING inserts fewer rows than buckets, MySQL fails with a
+//     duplicate key, and a second statement reads the key) or rolled back (B runs). This is the case of two
+//     deliveries straddling a boundary: A within W of it recorded the next bucket too, where B meets it.
+//   - The catch-all partition (PostgreSQL DEFAULT, MySQL MAXVALUE) takes the keys of buckets whose partition is
+//     missing (no purger ran for days): Process never fails for it. It is part of the table, probed by every
+//     claim whose range it covers, with the same primary key; a warning in the log (when an Inbox sees that
+//     the next period has no partition), txbox_partition_catchall_rows and txbox_partition_ahead_seconds
+//     (metrics.RegisterPartitions) and `txbox partitions status` say so. Making a partition moves its keys out of
+//     the catch-all in one transaction that holds the table exclusively (PostgreSQL; on MySQL one ALTER TABLE):
+//     a claim sees them before or after, never neither (holding the table matters: attaching a partition alone
+//     lets a claim planned before run after, looking in neither place). Keys whose bucket still receives claims
+//     stay in the catch-all until the bucket has passed.
+//   - A drop removes a partition only when its last bucket started more than R ago, that is below b(t-R) of any
+//     claim from then on: no claim looks there, and no claim writes there (its buckets start at b(now)). The
+//     application servers' clocks take no part: a skewed one changes neither a bucket nor a drop (tested with a
+//     clock a month off). A drop takes an exclusive lock of the table (metadata lock on MySQL) for a moment,
+//     waiting at most 2 s for transactions in flight, which wait behind it meanwhile; one that cannot get it is
+//     retried at the next run.
+//
+// What it does not cover: the premise. A transaction that outlives W after its claim without Process noticing
+// (the process frozen or cut off with the transaction open on the server) no longer meets a delivery claimed
+// after the next boundary; keep W well above HandlerTimeout. The database's clock stepping back (not slewed)
+// across a boundary while a delivery is in flight can do the same.
+//
+// Costs, measured on the test services (2 cores, shared): the look-up is one index probe per live partition
+// (8 for a 7-day retention), and Process ran at 0.55–0.75× of its unpartitioned throughput (BenchmarkProcess,
+// see the README); the partitioned layout is therefore opt-in. A key recorded near a boundary takes two rows
+// (a W/P share of the keys: 0.14% with the defaults).
+//
+// Converting an installation (`txbox partitions convert inbox start`, then `finish`) loses no dedup history:
+// while it converts, every claim records its key in <prefix>_inbox first, so processes that do not know the
+// partitioned layout yet still meet the others on its primary key, and in <prefix>_inbox_keys too. Finish is
+// refused until every process has read the new mode (30 s) and ended the claims made before (the settle time,
+// with W), and while keys were recorded the old way lately. From then on claims record keys in the partitioned
+// table only and look them up in <prefix>_inbox too, read-only, until Purge has deleted its expired keys.
 //
 // # Effects outside the database
 //
@@ -121,6 +189,6 @@
 //
 // # Schema
 //
-// The tables (txbox_inbox, txbox_inbox_attempts, txbox_inbox_dead, and txbox_effects for Effects on SQL) are
-// created by package migrations; [Inbox.Check] and [Effects.Check] tell at start-up whether they exist. All SQL lives in package dialect.
+// The tables (txbox_inbox or txbox_inbox_keys, txbox_inbox_attempts, txbox_inbox_dead, txbox_partitions, and
+// txbox_effects for Effects on SQL) are created by package migrations; [Inbox.Check] and [Effects.Check] tell at start-up whether they exist. All SQL lives in package dialect.
 package inbox

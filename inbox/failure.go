@@ -122,6 +122,9 @@ func (i *Inbox) countFailure(ctx context.Context, d Delivery, fp []byte, msg str
 		if len(p.Payload) > i.cfg.MaxPayloadBytes { // Park of an oversized delivery: keep its beginning
 			p.Payload, p.PayloadBytes = p.Payload[:i.cfg.MaxPayloadBytes], int64(len(d.Payload))
 		}
+		if p.Keys, err = i.keysLayout(ctx); err != nil {
+			return 0, false, err
+		}
 		parked, err = i.s.InboxPark(ctx, tx, p)
 		if err != nil {
 			return 0, false, parkError{err}

@@ -73,6 +73,14 @@ func effects(t testing.TB, db *testdb.DB, consumer, key string) int {
 	return n
 }
 
+// countKeys counts the distinct (consumer, key) pairs recorded in the table the installation's layout records
+// keys in (a partitioned one holds a key once per bucket it was recorded in) that match cond, written with '?'
+// placeholders.
+func countKeys(t testing.TB, db *testdb.DB, cond string, args ...any) int {
+	t.Helper()
+	return countRows(t, db, "SELECT COUNT(*) FROM (SELECT DISTINCT consumer, msg_key FROM "+db.InboxKeys+" WHERE "+cond+") AS k", args...)
+}
+
 // countRows runs a COUNT(*) query written with '?' placeholders.
 func countRows(t testing.TB, db *testdb.DB, q string, args ...any) int {
 	t.Helper()
@@ -93,7 +101,8 @@ func waitBlockedOnMe(ctx context.Context, db *testdb.DB, tx *sqlx.Tx, n int) err
 	// (INNODB_TRX would say so directly, but MariaDB 10.11 under load often lists such waiters as running or
 	// leaves them out.)
 	q := "SELECT COUNT(*) FROM information_schema.PROCESSLIST " +
-		"WHERE DB = DATABASE() AND INFO LIKE 'INSERT INTO `txbox_inbox`%' AND ID <> ?"
+		"WHERE DB = DATABASE() AND (INFO LIKE 'INSERT INTO `txbox_inbox`%' OR INFO LIKE 'CALL `txbox_inbox_keys_claim`%' " +
+		"OR INFO LIKE 'INSERT INTO `txbox_inbox_keys`%') AND ID <> ?"
 	me := "SELECT CONNECTION_ID()"
 	if db.Dialect == dialect.Postgres {
 		// ON CONFLICT can wait on the speculative insertion of the waiter before it: follow the chain.

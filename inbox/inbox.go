@@ -10,6 +10,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/txbox/txbox/dialect"
+	"github.com/txbox/txbox/internal/partition"
 	"github.com/txbox/txbox/internal/store"
 )
 
@@ -22,9 +23,18 @@ type Inbox struct {
 	s   store.Store
 	log *slog.Logger
 
+	lay layout             // the layout of inbox keys, read from <prefix>_partitions
+	pm  *partition.Manager // the partitioned keys' manager, made on first use (under lay.mu)
+
 	// Test hooks (see export_test.go).
 	receivedAt      func() time.Time // nil: the database clock
 	afterPurgeBatch func(n int)      // runs inside each purge batch's transaction, before commit
+	testPeriod      time.Duration    // the period a new partitioned table gets; 0: from Retention
+	appClock        func() time.Time // the application's clock, as the partition manager sees it; nil: time.Now
+	testRefresh     time.Duration    // how long the layout read is trusted; 0: partition.LayoutRefresh
+	// testUnpartitioned makes the Inbox record keys in <prefix>_inbox only, whatever the layout: a txbox from
+	// before the partitioned layout.
+	testUnpartitioned bool
 }
 
 // New returns an Inbox on db for cfg. It validates cfg and fills in defaults; the error names the bad field

@@ -15,7 +15,7 @@ import (
 // Park moves a delivery to the dead-letter table at once, with the cause as its last error; later deliveries
 // return Parked without running the handler, Replay runs it once; a key already processed is not parked.
 func TestParkAtOnce(t *testing.T) {
-	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+	testdb.RunLayouts(t, func(t *testing.T, db *testdb.DB) {
 		ctx := context.Background()
 		createEffects(t, db)
 		ib := newInbox(t, db, "park", inbox.Config{MaxAttempts: 5})

@@ -33,7 +33,7 @@ func maxAllowedPacket(t *testing.T, db *testdb.DB) int {
 // the BLOB column and a payload over max_allowed_packet failed the park INSERT, which rolled the attempt count
 // back with it: the handler ran for ever. What the database cannot hold is cut, and the dead letter says so.
 func TestParkingAlwaysSucceeds(t *testing.T) {
-	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+	testdb.RunLayouts(t, func(t *testing.T, db *testdb.DB) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		const attempts = 3
@@ -108,7 +108,7 @@ func TestParkingAlwaysSucceeds(t *testing.T) {
 // life e.g. InnoDB's limit on BLOB data per transaction), the message is parked without payload and headers
 // rather than not at all: the count and the park commit, and the handler does not run again.
 func TestParkWhenTheDatabaseRefusesTheRow(t *testing.T) {
-	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+	testdb.RunLayouts(t, func(t *testing.T, db *testdb.DB) {
 		ctx := context.Background()
 		refuse := []string{
 			`CREATE TRIGGER refuse_payload BEFORE INSERT ON txbox_inbox_dead FOR EACH ROW BEGIN
@@ -157,7 +157,7 @@ func TestParkWhenTheDatabaseRefusesTheRow(t *testing.T) {
 // Park takes a delivery over MaxPayloadBytes, which Process refuses (ErrInvalidDelivery): its first
 // MaxPayloadBytes are stored and the dead letter is marked truncated with the payload's size and hash.
 func TestParkOversizedDelivery(t *testing.T) {
-	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+	testdb.RunLayouts(t, func(t *testing.T, db *testdb.DB) {
 		ctx := context.Background()
 		ib := newInbox(t, db, "oversized", inbox.Config{MaxPayloadBytes: 1000})
 		d := inbox.Delivery{Key: "k/1", Payload: bytes.Repeat([]byte("x"), 5000), Topic: "orders"}

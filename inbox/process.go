@@ -137,7 +137,7 @@ func (i *Inbox) processOnce(ctx, hctx context.Context, d Delivery, fp []byte, h 
 	if i.receivedAt != nil {
 		p.ReceivedAt = i.receivedAt()
 	}
-	claim, err := i.s.InboxClaim(ctx, tx, &p)
+	claim, err := i.claim(ctx, tx, &p)
 	if err == nil && claim.Inserted && hctx.Err() != nil {
 		// The deadline passed while the claim waited for another delivery of the key: the handler never ran,
 		// so this is not counted against the message.

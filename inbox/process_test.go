@@ -19,13 +19,13 @@ import (
 // Invariant 1, sequentially: the first delivery runs, a redelivery is skipped; a failed or panicking handler
 // leaves nothing behind and the next delivery runs.
 func TestProcessOnceThenDuplicate(t *testing.T) {
-	testdb.Run(t, func(t *testing.T, db *testdb.DB) { processScenario(t, db) })
+	testdb.RunLayouts(t, func(t *testing.T, db *testdb.DB) { processScenario(t, db) })
 }
 
 // A DSN with clientFoundRows=true changes what MySQL reports as rows affected by upserts; the inbox must not
 // care. The whole scenario, concurrency and parking included, runs again with it.
 func TestClientFoundRowsChangesNothing(t *testing.T) {
-	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+	testdb.RunLayouts(t, func(t *testing.T, db *testdb.DB) {
 		processScenario(t, db)
 		concurrentScenario(t, db, "cfr-concurrent")
 		poisonScenario(t, db, "cfr-poison")
@@ -102,26 +102,33 @@ func processScenario(t *testing.T, db *testdb.DB) {
 // Invariant 1, concurrently: 16 deliveries of one key at once commit the handler once. The first delivery's
 // handler waits until the 15 others are blocked on its key, so the overlap is real, not a matter of timing.
 func TestConcurrentDeliveriesOfOneKey(t *testing.T) {
-	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+	testdb.RunLayouts(t, func(t *testing.T, db *testdb.DB) {
 		createEffects(t, db)
 		concurrentScenario(t, db, "concurrent")
 	}, testdb.MaxOpenConns(40))
 }
 
 func concurrentScenario(t *testing.T, db *testdb.DB, c string) {
+	ib := newInbox(t, db, c, inbox.Config{})
+	concurrentDeliveries(t, db, c, inbox.Delivery{Key: "order-7/paid", Payload: []byte("paid")},
+		func(int) *inbox.Inbox { return ib })
+}
+
+// concurrentDeliveries delivers d 16 times at once, delivery i through inboxFor(i), the first handler waiting
+// until the 15 others are blocked on its key, and checks that exactly one ran and committed its effect.
+func concurrentDeliveries(t *testing.T, db *testdb.DB, c string, d inbox.Delivery, inboxFor func(i int) *inbox.Inbox) {
 	if countRows(t, db, "SELECT COUNT(*) FROM effects WHERE 1 = 0") != 0 {
 		t.Fatal("effects table missing")
 	}
 	ctx := context.Background()
-	ib := newInbox(t, db, c, inbox.Config{})
 	const n = 16
-	d := inbox.Delivery{Key: "order-7/paid", Payload: []byte("paid")}
 	var ran atomic.Int32
 	results := make(chan inbox.Result, n)
 	errs := make(chan error, n)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
-	for range n {
+	for i := range n {
+		ib := inboxFor(i)
 		wg.Go(func() {
 			<-start
 			res, err := ib.Process(ctx, d, func(ctx context.Context, tx *sqlx.Tx) error {
@@ -162,7 +169,7 @@ func concurrentScenario(t *testing.T, db *testdb.DB, c string) {
 
 // When the first delivery rolls back while others wait on its key, exactly one of the waiters runs.
 func TestWaitersRunAfterRollback(t *testing.T) {
-	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+	testdb.RunLayouts(t, func(t *testing.T, db *testdb.DB) {
 		createEffects(t, db)
 		ctx := context.Background()
 		const c, n = "rollback", 4
@@ -208,7 +215,7 @@ func TestManyKeysManyWorkers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("6,000 deliveries per database")
 	}
-	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+	testdb.RunLayouts(t, func(t *testing.T, db *testdb.DB) {
 		createEffects(t, db)
 		ctx := context.Background()
 		const c, keys, copies, workers = "volume", 2000, 3, 8
@@ -280,7 +287,7 @@ func TestManyKeysManyWorkers(t *testing.T) {
 		if n := countRows(t, db, "SELECT COUNT(DISTINCT k) FROM effects WHERE consumer = ?", c); n != keys {
 			t.Errorf("%d keys with an effect, want %d", n, keys)
 		}
-		if n := countRows(t, db, "SELECT COUNT(*) FROM txbox_inbox WHERE consumer = ?", c); n != keys {
+		if n := countKeys(t, db, "consumer = ?", c); n != keys {
 			t.Errorf("%d recorded keys, want %d", n, keys)
 		}
 	}, testdb.MaxOpenConns(16))
@@ -288,7 +295,7 @@ func TestManyKeysManyWorkers(t *testing.T) {
 
 // Invariant 2: keys are compared byte for byte, and scoped by consumer.
 func TestKeysAreByteExactAndScoped(t *testing.T) {
-	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+	testdb.RunLayouts(t, func(t *testing.T, db *testdb.DB) {
 		createEffects(t, db)
 		ctx := context.Background()
 		a := newInbox(t, db, "consumer-a", inbox.Config{})
@@ -345,26 +352,26 @@ func TestInvalidKeysAreErrors(t *testing.T) {
 			if res, err := ib.Process(ctx, inbox.Delivery{Key: k}, effectHandler(db, "c", k)); err != nil || res != inbox.Processed {
 				t.Errorf("key of %d bytes: %v, %v; want processed", len(k), res, err)
 			}
-			if n := countRows(t, db, "SELECT COUNT(*) FROM txbox_inbox WHERE msg_key = ?", k); n != 1 {
+			if n := countKeys(t, db, "msg_key = ?", k); n != 1 {
 				t.Errorf("key of %d bytes stored %d times (truncated?)", len(k), n)
 			}
 		}
 		if res, err := ib.Process(ctx, inbox.Delivery{Key: long[:len(long)-1]}, effectHandler(db, "c", "short")); err != nil || res != inbox.Processed {
 			t.Errorf("key one byte shorter than a recorded one: %v, %v; want processed", res, err)
 		}
-		if n := countRows(t, db, "SELECT COUNT(*) FROM txbox_inbox"); n != 3 {
+		if n := countKeys(t, db, "1 = 1"); n != 3 {
 			t.Errorf("%d keys recorded, want 3", n)
 		}
 	}
-	t.Run("strict", func(t *testing.T) { testdb.Run(t, body) })
+	t.Run("strict", func(t *testing.T) { testdb.RunLayouts(t, body) })
 	t.Run("mysql-non-strict", func(t *testing.T) {
-		testdb.Run(t, body, testdb.MySQLParams(map[string]string{"sql_mode": "''"}))
+		testdb.RunLayouts(t, body, testdb.MySQLParams(map[string]string{"sql_mode": "''"}))
 	})
 }
 
 // Invariant 3: the same key with another payload is its own error, not a duplicate.
 func TestFingerprintMismatch(t *testing.T) {
-	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+	testdb.RunLayouts(t, func(t *testing.T, db *testdb.DB) {
 		createEffects(t, db)
 		ctx := context.Background()
 		ib := newInbox(t, db, "c", inbox.Config{})

@@ -16,7 +16,7 @@ import (
 // Consume → change state → produce, once: the handler upserts its row and enqueues the next message in the
 // inbox's transaction, so redeliveries add nothing and a failed attempt leaves neither the row nor the message.
 func TestConsumeChangeProduceOnce(t *testing.T) {
-	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+	testdb.RunLayouts(t, func(t *testing.T, db *testdb.DB) {
 		ctx := context.Background()
 		if _, err := db.ExecContext(ctx, "CREATE TABLE payments (order_id VARCHAR(20) PRIMARY KEY, amount BIGINT NOT NULL)"); err != nil {
 			t.Fatal(err)

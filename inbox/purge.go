@@ -3,6 +3,7 @@ package inbox
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -14,16 +15,32 @@ import (
 // one statement in its own short READ COMMITTED transaction, so it never holds many locks or holds them long,
 // and Process keeps running meanwhile. Keys of parked messages are kept until they are replayed or dropped.
 // When ctx ends Purge stops after the current batch and returns what it deleted with the ctx error.
+//
+// With the partitioned layout, Purge first maintains the partitions of <prefix>_inbox_keys, for every consumer
+// of the table: it makes the partitions of the next periods and drops, whole, the partitions whose keys are all
+// older than the table's retention (the longest Retention its consumers declared), after copying their parked
+// keys into the current partition. Dropped keys are not counted in the result; the count is of keys deleted
+// from <prefix>_inbox, which is read-only after a conversion and drains this way.
 func (i *Inbox) Purge(ctx context.Context) (int, error) {
+	keysLayout, err := i.keysLayout(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var merr error
+	if keysLayout != nil {
+		if _, merr = i.maintainPartitions(ctx); merr != nil && ctx.Err() != nil {
+			return 0, merr
+		}
+	}
 	p := store.InboxPurgeParams{Consumer: i.cfg.Consumer, OlderThan: i.cfg.Retention,
 		Limit: i.cfg.PurgeBatchSize}
 	keys, err := i.purgeAll(ctx, "keys", &p, i.s.InboxPurge)
 	if err != nil {
-		return keys, err
+		return keys, errors.Join(merr, err)
 	}
 	attempts, err := i.purgeAll(ctx, "attempts", &p, i.s.InboxPurgeAttempts)
 	i.log.DebugContext(ctx, "inbox: purged", "keys", keys, "attempts", attempts)
-	return keys, err
+	return keys, errors.Join(merr, err)
 }
 
 type purgeFunc func(ctx context.Context, tx store.DBTX, p *store.InboxPurgeParams) (int, error)

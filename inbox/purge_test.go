@@ -133,7 +133,7 @@ func TestPurgeRemovesOnlyExpiredKeysInBatches(t *testing.T) {
 		if n, err := ib.Purge(ctx); err != nil || n != 0 {
 			t.Errorf("second Purge = %d, %v; want 0", n, err)
 		}
-	}, testdb.MaxOpenConns(20))
+	}, testdb.MaxOpenConns(20), testdb.Partitioned(false))
 }
 
 // RunPurger purges in the background until its ctx ends and then returns nil without leaking goroutines
@@ -171,7 +171,7 @@ func TestRunPurger(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("RunPurger did not return after its ctx was cancelled")
 		}
-	})
+	}, testdb.Partitioned(false))
 }
 
 // locked reports whether another transaction holds a lock on the inbox row (consumer, key), probing with

@@ -14,7 +14,7 @@ import (
 // Release frees a parked key in the caller's transaction: rolled back it changes nothing, committed the dead
 // letter is gone and the next delivery runs the handler once.
 func TestReleaseRunsTheNextDelivery(t *testing.T) {
-	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+	testdb.RunLayouts(t, func(t *testing.T, db *testdb.DB) {
 		createEffects(t, db)
 		ctx := context.Background()
 		ib := newInbox(t, db, "c", inbox.Config{MaxAttempts: 1})

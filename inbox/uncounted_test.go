@@ -16,7 +16,7 @@ import (
 // (here: a missing table) does not park the message either: once the database is back, the delivery is
 // processed normally.
 func TestFailuresBeforeTheHandlerAreNotCounted(t *testing.T) {
-	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+	testdb.RunLayouts(t, func(t *testing.T, db *testdb.DB) {
 		ctx := context.Background()
 		createEffects(t, db)
 		ib := newInbox(t, db, "c", inbox.Config{MaxAttempts: 2})
@@ -33,10 +33,10 @@ func TestFailuresBeforeTheHandlerAreNotCounted(t *testing.T) {
 			t.Fatalf("%d attempts rows after fingerprint mismatches, want none counted", n)
 		}
 
-		rename := "ALTER TABLE txbox_inbox RENAME TO txbox_inbox_away"
-		back := "ALTER TABLE txbox_inbox_away RENAME TO txbox_inbox"
+		rename := "ALTER TABLE " + db.InboxKeys + " RENAME TO txbox_inbox_away"
+		back := "ALTER TABLE txbox_inbox_away RENAME TO " + db.InboxKeys
 		if db.Dialect == dialect.MySQL {
-			rename, back = "RENAME TABLE txbox_inbox TO txbox_inbox_away", "RENAME TABLE txbox_inbox_away TO txbox_inbox"
+			rename, back = "RENAME TABLE "+db.InboxKeys+" TO txbox_inbox_away", "RENAME TABLE txbox_inbox_away TO "+db.InboxKeys
 		}
 		if _, err := db.ExecContext(ctx, rename); err != nil {
 			t.Fatal(err)

@@ -15,7 +15,7 @@ import (
 // upserts (dialect.Upsert), so a redelivery, a retried deadlock or a key delivered again after Purge leaves
 // the same state.
 func TestUpsertHandler(t *testing.T) {
-	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+	testdb.RunLayouts(t, func(t *testing.T, db *testdb.DB) {
 		ctx := context.Background()
 		ddl := "CREATE TABLE payments (order_id VARCHAR(64) PRIMARY KEY, amount BIGINT NOT NULL, status VARCHAR(16) NOT NULL)"
 		if _, err := db.ExecContext(ctx, ddl); err != nil {

@@ -12,6 +12,7 @@
 //	ib, err := inbox.New(db, inbox.Config{Dialect: d, Consumer: "payments", OnProcess: im.ObserveProcess})
 //
 //	err = metrics.RegisterBacklog(reg, db, d, "") // gauges read from the txbox_* tables at scrape time
+//	err = metrics.RegisterPartitions(reg, db, d, "") // the partitioned tables' catch-all and partitions ahead
 //
 // Metric names:
 //
@@ -31,6 +32,9 @@
 //	txbox_inbox_keys, txbox_inbox_dead     backlog gauges (RegisterBacklog), labelled prefix="txbox" (the
 //	                                       installation's table prefix)
 //	txbox_metrics_dropped_series_total     backlog series left out of scrapes (below)
+//	txbox_partition_catchall_rows{table}, txbox_partition_ahead_seconds{table}, txbox_partition_count{table}
+//	                                       time-partitioned tables (RegisterPartitions): rows written while their
+//	                                       partition was missing, how far ahead partitions exist
 //
 // Consumer labels come from the inbox table. A stored name that is not UTF-8 (MySQL keeps bytes) is labelled with
 // its invalid bytes written \xNN; should that equal another consumer's name, its series are left out of the

@@ -32,21 +32,32 @@ var ErrNotMigrated = errors.New("migrations: txbox schema is not up to date; run
 // Option changes which installation a call works on.
 type Option func(*options)
 
-type options struct{ prefix string }
+type options struct {
+	prefix      string
+	partitioned bool
+}
 
 // WithPrefix names the installation's tables (see dialect.TablesFor); "" and the default are "txbox".
 func WithPrefix(prefix string) Option { return func(o *options) { o.prefix = prefix } }
 
-func tablesFor(opts []Option) (dialect.Tables, error) {
+// WithPartitioned(true) makes a new installation keep its inbox keys and published outbox rows in tables
+// partitioned by time, whose retention is paid by dropping whole partitions (see package inbox, "Partitioned
+// retention"). It applies only when Up creates the installation (no txbox migration applied yet): an existing
+// installation keeps its layout and converts without downtime with `txbox partitions convert`. With [Files],
+// the rendered files create the layout asked for, so use it only for a new installation. Default false (see
+// the CHANGELOG for why).
+func WithPartitioned(on bool) Option { return func(o *options) { o.partitioned = on } }
+
+func optionsOf(opts []Option) (options, dialect.Tables, error) {
 	var o options
 	for _, f := range opts {
 		f(&o)
 	}
 	t, err := dialect.TablesFor(o.prefix)
 	if err != nil {
-		return t, fmt.Errorf("migrations: %w", err)
+		return o, t, fmt.Errorf("migrations: %w", err)
 	}
-	return t, nil
+	return o, t, nil
 }
 
 // Files returns the migration files for d, rendered for the prefix, as a flat directory of goose SQL files.
@@ -54,18 +65,24 @@ func Files(d dialect.Dialect, opts ...Option) (fs.FS, error) {
 	if d == nil {
 		return nil, errors.New("migrations: nil dialect")
 	}
-	t, err := tablesFor(opts)
+	o, t, err := optionsOf(opts)
 	if err != nil {
 		return nil, err
 	}
-	return render(d, t)
+	return render(d, t, o.partitioned)
 }
 
-func render(d dialect.Dialect, t dialect.Tables) (fs.FS, error) {
+// renderData is what the migration templates see: .Partitioned is true when a new installation is created
+// with the partitioned layout.
+type renderData struct{ Partitioned bool }
+
+func render(d dialect.Dialect, t dialect.Tables, partitioned bool) (fs.FS, error) {
 	names := map[string]string{
 		"outbox": t.Outbox, "outbox_dead": t.OutboxDead, "outbox_published": t.OutboxPublished,
 		"inbox": t.Inbox, "inbox_attempts": t.InboxAttempts, "inbox_dead": t.InboxDead,
-		"effects": t.Effects,
+		"effects": t.Effects, "inbox_keys": t.InboxKeys, "partitions": t.Partitions,
+		// The claim routine of the partitioned layout (a MySQL procedure, a PostgreSQL function), named like a table.
+		"inbox_claim": t.InboxKeys + "_claim",
 	}
 	funcs := template.FuncMap{
 		"table": func(name string) (string, error) {
@@ -77,6 +94,14 @@ func render(d dialect.Dialect, t dialect.Tables) (fs.FS, error) {
 		},
 		// Index names live in the table's schema: not qualified, prefixed with the prefix's own part.
 		"index": func(name string) (string, error) { return d.QuoteIdent(t.Base() + "_" + name) },
+		// A partition of a partitioned table (PostgreSQL), in the table's schema.
+		"partition": func(table, suffix string) (string, error) {
+			full, ok := names[table]
+			if !ok {
+				return "", fmt.Errorf("unknown table %q", table)
+			}
+			return d.QuoteIdent(full + "_" + suffix)
+		},
 	}
 	dir := d.Name()
 	shared, err := template.New("shared").Funcs(funcs).Option("missingkey=error").ParseFS(templates, dir+"/*.tmpl")
@@ -98,7 +123,7 @@ func render(d dialect.Dialect, t dialect.Tables) (fs.FS, error) {
 			return nil, fmt.Errorf("migrations: parse %s: %w", name, err)
 		}
 		var b bytes.Buffer
-		if err := tmpl.Execute(&b, nil); err != nil {
+		if err := tmpl.Execute(&b, renderData{Partitioned: partitioned}); err != nil {
 			return nil, fmt.Errorf("migrations: render %s: %w", name, err)
 		}
 		out[path.Base(name)] = &fstest.MapFile{Data: b.Bytes(), Mode: 0o444}
@@ -115,6 +140,18 @@ func Up(ctx context.Context, db *sql.DB, d dialect.Dialect, opts ...Option) erro
 	return m.withLock(ctx, func(conn *sql.Conn) error {
 		if err := m.s.EnsureSchema(ctx, conn); err != nil {
 			return fmt.Errorf("migrations: %w", err)
+		}
+		if m.o.partitioned {
+			// The layout is chosen once, when the installation is created: an existing one converts online.
+			current, err := m.p.GetDBVersion(ctx)
+			if err != nil {
+				return fmt.Errorf("migrations: read version: %w", d.InterpretError(err))
+			}
+			if current > 0 {
+				if m, err = newMigrator(db, d, append(opts, WithPartitioned(false))); err != nil {
+					return err
+				}
+			}
 		}
 		if _, err := m.p.Up(ctx); err != nil {
 			return fmt.Errorf("migrations: up: %w", err)
@@ -183,6 +220,7 @@ type migrator struct {
 	db *sql.DB
 	p  *goose.Provider
 	s  store.Store
+	o  options
 }
 
 func newMigrator(db *sql.DB, d dialect.Dialect, opts []Option) (*migrator, error) {
@@ -192,7 +230,7 @@ func newMigrator(db *sql.DB, d dialect.Dialect, opts []Option) (*migrator, error
 	if d == nil {
 		return nil, errors.New("migrations: nil dialect")
 	}
-	t, err := tablesFor(opts)
+	o, t, err := optionsOf(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +238,7 @@ func newMigrator(db *sql.DB, d dialect.Dialect, opts []Option) (*migrator, error
 	if err != nil {
 		return nil, fmt.Errorf("migrations: %w", err)
 	}
-	files, err := render(d, t)
+	files, err := render(d, t, o.partitioned)
 	if err != nil {
 		return nil, err
 	}
@@ -220,7 +258,7 @@ func newMigrator(db *sql.DB, d dialect.Dialect, opts []Option) (*migrator, error
 	if err != nil {
 		return nil, fmt.Errorf("migrations: %w", err)
 	}
-	return &migrator{db: db, p: p, s: s}, nil
+	return &migrator{db: db, p: p, s: s, o: o}, nil
 }
 
 // withLock runs fn while holding the installation's migration lock on a connection of its own. goose's own

@@ -242,3 +242,49 @@ func TestPrefixesAreSeparateInstallations(t *testing.T) {
 		}
 	})
 }
+
+// layoutOf reads the layout migration 00007 recorded for a table.
+func layoutOf(t *testing.T, db *testdb.DB, name string) int {
+	t.Helper()
+	var mode int
+	if err := db.QueryRowContext(context.Background(), db.Rebind("SELECT mode FROM txbox_partitions WHERE name = ?"), name).Scan(&mode); err != nil {
+		t.Fatalf("layout of %s: %v", name, err)
+	}
+	return mode
+}
+
+// WithPartitioned creates a new installation partitioned (both tables), is ignored for an existing one, and
+// goes down and up again.
+func TestPartitionedNewInstallation(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+		ctx := context.Background()
+		if err := migrations.Up(ctx, db.DB.DB, db.Dialect, migrations.WithPartitioned(true)); err != nil {
+			t.Fatal(err)
+		}
+		if layoutOf(t, db, "inbox_keys") != 2 || layoutOf(t, db, "outbox_published") != 2 {
+			t.Fatal("a new installation created with WithPartitioned is not partitioned")
+		}
+		// The published table takes rows by publishing time, into its catch-all while it has no partition.
+		ins := db.Rebind("INSERT INTO txbox_outbox_published (id, part, topic, msg_key, payload, attempts, created_at, published_at) " +
+			"VALUES (1, -1, 't', 'k', ?, 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)")
+		if _, err := db.ExecContext(ctx, ins, []byte("p")); err != nil {
+			t.Fatalf("insert into the partitioned published table: %v", err)
+		}
+		if err := migrations.DownTo(ctx, db.DB.DB, db.Dialect, 6, migrations.WithPartitioned(true)); err != nil {
+			t.Fatalf("down to 6: %v", err)
+		}
+		if tableExists(t, db, "txbox_inbox_keys") || !tableExists(t, db, "txbox_outbox_published") {
+			t.Fatal("down to 6 left the keys table or lost the published table")
+		}
+		// Up again on an existing installation: the option is ignored, the layout is the unpartitioned one.
+		if err := migrations.Up(ctx, db.DB.DB, db.Dialect, migrations.WithPartitioned(true)); err != nil {
+			t.Fatal(err)
+		}
+		if layoutOf(t, db, "inbox_keys") != 0 || layoutOf(t, db, "outbox_published") != 0 {
+			t.Fatal("WithPartitioned changed the layout of an existing installation")
+		}
+		if err := migrations.Check(ctx, db.DB.DB, db.Dialect); err != nil {
+			t.Fatal(err)
+		}
+	}, testdb.Unmigrated())
+}

@@ -137,6 +137,16 @@
 // older than Retention (Relay.PurgePublished does it on demand). They live in a table of their own so that the
 // outbox stays small and claims never step over published rows.
 //
+// The published table can be partitioned by publishing time (a new installation migrated with
+// migrations.WithPartitioned, or `txbox partitions convert published`): the relay's statements are the same
+// (published_at is the database's clock, and the database routes each row to its partition), and the purge drops
+// whole the partitions whose rows were all published longer ago than the table's retention, the longest Retention
+// of the relays that share it, instead of deleting rows: its cost does not grow with the rows kept. It makes the
+// partitions of the next periods at the same time; rows published while a partition is missing go to a
+// catch-all partition and are moved out later (see package inbox, "Partitioned retention", for the mechanics they
+// share). Nothing reads published rows for correctness, so the table converts in one step: a partitioned table
+// takes its name at once and the kept rows are copied over.
+//
 // # Dead letters
 //
 // Rows that failed MaxAttempts times move, with payload, headers and last error, to the dead-letter table.

@@ -3,8 +3,13 @@ package relay
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/txbox/txbox/dialect"
+	"github.com/txbox/txbox/internal/partition"
+	"github.com/txbox/txbox/internal/store"
 )
 
 // publishedPurgeLimit is how many published rows one purge statement deletes: small transactions that never
@@ -14,9 +19,22 @@ const publishedPurgeLimit = 1000
 // PurgePublished deletes the rows kept in the published table (<prefix>_outbox_published) that were published longer than
 // Config.Retention ago, in batches of 1,000, and returns how many it deleted. Run calls it periodically; with
 // Retention 0 it does nothing.
+//
+// When the published table is partitioned by publishing time (a new installation created with
+// migrations.WithPartitioned, or one converted with `txbox partitions convert`), PurgePublished instead makes
+// the partitions of the next periods and drops whole the partitions whose rows were all published longer than
+// the table's retention ago (the longest Retention of the relays that share it), whatever their number; it
+// returns 0, the rows of dropped partitions are not counted.
 func (r *Relay) PurgePublished(ctx context.Context) (int, error) {
 	if r.cfg.Retention <= 0 {
 		return 0, nil
+	}
+	st, err := r.s.PartitionState(ctx, r.db, store.PublishedTable)
+	switch {
+	case err == nil && st.Mode == store.Partitioned:
+		return 0, r.dropPublished(ctx)
+	case err != nil && !errors.Is(err, dialect.ErrSchemaMissing):
+		return 0, fmt.Errorf("relay: purge %s: %w", r.t.OutboxPublished, err)
 	}
 	total := 0
 	for {
@@ -29,6 +47,24 @@ func (r *Relay) PurgePublished(ctx context.Context) (int, error) {
 			return total, ctx.Err()
 		}
 	}
+}
+
+// dropPublished maintains the partitions of the published table.
+func (r *Relay) dropPublished(ctx context.Context) error {
+	pm, err := partition.New(r.db.DB, r.s, partition.Config{Table: store.PublishedTable,
+		Retention: max(r.cfg.Retention, time.Second), Logger: r.log})
+	if err != nil {
+		return fmt.Errorf("relay: %w", err)
+	}
+	rep, err := pm.Maintain(ctx)
+	if len(rep.Dropped) > 0 {
+		r.log.DebugContext(ctx, "relay: dropped expired partitions of the published table", "table", r.t.OutboxPublished,
+			"partitions", len(rep.Dropped))
+	}
+	if err != nil {
+		return fmt.Errorf("relay: purge %s: %w", r.t.OutboxPublished, err)
+	}
+	return nil
 }
 
 // purgeBatch runs one purge statement in a READ COMMITTED transaction, so that MySQL locks only the rows it

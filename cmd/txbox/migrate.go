@@ -18,6 +18,7 @@ application's own goose table. Concurrent runs (several replicas starting) wait 
 		Example: `  txbox migrate up
   txbox migrate status`,
 	}
+	var partitioned bool
 	up := &cobra.Command{
 		Use:   "up",
 		Short: "Apply every pending migration (idempotent)",
@@ -30,7 +31,8 @@ application's own goose table. Concurrent runs (several replicas starting) wait 
 				return err
 			}
 			defer db.Close()
-			if err := migrations.Up(cmd.Context(), db.DB, d, migrations.WithPrefix(g.prefix)); err != nil {
+			if err := migrations.Up(cmd.Context(), db.DB, d, migrations.WithPrefix(g.prefix),
+				migrations.WithPartitioned(partitioned)); err != nil {
 				return err
 			}
 			st, err := migrations.Status(cmd.Context(), db.DB, d, migrations.WithPrefix(g.prefix))
@@ -41,6 +43,8 @@ application's own goose table. Concurrent runs (several replicas starting) wait 
 			return nil
 		},
 	}
+	up.Flags().BoolVar(&partitioned, "partitioned", false, "a new installation gets time-partitioned inbox keys and "+
+		"published rows (ignored for an existing one: see `txbox partitions convert`)")
 	status := &cobra.Command{
 		Use:     "status",
 		Short:   "List txbox's migrations and whether each is applied; exit 1 when some are pending",

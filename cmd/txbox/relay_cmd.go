@@ -247,6 +247,9 @@ func wireRelay(ctx context.Context, g *globals, f *relayFlags, log *slog.Logger)
 	if err := metrics.RegisterBacklog(reg, db, d, g.prefix); err != nil {
 		return nil, err
 	}
+	if err := metrics.RegisterPartitions(reg, db, d, g.prefix); err != nil {
+		return nil, err
+	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if f.metricsAddr != "" {
 		w.srv, err = startServer(f.metricsAddr, reg, w.ready, log)

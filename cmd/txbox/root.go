@@ -66,6 +66,7 @@ The database comes from --dialect and --dsn, or the TXBOX_DIALECT and TXBOX_DSN 
 
 	root.AddCommand(newMigrateCmd(g), newStatusCmd(g), newRelayCmd(g), newDeadCmd(g), newInboxCmd(g))
 	root.AddCommand(newTraceCmd(g), newConsoleCmd(g))
+	root.AddCommand(newPartitionsCmd(g))
 	return root
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -207,7 +208,8 @@ func (s *sqlStore) admin() adminSQL {
 
 func (s *sqlStore) InboxConsumers(ctx context.Context, db DBTX) ([]string, error) {
 	a := s.admin()
-	q := a.skip(s.q.inbox) + " UNION " + a.skip(s.q.inboxAttempts) + " UNION " + a.skip(s.q.inboxDead)
+	q := a.skip(s.q.inbox) + " UNION " + a.skip(s.q.inboxKeys) + " UNION " + a.skip(s.q.inboxAttempts) + " UNION " +
+		a.skip(s.q.inboxDead)
 	rows, err := db.QueryContext(ctx, "SELECT consumer FROM ("+q+") AS c ORDER BY consumer")
 	if err != nil {
 		return nil, wrap("list inbox consumers", s.interpret(err))
@@ -317,19 +319,34 @@ func (s *sqlStore) InboxKeys(ctx context.Context, db DBTX, p *InboxKeysParams) (
 	if p.Consumer == "" {
 		return nil, wrap("list inbox keys", fmt.Errorf("no consumer"))
 	}
-	q := "SELECT consumer, msg_key, received_at, parked FROM " + s.q.inbox + " WHERE consumer = ? AND msg_key > ?"
-	args := []any{p.Consumer, p.AfterKey}
+	cond, args := "consumer = ? AND msg_key > ?", []any{p.Consumer, p.AfterKey}
 	if p.Match.Key != "" {
 		eq, lo, hi := p.Match.bounds()
-		q += " AND " + keyCond
+		cond += " AND " + keyCond
 		args = append(args, eq, lo, hi)
 	}
-	rows, err := db.QueryContext(ctx, s.admin().bind(q+" ORDER BY msg_key LIMIT ?"), append(args, p.Limit)...)
+	q, args := s.keysUnion(cond, args, p.Limit)
+	rows, err := db.QueryContext(ctx, s.admin().bind(q), args...)
 	if err != nil {
 		return nil, wrap("list inbox keys", s.interpret(err))
 	}
 	out, err := scanAll(rows, s.scanInboxKey)
 	return out, wrap("list inbox keys", s.interpret(err))
+}
+
+// keysUnion renders the recorded keys matching cond (written with '?' placeholders for args), each once, in key
+// order, at most limit, from both layouts' tables: the keys of <prefix>_inbox and, of <prefix>_inbox_keys, the
+// newest row of each key not also in <prefix>_inbox (while the inbox converts, keys are recorded in both). Each
+// side is cut at limit in its index order, so that a page reads a page, not every key of the consumer.
+func (s *sqlStore) keysUnion(cond string, args []any, limit int) (string, []any) {
+	cols := "consumer, msg_key, received_at, parked"
+	q := "SELECT " + cols + " FROM ((SELECT " + cols + " FROM " + s.q.inbox + " WHERE " + cond + " ORDER BY msg_key LIMIT ?)" +
+		" UNION ALL (SELECT " + prefixCols("k.", cols) + " FROM " + s.q.inboxKeys + " AS k WHERE " + cond +
+		" AND NOT EXISTS (SELECT 1 FROM " + s.q.inboxKeys + " AS n WHERE n.consumer = k.consumer AND n.msg_key = k.msg_key" +
+		" AND n.bucket > k.bucket) AND NOT EXISTS (SELECT 1 FROM " + s.q.inbox + " AS l WHERE l.consumer = k.consumer" +
+		" AND l.msg_key = k.msg_key) ORDER BY k.msg_key LIMIT ?)) AS ik ORDER BY msg_key LIMIT ?"
+	all := append(append(append(append(slices.Clone(args), limit), args...), limit), limit)
+	return q, all
 }
 
 func (s *sqlStore) scanInboxKey(rows *sql.Rows) (InboxKeyRow, error) {

@@ -60,6 +60,9 @@ type InboxStore interface {
 	// ago (counters of keys that stopped failing) and returns how many it deleted.
 	InboxPurgeAttempts(ctx context.Context, tx DBTX, p *InboxPurgeParams) (int, error)
 
+	// InboxLegacyKeys reports whether <prefix>_inbox holds any key (one index probe).
+	InboxLegacyKeys(ctx context.Context, db DBTX) (bool, error)
+
 	// InboxCheckSchema returns an error wrapping dialect.ErrSchemaMissing when one of the inbox tables or
 	// columns txbox uses does not exist.
 	InboxCheckSchema(ctx context.Context, db DBTX) error
@@ -74,6 +77,8 @@ type InboxClaimParams struct {
 	ClearAttempts bool
 	// ReceivedAt overrides the database clock (tests of retention); zero means now.
 	ReceivedAt time.Time
+	// Keys is the partitioned layout; nil records the key in <prefix>_inbox.
+	Keys *KeysLayout
 }
 
 // InboxClaimResult tells what InboxClaim found.
@@ -107,6 +112,8 @@ type InboxParkParams struct {
 	// PayloadBytes is the delivered payload's length when Payload is only its beginning (the caller cut it);
 	// 0 when Payload is whole.
 	PayloadBytes int64
+	// Keys is the partitioned layout; nil records the key in <prefix>_inbox.
+	Keys *KeysLayout
 }
 
 // InboxDeadGetParams are the arguments of InboxDeadGet and InboxDeadDelete.
@@ -149,6 +156,8 @@ type InboxKeyParams struct {
 	Consumer    string
 	Key         string
 	Fingerprint []byte
+	// Keys is the partitioned layout; nil: the key is in <prefix>_inbox.
+	Keys *KeysLayout
 }
 
 // InboxPurgeParams are the arguments of InboxPurge and InboxPurgeAttempts.
@@ -185,6 +194,12 @@ func (s *sqlStore) InboxClaim(ctx context.Context, tx DBTX, p *InboxClaimParams)
 	var at any
 	if !p.ReceivedAt.IsZero() {
 		at = s.timeArg(p.ReceivedAt)
+	}
+	if p.Keys != nil {
+		if err := checkKeysLayout(p.Keys); err != nil {
+			return InboxClaimResult{}, err
+		}
+		return s.inboxClaimKeys(ctx, tx, p, at)
 	}
 	inserted, err := s.insertNew(ctx, tx, s.ib.claim, p.Consumer, p.Key, p.Fingerprint, at)
 	switch {
@@ -224,7 +239,16 @@ func (s *sqlStore) InboxRecordFailure(ctx context.Context, tx DBTX, p *InboxReco
 }
 
 func (s *sqlStore) InboxPark(ctx context.Context, tx DBTX, p *InboxParkParams) (bool, error) {
-	inserted, err := s.insertNew(ctx, tx, s.ib.parkInbox, p.Consumer, p.Key, p.Fingerprint)
+	var inserted bool
+	var err error
+	if p.Keys != nil {
+		if err := checkKeysLayout(p.Keys); err != nil {
+			return false, err
+		}
+		inserted, err = s.inboxParkKeys(ctx, tx, p)
+	} else {
+		inserted, err = s.insertNew(ctx, tx, s.ib.parkInbox, p.Consumer, p.Key, p.Fingerprint)
+	}
 	if err != nil || !inserted {
 		return false, wrap("record parked inbox key", err)
 	}
@@ -284,6 +308,12 @@ func (s *sqlStore) InboxDeadList(ctx context.Context, db DBTX, p *InboxDeadListP
 }
 
 func (s *sqlStore) InboxSettle(ctx context.Context, tx DBTX, p *InboxKeyParams) (bool, error) {
+	if p.Keys != nil {
+		if err := checkKeysLayout(p.Keys); err != nil {
+			return false, err
+		}
+		return s.inboxSettleKeys(ctx, tx, p)
+	}
 	var parked bool
 	err := tx.QueryRowContext(ctx, s.ib.settleLock, p.Consumer, p.Key).Scan(&parked)
 	switch {
@@ -307,6 +337,12 @@ func (s *sqlStore) InboxSettle(ctx context.Context, tx DBTX, p *InboxKeyParams) 
 
 // InboxUnpark deletes by primary key, so it locks only the key's row.
 func (s *sqlStore) InboxUnpark(ctx context.Context, tx DBTX, p *InboxKeyParams) (bool, error) {
+	if p.Keys != nil {
+		if err := checkKeysLayout(p.Keys); err != nil {
+			return false, err
+		}
+		return s.inboxUnparkKeys(ctx, tx, p)
+	}
 	n, err := s.execCount(ctx, tx, "delete parked inbox key", s.ib.unpark, p.Consumer, p.Key)
 	return n > 0, err
 }
@@ -356,8 +392,18 @@ func (s *sqlStore) purgeBatch(ctx context.Context, tx DBTX, what, sel, del strin
 	return s.execCount(ctx, tx, what, del, b.String(), p.Consumer, age)
 }
 
+func (s *sqlStore) InboxLegacyKeys(ctx context.Context, db DBTX) (bool, error) {
+	var n int
+	err := db.QueryRowContext(ctx, "SELECT 1 FROM "+s.q.inbox+" LIMIT 1").Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, wrap("look for keys in "+s.q.inbox, s.interpret(err))
+}
+
 func (s *sqlStore) InboxCheckSchema(ctx context.Context, db DBTX) error {
-	return s.checkQueries(ctx, db, "inbox", s.ib.checkInbox, s.ib.checkAttempts, s.ib.checkDead)
+	return s.checkQueries(ctx, db, "inbox", s.ib.checkInbox, s.ib.checkAttempts, s.ib.checkDead, s.ks.check,
+		checkColumns("name, mode, period_s, retention_s, changed_at", s.q.partitions, "1 = 0"))
 }
 
 // parked is what InboxPark stores of a message: payload and headers, and the delivered sizes of what was cut

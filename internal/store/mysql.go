@@ -32,6 +32,8 @@ func newMySQL(d dialect.Dialect, t dialect.Tables) (*mysqlStore, error) {
 	s.insertNew = s.insertNewRow
 	s.ob = mysqlOutboxSQL(s.q)
 	s.ib = mysqlInboxSQL(s.q)
+	s.ks = mysqlKeysSQL(s.q, s.t)
+	s.pt = newPartitionSQL(d, s.q.partitions, "UTC_TIMESTAMP(6)")
 	s.fx = mysqlEffectSQL(s.q)
 	return s, nil
 }

@@ -46,6 +46,8 @@ func newPostgres(d dialect.Dialect, t dialect.Tables) (*postgresStore, error) {
 	s.insertNew = s.insertNewRow
 	s.ob = postgresOutboxSQL(s.q, s.channel)
 	s.ib = postgresInboxSQL(s.q)
+	s.ks = postgresKeysSQL(s.q, s.t)
+	s.pt = newPartitionSQL(d, s.q.partitions, "clock_timestamp()")
 	s.fx = postgresEffectSQL(s.q)
 	return s, nil
 }

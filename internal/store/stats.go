@@ -35,7 +35,9 @@ type TopicStats struct {
 
 // InboxStats describes the inbox.
 type InboxStats struct {
-	// Keys counts recorded (consumer, key) pairs still within retention.
+	// Keys counts recorded (consumer, key) pairs still within retention. With the partitioned layout a key
+	// recorded in two partitions (a claim within the claim window of a boundary) counts twice, and so does a
+	// key recorded in both tables while the inbox converts.
 	Keys int64 `json:"keys"`
 	// Dead counts parked messages.
 	Dead int64 `json:"dead"`

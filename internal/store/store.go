@@ -36,6 +36,8 @@ type Store interface {
 	InboxStore
 	AdminStore
 	EffectStore
+	PartitionStore
+	ConvertStore
 
 	// Stats reads the numbers operators look at: backlog, lag, dead letters, inbox size.
 	Stats(ctx context.Context, db DBTX) (*Stats, error)
@@ -70,7 +72,7 @@ func New(d dialect.Dialect, t dialect.Tables) (Store, error) {
 // quoted holds the quoted table names of one installation.
 type quoted struct {
 	outbox, outboxDead, outboxPublished, inbox, inboxAttempts, inboxDead string
-	effects                                                              string
+	effects, inboxKeys, partitions                                       string
 }
 
 func quoteTables(d dialect.Dialect, t dialect.Tables) (quoted, error) {
@@ -81,7 +83,7 @@ func quoteTables(d dialect.Dialect, t dialect.Tables) (quoted, error) {
 	}{
 		{&q.outbox, t.Outbox}, {&q.outboxDead, t.OutboxDead}, {&q.outboxPublished, t.OutboxPublished},
 		{&q.inbox, t.Inbox}, {&q.inboxAttempts, t.InboxAttempts}, {&q.inboxDead, t.InboxDead},
-		{&q.effects, t.Effects},
+		{&q.effects, t.Effects}, {&q.inboxKeys, t.InboxKeys}, {&q.partitions, t.Partitions},
 	} {
 		s, err := d.QuoteIdent(n.name)
 		if err != nil {
@@ -111,8 +113,11 @@ func newSQLStore(d dialect.Dialect, t dialect.Tables, createSchema, schemaExists
 		outboxSummary: outboxSummary + q.outbox,
 		outboxTopics:  "SELECT topic, COUNT(*) FROM " + q.outbox + " GROUP BY topic",
 		outboxDead:    "SELECT topic, COUNT(*) FROM " + q.outboxDead + " GROUP BY topic",
-		inboxKeys:     "SELECT consumer, COUNT(*) FROM " + q.inbox + " GROUP BY consumer",
-		inboxDead:     "SELECT consumer, COUNT(*) FROM " + q.inboxDead + " GROUP BY consumer",
+		// Both layouts' tables: a key recorded in two partitions (near a boundary) or, while the inbox converts,
+		// in both tables counts twice.
+		inboxKeys: "SELECT consumer, COUNT(*) FROM (SELECT consumer FROM " + q.inbox + " UNION ALL SELECT consumer FROM " +
+			q.inboxKeys + ") AS k GROUP BY consumer",
+		inboxDead: "SELECT consumer, COUNT(*) FROM " + q.inboxDead + " GROUP BY consumer",
 	}
 	return s, nil
 }
@@ -127,6 +132,8 @@ type sqlStore struct {
 
 	ob outboxSQL
 	ib inboxSQL
+	ks keysSQL
+	pt partitionSQL
 	fx effectSQL
 	st statsQueries
 	// schemaExists counts the schemas named by its argument; createSchema is rendered for the prefix's schema.

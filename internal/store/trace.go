@@ -85,7 +85,17 @@ func (s *sqlStore) TraceKey(ctx context.Context, db DBTX, p *TraceParams) (*Trac
 		return a.bind(b.String()), args
 	}
 	var keys []InboxKeyRow
-	q, args := perConsumer("consumer, msg_key, received_at, parked", s.q.inbox)
+	var kb strings.Builder
+	var args []any
+	for i, c := range consumers {
+		if i > 0 {
+			kb.WriteString(" UNION ALL ")
+		}
+		kq, kargs := s.keysUnion("consumer = ? AND "+keyCond, []any{c, eq, lo, hi}, p.Limit+1)
+		kb.WriteString("(" + kq + ")")
+		args = append(args, kargs...)
+	}
+	q := a.bind(kb.String())
 	if keys, err = queryTrace(ctx, db, s, q, args, s.scanInboxKey); err != nil {
 		return nil, wrap("trace key in "+s.q.inbox, err)
 	}

@@ -46,12 +46,17 @@ type DB struct {
 	DSN string
 	// Name is the database (MySQL) or schema (PostgreSQL) name.
 	Name string
+	// Partitioned tells that the installation was created with the partitioned layout (see Partitioned);
+	// InboxKeys is then "txbox_inbox_keys", else "txbox_inbox": the table the inbox records keys in.
+	Partitioned bool
+	InboxKeys   string
 }
 
 type options struct {
 	unmigrated  bool
 	mysqlParams map[string]string
 	maxOpen     int
+	partitioned *bool
 }
 
 // Option changes what Open prepares.
@@ -65,6 +70,27 @@ func MySQLParams(kv map[string]string) Option { return func(o *options) { o.mysq
 
 // MaxOpenConns limits the pool (default 20).
 func MaxOpenConns(n int) Option { return func(o *options) { o.maxOpen = n } }
+
+// Partitioned(true) creates the installation with the partitioned layout (migrations.WithPartitioned),
+// Partitioned(false) with the unpartitioned one. Without it, the layout is the unpartitioned one unless the
+// environment variable TXBOX_TEST_LAYOUT is "partitioned", which runs every test of a run on it.
+func Partitioned(on bool) Option { return func(o *options) { o.partitioned = &on } }
+
+// Layouts are the inbox-key layouts RunLayouts runs a body on.
+var Layouts = []struct {
+	Name        string
+	Partitioned bool
+}{{"unpartitioned", false}, {"partitioned", true}}
+
+// RunLayouts runs fn as Run does, once per layout: subtests "unpartitioned/mariadb" ... "partitioned/postgres-pgx".
+func RunLayouts(t *testing.T, fn func(t *testing.T, db *DB), opts ...Option) {
+	t.Helper()
+	for _, l := range Layouts {
+		t.Run(l.Name, func(t *testing.T) {
+			Run(t, fn, append(opts[:len(opts):len(opts)], Partitioned(l.Partitioned))...)
+		})
+	}
+}
 
 // Run runs fn as one parallel subtest per target, each with its own fresh, migrated DB.
 func Run(t *testing.T, fn func(t *testing.T, db *DB), opts ...Option) {
@@ -164,12 +190,20 @@ func Open(t testing.TB, tg Target, opts ...Option) *DB {
 	if err := db.PingContext(ctx); err != nil {
 		t.Fatalf("testdb: ping %s: %v", tg.Name, err)
 	}
+	partitioned := os.Getenv("TXBOX_TEST_LAYOUT") == "partitioned"
+	if o.partitioned != nil {
+		partitioned = *o.partitioned
+	}
 	if !o.unmigrated {
-		if err := migrations.Up(ctx, db.DB, tg.Dialect); err != nil {
+		if err := migrations.Up(ctx, db.DB, tg.Dialect, migrations.WithPartitioned(partitioned)); err != nil {
 			t.Fatalf("testdb: migrate %s: %v", tg.Name, err)
 		}
 	}
-	return &DB{DB: db, Target: tg, Dialect: tg.Dialect, DSN: dsn, Name: name}
+	keys := "txbox_inbox"
+	if partitioned {
+		keys = "txbox_inbox_keys"
+	}
+	return &DB{DB: db, Target: tg, Dialect: tg.Dialect, DSN: dsn, Name: name, Partitioned: partitioned, InboxKeys: keys}
 }
 
 // Main runs the package's tests, closes the shared admin pools and then fails the run if goroutines leaked.

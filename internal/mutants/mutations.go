@@ -41,4 +41,40 @@ var mutations = []mutation{
 		file: "outbox/partition.go", from: "h := fnv.New32a()", to: "h := fnv.New32()",
 		pkg: "outbox", tests: "TestPartitionOfIsStable",
 	},
+	{
+		name: "relay: a failed publish counts as published (its row is deleted)",
+		file: "relay/publish.go", from: "\t\tcase errs[i] == nil:\n", to: "\t\tcase true:\n",
+		pkg: "relay", tests: "TestFailedPublishLeavesItsRow",
+	},
+	{
+		name: "relay: a batch whose lease ended still deletes its rows (no token fence)",
+		file: "internal/store/postgres.go", from: "WHERE id = ANY($1::bigint[]) AND claim_token = $2\"",
+		to:  "WHERE id = ANY($1::bigint[]) AND $2::bigint IS NOT NULL\"",
+		pkg: "internal/store", tests: "TestConformance/OutboxFinish/FencedByToken",
+	},
+	{
+		name: "relay: a key's later row overtakes an earlier one in backoff (per-key order)",
+		file: "internal/store/postgres.go", from: "(b.id < o.id OR b.claim_token > 0)", to: "(b.claim_token > 0)",
+		pkg: "internal/store", tests: "TestConformance/OutboxClaimKeyed/BackoffHoldsBackKey",
+	},
+	{
+		name: "relay: an unreachable broker never opens the breaker",
+		file: "relay/breaker.go", from: "if !b.open && b.fails >= breakerThreshold {", to: "if false && b.fails >= breakerThreshold {",
+		pkg: "relay", tests: "TestBreakerHoldsTopicDuringOutage",
+	},
+	{
+		name: "outbox: Enqueue ignores the transport's Check",
+		file: "outbox/outbox.go", from: "if err := o.cfg.Check(final); err != nil {", to: "if err := o.cfg.Check(final); false && err != nil {",
+		pkg: "outbox", tests: "TestEnqueueRefusesWhatTheTransportCannotSend",
+	},
+	{
+		name: "inbox: a dead letter the database refuses is not parked without its payload",
+		file: "inbox/failure.go", from: "if !minimal && parkRefused(err) && fctx.Err() == nil {", to: "if false && parkRefused(err) && fctx.Err() == nil {",
+		pkg: "inbox", tests: "TestParkingAlwaysSucceeds",
+	},
+	{
+		name: "cmd/txbox: a DSN password is written out unmasked",
+		file: "cmd/txbox/redact.go", from: "in = strings.ReplaceAll(in, v, mask)", to: "in = strings.ReplaceAll(in, v, v)",
+		pkg: "cmd/txbox", tests: "TestNoPasswordInOutput",
+	},
 }

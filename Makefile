@@ -51,6 +51,20 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 lint: vet
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) run $(STATICCHECK) ./...
+	@GO=$(GO) scripts/modcheck.sh
+
+# The license of every module in the build list, from the module cache (exit 1 if a linked one is not known
+# to be compatible with Apache-2.0). LICENSES_FLAGS="-md licenses.md" also writes a Markdown table.
+.PHONY: licenses
+licenses:
+	@$(GO) run ./internal/licenses $(LICENSES_FLAGS)
+
+# What a release needs, on a clean checkout: every test (make test, which also lints and checks go.mod),
+# go mod verify, each package's documentation, the licenses, the migration upgrade from the first wave's
+# schema, and a dated CHANGELOG heading for the version being released (RELEASE=v0.1.0).
+.PHONY: release-check
+release-check: test
+	@GO=$(GO) RELEASE=$(RELEASE) scripts/release-check.sh
 
 vet:
 	$(GO) vet ./...

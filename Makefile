@@ -53,6 +53,12 @@ lint: vet
 	$(GO) run $(STATICCHECK) ./...
 	@GO=$(GO) scripts/modcheck.sh
 
+# One-line breaks of the invariants (internal/mutants), each applied to a clean worktree of HEAD and its tests
+# run: a table of which test caught it and how fast; exit 1 if one survives or takes 60 s. MUTANTS_FLAGS="-run relay".
+.PHONY: mutants
+mutants: services
+	@eval "$$(scripts/services.sh env)" && $(GO) run ./internal/mutants $(MUTANTS_FLAGS)
+
 # The license of every module in the build list, from the module cache (exit 1 if a linked one is not known
 # to be compatible with Apache-2.0). LICENSES_FLAGS="-md licenses.md" also writes a Markdown table.
 .PHONY: licenses

@@ -3,9 +3,6 @@ package rocketmq_test
 import (
 	"context"
 	"net"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +11,7 @@ import (
 	"github.com/txbox/txbox/dialect"
 	"github.com/txbox/txbox/inbox"
 	"github.com/txbox/txbox/inbox/rocketmq"
+	"github.com/txbox/txbox/internal/rmqtest"
 )
 
 // envTLSChild marks the process TestTLS starts.
@@ -22,24 +20,13 @@ const envTLSChild = "TXBOX_TEST_TLS_CHILD"
 // TestTLS runs TestTLSChild in a process of its own: rocketmq-client-go's TLS switch is process-global, and
 // turning it on while other tests' clients dial would be a data race inside the client.
 func TestTLS(t *testing.T) {
-	if os.Getenv(envTLSChild) != "" {
-		t.Skip("this is the child process")
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestTLSChild$", "-test.v", "-test.count=1", "-test.timeout=2m")
-	cmd.Env = append(os.Environ(), envTLSChild+"=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestTLSChild") {
-		t.Fatalf("TLS tests (child process): %v\n%s", err, out)
-	}
-	t.Logf("child process:\n%s", out)
+	rmqtest.RunInChild(t, envTLSChild, "TestTLSChild")
 }
 
 // Config.TLS reaches the wire: starting, the consumer opens its name-server connection with a TLS ClientHello (a
 // TLS record starts with 0x16; every other test of the package speaks the Remoting protocol in the clear).
 func TestTLSChild(t *testing.T) {
-	if os.Getenv(envTLSChild) == "" {
-		t.Skip("runs in the process TestTLS starts")
-	}
+	rmqtest.OnlyInChild(t, envTLSChild)
 	ib, err := inbox.New(sqlx.NewDb(nil, "pgx"), inbox.Config{Dialect: dialect.Postgres, Consumer: "c"})
 	if err != nil {
 		t.Fatal(err)

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -23,22 +21,11 @@ const envTLSChild = "TXBOX_TEST_TLS_CHILD"
 // turning it on while other tests' clients dial would be a data race inside the client (and would make them dial
 // with TLS).
 func TestTLS(t *testing.T) {
-	if os.Getenv(envTLSChild) != "" {
-		t.Skip("this is the child process")
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestTLSChild$", "-test.v", "-test.count=1", "-test.timeout=2m")
-	cmd.Env = append(os.Environ(), envTLSChild+"=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestTLSChild") {
-		t.Fatalf("TLS tests (child process): %v\n%s", err, out)
-	}
-	t.Logf("child process:\n%s", out)
+	rmqtest.RunInChild(t, envTLSChild, "TestTLSChild")
 }
 
 func TestTLSChild(t *testing.T) {
-	if os.Getenv(envTLSChild) == "" {
-		t.Skip("runs in the process TestTLS starts")
-	}
+	rmqtest.OnlyInChild(t, envTLSChild)
 	// Order matters: the switch is written only while no client dials.
 	t.Run("SettingsDoNotMix", testTLSSettingsDoNotMix)
 	t.Run("OnTheWire", testTLSOnTheWire)

@@ -31,20 +31,21 @@ func TestUnreachableBrokerIsUnavailable(t *testing.T) {
 	for _, c := range []struct {
 		err         error
 		unavailable bool
+		want        error // ErrSend, or ErrRefused for a refusal no retry can change
 	}{
-		{refused, true},
-		{reset, true},
-		{rmqerrors.ErrRequestTimeout, true},
-		{fmt.Errorf("the topic=%s route info not found", topic), true},
-		{rmqerrors.ErrBrokerNotFound, true},
-		{errors.New("CODE: 13, DESC: the message body size over max value"), false},
-		{errors.New("CODE: 2, DESC: [TIMEOUT_CLEAN_QUEUE]broker busy"), false},
+		{refused, true, rocketmq.ErrSend},
+		{reset, true, rocketmq.ErrSend},
+		{rmqerrors.ErrRequestTimeout, true, rocketmq.ErrSend},
+		{fmt.Errorf("the topic=%s route info not found", topic), true, rocketmq.ErrSend},
+		{rmqerrors.ErrBrokerNotFound, true, rocketmq.ErrSend},
+		{errors.New("CODE: 13, DESC: the message body size over max value"), false, rocketmq.ErrRefused},
+		{errors.New("CODE: 2, DESC: [TIMEOUT_CLEAN_QUEUE]broker busy"), false, rocketmq.ErrSend},
 	} {
 		fail := func(context.Context, interface{}, interface{}, primitive.Invoker) error { return c.err }
 		p := newPublisher(t, b, producer.WithInterceptor(fail))
 		err := p.Publish(context.Background(), outbox.Record{ID: 1, Message: outbox.Message{Topic: topic, Key: "k"}})
-		if !errors.Is(err, rocketmq.ErrSend) || errors.Is(err, relay.ErrUnavailable) != c.unavailable {
-			t.Errorf("client error %v: Publish = %v; want ErrSend, ErrUnavailable %v", c.err, err, c.unavailable)
+		if !errors.Is(err, c.want) || errors.Is(err, relay.ErrUnavailable) != c.unavailable {
+			t.Errorf("client error %v: Publish = %v; want %v, ErrUnavailable %v", c.err, err, c.want, c.unavailable)
 		}
 	}
 	// The caller's deadline passing during the send is not an outage.

@@ -28,6 +28,7 @@ type Tables struct {
 	InboxDead       string // <prefix>_inbox_dead: parked deliveries
 	Effects         string // <prefix>_effects: idempotency records of effects outside the database
 	Migrations      string // <prefix>_migrations: the applied migrations (goose's version table)
+	Relays          string // <prefix>_relays: heartbeats of the relays of a fleet that hold or watch the database
 }
 
 // TablesFor returns the table names for prefix; "" means [DefaultPrefix].
@@ -54,6 +55,7 @@ func TablesFor(prefix string) (Tables, error) {
 		InboxDead:       prefix + "_inbox_dead",
 		Effects:         prefix + "_effects",
 		Migrations:      prefix + "_migrations",
+		Relays:          prefix + "_relays",
 	}, nil
 }
 

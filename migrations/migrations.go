@@ -66,6 +66,7 @@ func render(d dialect.Dialect, t dialect.Tables) (fs.FS, error) {
 		"outbox": t.Outbox, "outbox_dead": t.OutboxDead, "outbox_published": t.OutboxPublished,
 		"inbox": t.Inbox, "inbox_attempts": t.InboxAttempts, "inbox_dead": t.InboxDead,
 		"effects": t.Effects,
+		"relays":  t.Relays,
 	}
 	funcs := template.FuncMap{
 		"table": func(name string) (string, error) {

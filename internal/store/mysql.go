@@ -32,6 +32,9 @@ func newMySQL(d dialect.Dialect, t dialect.Tables) (*mysqlStore, error) {
 	s.ob = mysqlOutboxSQL(s.q)
 	s.ib = mysqlInboxSQL(s.q)
 	s.fx = mysqlEffectSQL(s.q)
+	if s.fl, err = fleetStatements(d, t, mysqlFleetSQL); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

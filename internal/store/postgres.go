@@ -47,6 +47,9 @@ func newPostgres(d dialect.Dialect, t dialect.Tables) (*postgresStore, error) {
 	s.ob = postgresOutboxSQL(s.q, s.channel)
 	s.ib = postgresInboxSQL(s.q)
 	s.fx = postgresEffectSQL(s.q)
+	if s.fl, err = fleetStatements(d, t, postgresFleetSQL); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -31,6 +31,7 @@ type Store interface {
 	Dialect() dialect.Dialect
 	Tables() dialect.Tables
 
+	FleetStore
 	OutboxStore
 	InboxStore
 	AdminStore
@@ -127,6 +128,7 @@ type sqlStore struct {
 	ob outboxSQL
 	ib inboxSQL
 	fx effectSQL
+	fl fleetSQL
 	st statsQueries
 	// schemaExists counts the schemas named by its argument; createSchema is rendered for the prefix's schema.
 	schemaExists, createSchema string

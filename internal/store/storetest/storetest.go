@@ -123,7 +123,7 @@ var suite = []struct {
 // database. The databases come from the TXBOX_* environment variables (see package testdb); without them the
 // cases are skipped.
 func Run(t *testing.T) {
-	for _, g := range slices.Concat(suite, adminCases) {
+	for _, g := range slices.Concat(suite, adminCases, fleetCases) {
 		for _, c := range g.cases {
 			t.Run(g.method+"/"+c.name, func(t *testing.T) {
 				t.Parallel()

@@ -98,6 +98,9 @@ func (c Config) withDefaults() (Config, error) {
 	case c.MaxHeld < 0:
 		return bad("MaxHeld must not be negative, got %d", c.MaxHeld)
 	}
+	if c.Relay.Workers == 0 {
+		c.Relay.Workers = relay.DefaultWorkers // the pools are sized by it
+	}
 	// The relay's own checks, on a placeholder pool it never touches in New.
 	probe := c.Relay
 	probe.Dialect = dialect.MySQL

@@ -145,6 +145,13 @@ func (f *Fleet) Update(ctx context.Context, dbs []Database) error {
 	}
 }
 
+// Databases returns the set the last Update gave, in its order.
+func (f *Fleet) Databases() []Database {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.dbs)
+}
+
 // Status returns this relay's view: the databases by name, what it holds, how many relays it counts.
 func (f *Fleet) Status() Status {
 	f.mu.Lock()

@@ -203,7 +203,7 @@ func newFleet(t *testing.T, id string, pub relay.Publisher, edit func(*fleet.Con
 	t.Helper()
 	cfg := fleet.Config{
 		ID: id,
-		Relay: relay.Config{Publisher: pub, Workers: 1, BatchSize: 50, MinPollInterval: time.Millisecond,
+		Relay: relay.Config{Publisher: pub, BatchSize: 50, MinPollInterval: time.Millisecond,
 			MaxPollInterval: 50 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond},
 		HeartbeatInterval: heartbeat,
 		ProbeInterval:     probe,

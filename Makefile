@@ -10,7 +10,7 @@ NORACE_TESTS = $(GO) test -count=1 -timeout 10m -run Orderly ./inbox/rocketmq/
 # inside rocketmq-client-go (apache/rocketmq-client-go#1115); any other race fails at once.
 GOTEST = $(GO) run ./internal/gotest
 
-.PHONY: test test-only demo services services-stop services-status lint vet fmt bench bench-inbox bench-relay bench-broker
+.PHONY: test test-only demo services services-stop services-status lint vet fmt bench bench-inbox bench-relay bench-broker faults
 
 test: lint services browser
 	@eval "$$(scripts/services.sh env)" && $(GOTEST) $(GOTEST_FLAGS) ./... && $(NORACE_TESTS)
@@ -25,6 +25,12 @@ DB ?= mariadb
 ORDERS ?= 1000
 demo: services
 	@eval "$$(scripts/services.sh env)" && $(GO) run ./examples/orders/cmd/demo -db $(DB) -orders $(ORDERS)
+
+# The fault suite at full size on both databases: private PostgreSQL (fsync, synchronous_commit on), MariaDB and
+# RocketMQ started, SIGKILLed and cut under load, a report per scenario, exit 1 when an invariant breaks (see
+# cmd/txbox-faults; `make test` runs a bounded version, TestBoundedFaults). FAULTS_FLAGS="-db postgres -rows 5000".
+faults: services
+	@eval "$$(scripts/services.sh env)" && $(GO) run ./cmd/txbox-faults $(FAULTS_FLAGS)
 
 services:
 	@scripts/services.sh up

@@ -2,13 +2,16 @@ package dialect
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"syscall"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Errors returned (wrapped) by this package. Callers match them with errors.Is.
@@ -24,7 +27,8 @@ var (
 	// ErrRetryable matches a failure that a new transaction may not hit: deadlock, lock wait timeout,
 	// serialization failure, lock not available.
 	ErrRetryable = errors.New("retryable database error (deadlock, lock timeout or serialization failure)")
-	// ErrConnection matches a lost or refused connection; whether the statement ran is unknown.
+	// ErrConnection matches a lost or refused connection (see Classify for the errors it covers); whether the
+	// statement ran is unknown.
 	ErrConnection = errors.New("database connection lost")
 	// ErrSchemaMissing matches a statement on a table or column that does not exist, which for txbox means the
 	// migrations have not been run (see package migrations).
@@ -60,6 +64,19 @@ func (k Kind) sentinel() error {
 // Classify tells what kind of failure err is, for errors from go-sql-driver/mysql, lib/pq and pgx alike (their
 // error types do not overlap, so no dialect is needed). Errors already wrapped by InterpretError classify as
 // their kind.
+//
+// KindConnection covers every way the three drivers report a connection that is gone or cannot be had: server
+// codes (MySQL 2006, 2013, 1927, 4031, shutdowns; PostgreSQL class 08, 57P01-57P03, 57P05, 25P03),
+// driver.ErrBadConn, sql.ErrConnDone, mysql.ErrInvalidConn, pgconn.ErrConnClosed ("conn closed"),
+// io.EOF and io.ErrUnexpectedEOF, refused, reset, aborted or broken connections (ECONNREFUSED, ECONNRESET,
+// ECONNABORTED, EPIPE, ETIMEDOUT, also inside *net.OpError), any other net.Error, and the same failures when
+// an error on the way dropped their type and kept only their text ("connection reset by peer", "broken pipe",
+// "invalid connection", "bad connection", "conn closed", "unexpected EOF", "connection refused",
+// "server closed the connection unexpectedly", "use of closed network connection").
+//
+// An error caused by a context (context.DeadlineExceeded, context.Canceled anywhere in its chain) is never
+// KindConnection: the caller gave up, the database did not go away. It classifies by its other parts, and as
+// KindOther when they would say connection.
 func Classify(err error) Kind {
 	if err == nil {
 		return KindOther
@@ -68,6 +85,14 @@ func Classify(err error) Kind {
 	if errors.As(err, &de) {
 		return de.Kind
 	}
+	k := classify(err)
+	if k == KindConnection && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+		return KindOther
+	}
+	return k
+}
+
+func classify(err error) Kind {
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
 		switch me.Number {
@@ -77,7 +102,7 @@ func Classify(err error) Kind {
 			return KindRetryable
 		case 1146, 1054: // ER_NO_SUCH_TABLE, ER_BAD_FIELD_ERROR
 			return KindSchemaMissing
-		case 1927, 2006, 2013, 1053, 1077: // connection killed, gone away, lost, server shutdown
+		case 1927, 2006, 2013, 1053, 1077, 4031: // killed, gone away, lost, shutdown, disconnected for inactivity
 			return KindConnection
 		}
 		return KindOther
@@ -92,21 +117,41 @@ func Classify(err error) Kind {
 			return KindRetryable
 		case code == "42P01", code == "42703", code == "3F000":
 			return KindSchemaMissing
-		case len(code) == 5 && code[:2] == "08", code == "57P01", code == "57P02", code == "57P03":
+		case len(code) == 5 && code[:2] == "08", code == "57P01", code == "57P02", code == "57P03", code == "57P05",
+			code == "25P03": // connection exceptions, shutdowns, idle (in transaction) session timeouts
 			return KindConnection
 		}
 		return KindOther
 	}
-	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) ||
-		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
-		return KindConnection
+	for _, target := range connectionErrors {
+		if errors.Is(err, target) {
+			return KindConnection
+		}
 	}
 	var ne net.Error
-	if errors.As(err, &ne) && !errors.Is(err, context.DeadlineExceeded) {
+	if errors.As(err, &ne) {
 		return KindConnection
 	}
+	msg := strings.ToLower(err.Error())
+	for _, s := range connectionTexts {
+		if strings.Contains(msg, s) {
+			return KindConnection
+		}
+	}
 	return KindOther
+}
+
+// connectionErrors are the sentinels and errnos of a lost or refused connection.
+var connectionErrors = []error{
+	driver.ErrBadConn, sql.ErrConnDone, mysql.ErrInvalidConn, pgconn.ErrConnClosed, io.ErrUnexpectedEOF, io.EOF,
+	syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.ECONNABORTED, syscall.EPIPE, syscall.ETIMEDOUT,
+}
+
+// connectionTexts are the same failures as text, lower case, for errors that lost their type on the way.
+var connectionTexts = []string{
+	"connection reset by peer", "broken pipe", "invalid connection", "bad connection", "conn closed",
+	"unexpected eof", "connection refused", "server closed the connection unexpectedly",
+	"use of closed network connection", "connection is already closed",
 }
 
 // Error is a classified database error, as returned by a Dialect's InterpretError.

@@ -161,7 +161,8 @@ func (i *Inbox) processOnce(ctx, hctx context.Context, d Delivery, fp []byte, h 
 		return Duplicate, stageClaim, nil
 	}
 	if err := runHandler(hctx, tx, h); err != nil {
-		return Failed, stageHandler, fmt.Errorf("inbox: handler for key %q: %w", d.Key, err)
+		// Interpreted, so that a handler's statement that lost the connection matches dialect.ErrConnection.
+		return Failed, stageHandler, fmt.Errorf("inbox: handler for key %q: %w", d.Key, i.d.InterpretError(err))
 	}
 	committed = true // from here on a failed Commit has already ended the transaction
 	if err := tx.Commit(); err != nil {

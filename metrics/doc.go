@@ -20,6 +20,11 @@
 //	txbox_relay_dead_total                 rows moved to the dead-letter table
 //	txbox_relay_batch_errors_total         batches that failed on the database
 //	txbox_relay_batch_duration_seconds     histogram of batch wall time (claim, publish, commit)
+//	txbox_relay_connection_errors_total    batches that failed because the database connection was lost
+//	txbox_relay_unavailable_total          rows given back or held because their broker was unavailable
+//	txbox_relay_lease_lost_total           rows no longer leased when their batch finished
+//	txbox_relay_breaker_open{topic}        1 while the relay holds a topic's rows for a broker outage
+//	txbox_relay_breaker_opened_total{topic} times a topic's breaker opened (ObserveBreaker as OnBreaker)
 //	txbox_inbox_deliveries_total{consumer,result}  result: processed, duplicate, parked, conflict, failed
 //	txbox_inbox_handler_duration_seconds{consumer} histogram of time inside handlers
 //	txbox_outbox_pending, txbox_outbox_due, txbox_outbox_oldest_pending_seconds, txbox_outbox_dead,

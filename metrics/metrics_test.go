@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/txbox/txbox/dialect"
 	"github.com/txbox/txbox/inbox"
 	"github.com/txbox/txbox/internal/testdb"
 	"github.com/txbox/txbox/metrics"
@@ -127,6 +130,24 @@ func TestRelayAndBacklogMetrics(t *testing.T) {
 		}
 		if v, _ := value(t, reg, "txbox_outbox_dead", nil); v != 3 {
 			t.Errorf("txbox_outbox_dead = %v, want 3", v)
+		}
+		rm.ObserveBreaker(relay.BreakerChange{Topic: "orders", Open: true, Err: relay.ErrUnavailable})
+		if v, _ := value(t, reg, "txbox_relay_breaker_open", map[string]string{"topic": "orders"}); v != 1 {
+			t.Errorf("txbox_relay_breaker_open{topic=orders} = %v after opening, want 1", v)
+		}
+		rm.ObserveBreaker(relay.BreakerChange{Topic: "orders", Outage: time.Second})
+		if v, _ := value(t, reg, "txbox_relay_breaker_open", map[string]string{"topic": "orders"}); v != 0 {
+			t.Errorf("txbox_relay_breaker_open{topic=orders} = %v after closing, want 0", v)
+		}
+		if v, _ := value(t, reg, "txbox_relay_breaker_opened_total", map[string]string{"topic": "orders"}); v != 1 {
+			t.Errorf("txbox_relay_breaker_opened_total{topic=orders} = %v, want 1", v)
+		}
+		rm.ObserveBatch(relay.BatchInfo{Err: fmt.Errorf("claim: %w", dialect.MySQL.InterpretError(io.ErrUnexpectedEOF)), Unavailable: 4, Lost: 2})
+		for name, want := range map[string]float64{"txbox_relay_connection_errors_total": 1,
+			"txbox_relay_unavailable_total": 4, "txbox_relay_lease_lost_total": 2} {
+			if v, _ := value(t, reg, name, nil); v != want {
+				t.Errorf("%s = %v, want %v", name, v, want)
+			}
 		}
 		if _, err := metrics.NewRelay(reg); err == nil {
 			t.Error("registering the relay metrics twice on one registry succeeded")

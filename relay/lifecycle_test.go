@@ -66,8 +66,8 @@ func TestStopMidBatch(t *testing.T) {
 
 const childEnv = "TXBOX_RELAY_TEST_CHILD"
 
-// A relay process killed (SIGKILL) while its publisher blocks mid-batch loses nothing: its connection dies,
-// the database releases its row and partition locks, and another relay publishes the rows.
+// A relay process killed (SIGKILL) while its publisher blocks mid-batch loses nothing: its rows stay leased
+// until their lease ends (Config.Lease, 5s by default), then another relay publishes them.
 func TestKilledMidBatch(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
 		ob := newOutbox(t, db)
@@ -117,12 +117,12 @@ func TestKilledMidBatch(t *testing.T) {
 		if len(childPublished) == 0 {
 			t.Fatal("child published nothing before blocking")
 		}
-		// The killed relay's batch never committed: its rows, published or not, are still there.
+		// The killed relay's batch never finished: its rows, published or not, are still there.
 		if c := count(t, db, "txbox_outbox"); c != 300 {
 			t.Fatalf("%d rows in the outbox after the kill, want all 300", c)
 		}
 		pub := newTestPub(0, 0)
-		waitUntil(t, 30*time.Second, "rows released by the dead relay", func() bool {
+		waitUntil(t, 30*time.Second, "rows whose lease the dead relay held", func() bool {
 			if _, err := newRelay(t, db, pub, nil).Drain(context.Background()); err != nil {
 				t.Fatal(err)
 			}

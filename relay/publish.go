@@ -15,19 +15,38 @@ import (
 	"github.com/txbox/txbox/outbox"
 )
 
-// outcome is what publishing a batch produced.
+// outcome is what publishing a batch produced: for OutboxFinish, and the batch's counts.
 type outcome struct {
 	published []store.OutboxRowRef
 	retry     []store.OutboxRetryRow
 	bury      []store.OutboxRetryRow
-	held      int
+	release   []store.OutboxRowRef // not attempted, or unavailable while the topic's breaker was closed
+	hold      []store.OutboxRowRef // held for an outage of their topic
+	held      int                  // rows given back untouched (not attempted)
+	// unavailable counts rows given back or held because their broker was unavailable.
+	unavailable int
+	// holds maps each breaker the batch held rows for to its epoch at the time: when a breaker closed (or
+	// closed and opened again) before the holds were written, the batch makes them due itself.
+	holds map[*breaker]uint64
+	// closed are the breakers a publish of this batch closed: their held rows are due now.
+	closed []*breaker
+	fails  failures
 }
 
+// row states in publishAll.
+const (
+	notTried = iota
+	tried
+	outage // not admitted: the topic's breaker is open
+)
+
 // publishAll publishes rows concurrently: each row without a sharding key on its own, the rows of one sharding
-// key one after another in id order. When a row of a key fails, the key's later rows in the batch are not
-// attempted (they stay in the outbox, untouched), so they can never overtake it. Every Publish call of the
-// batch shares one deadline, PublishTimeout from now; rows not started by then stay untouched too.
+// key one after another in id order. When a row of a key fails (or its topic's breaker is open), the key's later
+// rows in the batch are not attempted (they are released untouched), so they can never overtake it. Every
+// Publish call runs under ctx, which ends at the batch's deadline (see batchLease); rows not started by then are
+// released too.
 func (w *worker) publishAll(ctx context.Context, rows []store.OutboxRow) *outcome {
+	r := w.r
 	groups := make(map[string][]int)
 	var singles [][]int
 	for i := range rows {
@@ -40,16 +59,32 @@ func (w *worker) publishAll(ctx context.Context, rows []store.OutboxRow) *outcom
 	// Sharding keys first, longest first: their rows go one after another, so they set the batch's length.
 	order := make([][]int, 0, len(groups)+len(singles))
 	for _, g := range groups {
-		order = append(order, g) // rows are in id order: claimKeyed sorted them
+		order = append(order, g) // rows are in id order: the claims return them so
 	}
 	slices.SortFunc(order, func(a, b []int) int { return len(b) - len(a) })
 	order = append(order, singles...)
 
-	pctx, cancel := context.WithTimeout(ctx, w.r.cfg.PublishTimeout)
-	defer cancel()
 	// Each row's result has its own slot, written by the one goroutine that publishes it: no lock per row.
-	tried := make([]bool, len(rows))
+	state := make([]int, len(rows))
 	errs := make([]error, len(rows))
+	out := &outcome{}
+	// Topics with several rows in the batch may probe an open breaker once at once (see breaker.admit).
+	perTopic := map[string]int{}
+	for i := range rows {
+		perTopic[rows[i].Topic]++
+	}
+	var mu sync.Mutex // guards out.closed and bulkProbed
+	bulkProbed := map[*breaker]bool{}
+	bulk := func(b *breaker) bool {
+		if perTopic[b.topic] < 2 {
+			return false
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		first := !bulkProbed[b]
+		bulkProbed[b] = true
+		return first
+	}
 	var next atomic.Int64
 	publish := func() {
 		for {
@@ -58,17 +93,32 @@ func (w *worker) publishAll(ctx context.Context, rows []store.OutboxRow) *outcom
 				return
 			}
 			for _, i := range order[gi] {
-				if pctx.Err() != nil {
-					break // out of time: the rest of the batch stays untouched, no attempt counted
+				if ctx.Err() != nil {
+					break // out of time: the rest of the batch is released untouched, no attempt counted
 				}
-				tried[i] = true
-				if errs[i] = w.publishOne(pctx, &rows[i]); errs[i] != nil {
+				b := r.breakers.get(rows[i].Topic)
+				if open, _ := b.state(); open && !b.admit(time.Now(), r.cfg.ProbeInterval, bulk(b)) {
+					state[i] = outage
+					break
+				}
+				state[i] = tried
+				errs[i] = w.publishOne(ctx, &rows[i])
+				switch t, lasted := b.done(errs[i], time.Now()); t {
+				case opened:
+					r.breakerOpened(ctx, b)
+				case closed:
+					r.breakerClosed(ctx, b.topic, lasted)
+					mu.Lock()
+					out.closed = append(out.closed, b)
+					mu.Unlock()
+				}
+				if errs[i] != nil {
 					break
 				}
 			}
 		}
 	}
-	if n := min(len(order), w.r.cfg.PublishConcurrency); n > 1 {
+	if n := min(len(order), r.cfg.PublishConcurrency); n > 1 {
 		var wg sync.WaitGroup
 		for range n {
 			wg.Go(publish)
@@ -78,23 +128,54 @@ func (w *worker) publishAll(ctx context.Context, rows []store.OutboxRow) *outcom
 		publish()
 	}
 
-	out := &outcome{published: make([]store.OutboxRowRef, 0, len(rows))}
+	out.published = make([]store.OutboxRowRef, 0, len(rows))
 	for i := range rows {
 		row := &rows[i]
+		ref := store.OutboxRowRef{ID: row.ID, Partition: row.Partition}
 		switch {
-		case !tried[i]:
+		case state[i] == notTried:
 			out.held++
+			out.release = append(out.release, ref)
+		case state[i] == outage:
+			out.unavailable++
+			out.holdFor(r.breakers.get(row.Topic), ref)
 		case errs[i] == nil:
-			out.published = append(out.published, store.OutboxRowRef{ID: row.ID, Partition: row.Partition})
+			out.published = append(out.published, ref)
+		case errors.Is(context.Cause(ctx), errLeaseDeadline) &&
+			(errors.Is(errs[i], errLeaseDeadline) || errors.Is(errs[i], context.Canceled)):
+			// Cut off by the batch's lease deadline (renewals failed or came late: the database, not the row):
+			// released without an attempt; if the broker got it after all, it is published again.
+			out.held++
+			out.release = append(out.release, ref)
+		case errors.Is(errs[i], ErrUnavailable):
+			out.unavailable++
+			b := r.breakers.get(row.Topic)
+			if open, _ := b.state(); open {
+				out.holdFor(b, ref)
+			} else {
+				out.release = append(out.release, ref)
+			}
+			w.debugFailure(ctx, row, errs[i], "unavailable")
 		default:
-			out.failed(w.r, row, errs[i])
+			out.failed(w, row, errs[i])
 		}
 	}
 	return out
 }
 
+// holdFor holds a row for its topic's outage, remembering the breaker's epoch.
+func (o *outcome) holdFor(b *breaker, ref store.OutboxRowRef) {
+	if o.holds == nil {
+		o.holds = map[*breaker]uint64{}
+	}
+	_, epoch := b.state()
+	o.holds[b] = epoch
+	o.hold = append(o.hold, ref)
+}
+
 // failed files a failed publish: a retry with backoff, or the dead-letter table.
-func (o *outcome) failed(r *Relay, row *store.OutboxRow, err error) {
+func (o *outcome) failed(w *worker, row *store.OutboxRow, err error) {
+	r := w.r
 	attempt := row.Attempts + 1
 	dead := attempt >= r.cfg.MaxAttempts || errors.Is(err, ErrPermanent)
 	if dead {
@@ -102,8 +183,17 @@ func (o *outcome) failed(r *Relay, row *store.OutboxRow, err error) {
 	} else {
 		o.retry = append(o.retry, store.OutboxRetryRow{ID: row.ID, Partition: row.Partition, Delay: r.backoff(attempt), Error: err.Error()})
 	}
-	r.log.Warn("relay: publish failed", "outbox_id", row.ID, "topic", row.Topic, "key", row.Key, "attempt", attempt,
-		"dead", dead, "error", err)
+	o.fails.add(row.Topic, row.Key, err, dead)
+	what := "retry"
+	if dead {
+		what = "dead letter"
+	}
+	w.debugFailure(context.Background(), row, err, what)
+}
+
+func (w *worker) debugFailure(ctx context.Context, row *store.OutboxRow, err error, what string) {
+	w.r.log.DebugContext(ctx, "relay: publish failed", "worker", w.id, "outbox_id", row.ID, "topic", row.Topic,
+		"key", row.Key, "attempt", row.Attempts+1, "then", what, "error", err)
 }
 
 func (w *worker) publishOne(ctx context.Context, row *store.OutboxRow) (err error) {

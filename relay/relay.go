@@ -28,6 +28,8 @@ type Relay struct {
 	log *slog.Logger
 
 	wake      wakeup
+	breakers  breakers
+	warns     warnLimiter
 	listening atomic.Int32 // listeners with a live LISTEN connection
 	active    atomic.Int64 // unix nanoseconds of the last batch (of any worker) that claimed rows
 	partBase  int          // where this relay's workers start in the partition ring
@@ -60,11 +62,12 @@ func (r *Relay) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Helpers beside the workers: the notification listener (it ends at once where the database or driver
-	// cannot notify) and the purge of published rows.
+	// cannot notify), the probes of unavailable topics and the purge of published rows.
 	hctx, hcancel := context.WithCancel(runCtx)
 	var wg sync.WaitGroup
 	defer func() { hcancel(); wg.Wait() }()
 	wg.Go(func() { r.listen(hctx) })
+	wg.Go(func() { r.probeLoop(hctx) })
 	if r.cfg.Retention > 0 {
 		wg.Go(func() { r.purgeLoop(hctx) })
 	}

@@ -65,6 +65,13 @@ func (w *worker) loop(ctx context.Context, drain bool, n *atomic.Int64) error {
 		start := time.Now()
 		info, err := w.batch(ctx)
 		info.Duration = time.Since(start)
+		if err != nil && info.Claimed == 0 && ctx.Err() != nil {
+			// Stopping: the batch failed only because ctx ended before it claimed anything.
+			if drain {
+				return ctx.Err()
+			}
+			return nil
+		}
 		w.streaming = err == nil && info.Claimed > 0
 		if err != nil && info.Err == nil {
 			info.Err = err
@@ -82,7 +89,8 @@ func (w *worker) loop(ctx context.Context, drain bool, n *atomic.Int64) error {
 			if drain && ctx.Err() == nil {
 				return fmt.Errorf("relay: drain: %w", err)
 			}
-			r.log.WarnContext(ctx, "relay: batch failed", "worker", w.id, "error", err)
+			r.warn(ctx, "batch", "relay: batch failed", "worker", w.id, "connection_lost",
+				errors.Is(err, dialect.ErrConnection), "error", err)
 			// The connection may be broken or still hold partition locks: start the next batch on a fresh one.
 			w.dropConn()
 			errWait = min(max(2*errWait, r.cfg.MinPollInterval), r.cfg.MaxPollInterval)
@@ -150,24 +158,22 @@ func (w *worker) nextPartitions(ctx context.Context) ([]int, error) {
 	return ps, nil
 }
 
-// batch claims due rows, publishes them and records the outcome in one transaction. Its database work runs
-// under a context that ignores ctx's cancellation (with timeouts), so a batch that has started always ends
-// cleanly; ctx only stops the next batch.
+// batch claims due rows under a lease, publishes them and records the outcome. Its database work runs under a
+// context that ignores ctx's cancellation (with timeouts), so a batch that has started always ends cleanly; ctx
+// only stops the next batch.
+//
+// The statements: [look for keyed partitions, lock some] claim (commits the lease) ... publish, renewing the
+// lease ... finish (one transaction, fenced by the token) [unlock]. The partition locks are held until the end:
+// see the package documentation for why.
 func (w *worker) batch(ctx context.Context) (info BatchInfo, err error) {
 	r := w.r
 	info.Worker = w.id
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.PublishTimeout+2*finishTimeout)
 	defer cancel()
 	if w.conn == nil {
-		c, err := r.db.Conn(ctx)
-		if err != nil {
-			return info, fmt.Errorf("get a connection: %w", r.cfg.Dialect.InterpretError(err))
+		if err := w.connect(ctx, bctx); err != nil {
+			return info, err
 		}
-		if err := r.s.OutboxPrepareConn(bctx, c); err != nil {
-			store.DiscardConn(c)
-			return info, fmt.Errorf("prepare connection: %w", err)
-		}
-		w.conn = c
 	}
 	parts, err := w.nextPartitions(bctx)
 	if err != nil {
@@ -182,6 +188,9 @@ func (w *worker) batch(ctx context.Context) (info BatchInfo, err error) {
 	}
 	if len(locked) > 0 {
 		defer func() {
+			if w.conn == nil {
+				return // dropped: its locks went with it
+			}
 			uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 			defer ucancel()
 			if uerr := r.s.OutboxUnlockPartitions(uctx, w.conn); uerr != nil {
@@ -193,99 +202,122 @@ func (w *worker) batch(ctx context.Context) (info BatchInfo, err error) {
 			}
 		}()
 	}
-	// READ COMMITTED comes from the session (OutboxPrepareConn): asking for it here costs MySQL a round trip.
-	tx, err := w.conn.BeginTx(bctx, nil)
-	if err != nil {
-		return info, fmt.Errorf("begin: %w", r.cfg.Dialect.InterpretError(err))
-	}
-	done := false
-	defer func() {
-		if !done {
-			_ = tx.Rollback()
-		}
-	}()
-	rows, err := w.claim(bctx, tx, locked)
-	if err != nil {
-		return info, err
-	}
+	token := newToken()
+	claimStart := time.Now() // before the claim is sent: the database's lease end is later than this + Lease
+	rows, claimErr := w.claim(bctx, token, locked)
 	info.Claimed = len(rows)
 	if len(rows) == 0 {
-		done = true
-		return info, r.cfg.Dialect.InterpretError(tx.Commit())
+		return info, claimErr
 	}
-	out := w.publishAll(bctx, rows)
+	lease := w.startLease(bctx, claimStart, token, rows)
+	out := w.publishAll(lease.ctx, rows)
+	lease.stop()
+	info.Published, info.Failed, info.Buried = len(out.published), len(out.retry), len(out.bury)
+	info.Held, info.Unavailable = out.held, out.unavailable
+	out.fails.log(ctx, r, w.id)
+
 	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer fcancel()
-	info.Published, info.Failed, info.Buried, info.Held = len(out.published), len(out.retry), len(out.bury), out.held
-	if err := w.finish(fctx, tx, out); err != nil {
+	if err := w.finish(ctx, fctx, claimStart, token, out, &info); err != nil {
 		info.Err = err
 		return info, err
 	}
-	done = true
-	if err := tx.Commit(); err != nil {
-		info.Err = fmt.Errorf("commit: %w", r.cfg.Dialect.InterpretError(err))
-		return info, info.Err
+	w.afterFinish(fctx, out)
+	if claimErr != nil {
+		// The second claim of the batch failed after the first had leased rows: those were published; the error
+		// still ends the connection.
+		info.Err = claimErr
+		return info, claimErr
 	}
 	r.log.DebugContext(ctx, "relay: batch", "worker", w.id, "claimed", info.Claimed, "published", info.Published,
-		"failed", info.Failed, "buried", info.Buried, "held", info.Held)
+		"failed", info.Failed, "buried", info.Buried, "held", info.Held, "unavailable", info.Unavailable)
 	return info, nil
 }
 
-// claim reads the batch: keyed rows of the partitions this worker locked (the lock is the claim) and unkeyed
-// rows locked with SKIP LOCKED, the two kinds taking turns at the batch's room.
-func (w *worker) claim(ctx context.Context, tx *sql.Tx, locked []int) ([]store.OutboxRow, error) {
+// connect gives the worker a connection of its own, readied for claims.
+func (w *worker) connect(ctx, bctx context.Context) error {
 	r := w.r
-	limit := r.cfg.BatchSize
-	w.keyedFirst = !w.keyedFirst
-	var keyed, unkeyed []store.OutboxRow
-	var err error
-	if w.keyedFirst {
-		if keyed, err = w.claimKeyed(ctx, tx, locked, limit); err == nil && limit > len(keyed) {
-			unkeyed, err = w.claimUnkeyed(ctx, tx, limit-len(keyed))
-		}
-	} else {
-		if unkeyed, err = w.claimUnkeyed(ctx, tx, limit); err == nil && limit > len(unkeyed) {
-			keyed, err = w.claimKeyed(ctx, tx, locked, limit-len(unkeyed))
-		}
+	c, err := r.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("get a connection: %w", r.cfg.Dialect.InterpretError(err))
 	}
+	if err := r.s.OutboxPrepareConn(bctx, c); err != nil {
+		store.DiscardConn(c)
+		return fmt.Errorf("prepare connection: %w", err)
+	}
+	w.conn = c
+	return nil
+}
+
+// claim leases the batch: keyed rows of the partitions this worker locked and unkeyed rows, the two kinds
+// taking turns at the batch's room (rows and payload bytes); the first claim always takes at least one row.
+// Each claim commits its lease. When the second claim fails the rows of the first are returned with its error.
+func (w *worker) claim(ctx context.Context, token int64, locked []int) ([]store.OutboxRow, error) {
+	r := w.r
+	w.keyedFirst = !w.keyedFirst
+	first, second := w.claimUnkeyed, w.claimKeyed
+	if w.keyedFirst {
+		first, second = second, first
+	}
+	p := store.OutboxClaim{Token: token, Lease: r.cfg.Lease, Limit: r.cfg.BatchSize, MaxBytes: r.cfg.MaxBatchBytes,
+		TakeOne: true, Parts: locked}
+	rows, err := first(ctx, &p)
 	if err != nil {
 		return nil, err
 	}
-	return append(keyed, unkeyed...), nil
-}
-
-func (w *worker) claimKeyed(ctx context.Context, tx *sql.Tx, locked []int, limit int) ([]store.OutboxRow, error) {
-	if len(locked) == 0 {
-		return nil, nil
-	}
-	// Each partition's rows must be a prefix (in id order) of its due rows; cutting the union by id keeps that.
-	per := min(limit, max(16, 2*limit/len(locked)))
-	rows, err := w.r.s.OutboxSelectKeyed(ctx, tx, locked, per)
-	if err != nil {
-		return nil, fmt.Errorf("select keyed rows: %w", err)
-	}
-	for i := range rows {
-		if !slices.Contains(locked, rows[i].Partition) {
-			return nil, fmt.Errorf("select keyed rows: row %d of partition %d is outside the locked partitions %v", rows[i].ID, rows[i].Partition, locked)
+	p.Limit -= len(rows)
+	p.MaxBytes -= payloadBytes(rows)
+	p.TakeOne = len(rows) == 0
+	if p.Limit > 0 && (p.MaxBytes > 0 || p.TakeOne) {
+		more, err := second(ctx, &p)
+		if err != nil {
+			return rows, err
 		}
-	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
-	if len(rows) > limit {
-		rows = rows[:limit]
+		rows = append(rows, more...)
 	}
 	return rows, nil
 }
 
-func (w *worker) claimUnkeyed(ctx context.Context, tx *sql.Tx, limit int) ([]store.OutboxRow, error) {
+func payloadBytes(rows []store.OutboxRow) int64 {
+	var n int64
+	for i := range rows {
+		n += int64(len(rows[i].Payload))
+	}
+	return n
+}
+
+func (w *worker) claimKeyed(ctx context.Context, p *store.OutboxClaim) ([]store.OutboxRow, error) {
+	if len(p.Parts) == 0 {
+		return nil, nil
+	}
+	// Each partition's rows must be a prefix (in id order) of its due rows; cutting the union by id keeps that.
+	q := *p
+	q.PerPartition = min(p.Limit, max(16, 2*p.Limit/len(p.Parts)))
+	rows, err := w.r.s.OutboxClaimKeyed(ctx, w.conn, &q)
+	if err != nil {
+		return nil, fmt.Errorf("claim keyed rows: %w", err)
+	}
+	for i := range rows {
+		if !slices.Contains(p.Parts, rows[i].Partition) {
+			return nil, fmt.Errorf("claim keyed rows: row %d of partition %d is outside the locked partitions %v", rows[i].ID, rows[i].Partition, p.Parts)
+		}
+	}
+	return rows, nil
+}
+
+func (w *worker) claimUnkeyed(ctx context.Context, p *store.OutboxClaim) ([]store.OutboxRow, error) {
 	if time.Since(w.lastRescan) > w.r.cfg.RescanInterval {
 		w.cursor, w.lastRescan = 0, time.Now()
 	}
-	rows, err := w.r.s.OutboxClaimUnkeyed(ctx, tx, w.cursor, limit)
+	q := *p
+	q.AfterID = w.cursor
+	rows, err := w.r.s.OutboxClaimUnkeyed(ctx, w.conn, &q)
 	if err == nil && len(rows) == 0 && w.cursor > 0 {
 		// Nothing past the cursor: look again from the start, where rows that committed out of id order,
-		// rows whose backoff ended and requeued rows may wait.
+		// rows whose backoff or lease ended and requeued rows may wait.
 		w.cursor, w.lastRescan = 0, time.Now()
-		rows, err = w.r.s.OutboxClaimUnkeyed(ctx, tx, 0, limit)
+		q.AfterID = 0
+		rows, err = w.r.s.OutboxClaimUnkeyed(ctx, w.conn, &q)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("claim unkeyed rows: %w", err)
@@ -295,36 +327,94 @@ func (w *worker) claimUnkeyed(ctx context.Context, tx *sql.Tx, limit int) ([]sto
 			return nil, fmt.Errorf("claim unkeyed rows: got row %d of partition %d", rows[i].ID, rows[i].Partition)
 		}
 	}
-	if len(rows) < limit {
+	if len(rows) < p.Limit && payloadBytes(rows) < p.MaxBytes {
 		w.cursor, w.lastRescan = 0, time.Now() // a short pass: the next starts from the beginning
-	} else {
+	} else if len(rows) > 0 {
 		w.cursor = rows[len(rows)-1].ID
 	}
 	return rows, nil
 }
 
-// finish records the batch's outcome inside its transaction.
-func (w *worker) finish(ctx context.Context, tx *sql.Tx, out *outcome) error {
+// finish records the batch's outcome in one transaction, touching only rows the batch still leases. When the
+// database or the connection fails it tries again on a fresh connection, with a growing wait, for as long as
+// that can spare a duplicate: until a lease past the batch's own has gone by (another relay may have published
+// the rows again by then) or Run stops. Every statement is fenced by the token, so an attempt that did commit
+// makes the next change nothing.
+func (w *worker) finish(ctx, fctx context.Context, claimStart time.Time, token int64, out *outcome, info *BatchInfo) error {
 	r := w.r
-	if len(out.published) > 0 {
-		n, err := r.s.OutboxDelete(ctx, tx, out.published, r.cfg.Retention > 0)
-		if err != nil {
-			return fmt.Errorf("delete %d published rows: %w", len(out.published), err)
+	f := &store.OutboxFinish{Token: token, Published: out.published, Keep: r.cfg.Retention > 0, Retry: out.retry,
+		Bury: out.bury, Release: out.release, Hold: out.hold, HoldFor: outageHold}
+	done, err := r.s.OutboxFinish(fctx, w.conn, f)
+	for wait := 50 * time.Millisecond; err != nil && retryOnFreshConn(err); wait = min(2*wait, time.Second) {
+		if fctx.Err() != nil || ctx.Err() != nil || time.Since(claimStart) > 2*r.cfg.Lease {
+			break
 		}
-		if int(n) != len(out.published) {
-			r.log.WarnContext(ctx, "relay: fewer published rows deleted than claimed", "deleted", n, "published", len(out.published))
+		w.dropConn()
+		sleepCtx(fctx, wait)
+		if err = w.connect(fctx, fctx); err == nil {
+			done, err = r.s.OutboxFinish(fctx, w.conn, f)
 		}
 	}
-	if len(out.retry) > 0 {
-		if err := r.s.OutboxRetry(ctx, tx, out.retry); err != nil {
-			return fmt.Errorf("record %d failed attempts: %w", len(out.retry), err)
-		}
+	want := len(f.Published) + len(f.Retry) + len(f.Bury) + len(f.Release) + len(f.Hold)
+	if err != nil {
+		info.Lost = want
+		return fmt.Errorf("finish: %w", err)
 	}
-	if len(out.bury) > 0 {
-		if err := r.s.OutboxBury(ctx, tx, out.bury); err != nil {
-			return fmt.Errorf("move %d rows to %s: %w", len(out.bury), r.t.OutboxDead, err)
-		}
-		r.log.WarnContext(ctx, "relay: rows moved to the dead-letter table", "count", len(out.bury), "table", r.t.OutboxDead)
+	if lost := want - done.Published - done.Buried - done.Updated; lost > 0 {
+		info.Lost = lost
+		r.warn(ctx, "lost", "relay: rows were no longer leased by their batch when it finished (its lease had ended); they are published again",
+			"worker", w.id, "rows", lost)
+	}
+	if done.Buried > 0 {
+		r.warn(ctx, "dead", "relay: rows moved to the dead-letter table", "worker", w.id, "count", done.Buried,
+			"table", r.t.OutboxDead)
 	}
 	return nil
+}
+
+// retryOnFreshConn says whether a failed finish is worth one more try on another connection.
+func retryOnFreshConn(err error) bool {
+	k := dialect.Classify(err)
+	return k == dialect.KindConnection || k == dialect.KindRetryable
+}
+
+// afterFinish makes rows held for an outage due again where the outage ended: the topics whose breaker a
+// publish of this batch closed, and the topics this batch held rows for whose breaker closed (or reopened)
+// before the holds were written. A breaker closes before its relay makes the held rows due, so a hold written
+// after that is seen here.
+func (w *worker) afterFinish(ctx context.Context, out *outcome) {
+	topics := map[string]bool{}
+	for _, b := range out.closed {
+		topics[b.topic] = true
+	}
+	for b, epoch := range out.holds {
+		if open, e := b.state(); !open || e != epoch {
+			topics[b.topic] = true
+		}
+	}
+	for topic := range topics {
+		w.r.resume(ctx, w.conn, topic)
+	}
+}
+
+// resume makes every row held for the topic's outage due now, in batches.
+func (r *Relay) resume(ctx context.Context, db store.DBTX, topic string) {
+	const limit = 20000
+	total := 0
+	for {
+		n, err := r.s.OutboxResume(ctx, db, topic, limit)
+		total += n
+		if err != nil {
+			r.warn(ctx, "resume", "relay: making held rows due failed; they are due when their hold ends", "topic", topic,
+				"hold", outageHold, "error", err)
+			break
+		}
+		if n < limit {
+			break
+		}
+	}
+	if total > 0 {
+		r.log.DebugContext(ctx, "relay: held rows due again", "topic", topic, "rows", total)
+		r.wake.broadcast()
+	}
 }

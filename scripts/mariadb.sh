@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # MariaDB for txbox's tests: our own server in $TXBOX_STATE_DIR/mariadb, on 127.0.0.1:$TXBOX_MYSQL_PORT.
 # Usage: scripts/mariadb.sh install|start|stop|status|env
+# TXBOX_MYSQL_DURABLE=1 flushes the redo log at every commit (fault runs); the default trades durability for speed.
 SERVICE=mariadb
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -32,11 +33,13 @@ cmd_start() {
 	fi
 	log "starting on 127.0.0.1:$PORT"
 	# --no-defaults: ignore /etc/mysql so a system server's settings (port 3306, /run/mysqld) never leak in.
-	# Durability is relaxed for test speed (flush at commit off); benchmarks say so.
+	# Durability is relaxed for test speed (flush at commit off; benchmarks say so) unless TXBOX_MYSQL_DURABLE=1.
+	local FLUSH_AT_COMMIT=2
+	[[ ${TXBOX_MYSQL_DURABLE:-} == 1 ]] && FLUSH_AT_COMMIT=1
 	setsid mariadbd --no-defaults --user=mysql --datadir="$DATA" --socket="$SOCK" --pid-file="$PIDFILE" \
 		--port="$PORT" --bind-address=127.0.0.1 --skip-name-resolve --log-error="$DIR/mariadbd.err" \
 		--character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci --max-connections=500 \
-		--innodb-buffer-pool-size=512M --innodb-flush-log-at-trx-commit=2 --innodb-log-file-size=256M \
+		--innodb-buffer-pool-size=512M --innodb-flush-log-at-trx-commit="$FLUSH_AT_COMMIT" --innodb-log-file-size=256M \
 		--sql-mode=STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION \
 		</dev/null >>"$DIR/mariadbd.out" 2>&1 &
 	echo $! >"$PIDFILE.launcher"

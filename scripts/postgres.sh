@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # PostgreSQL for txbox's tests: our own cluster in $TXBOX_STATE_DIR/postgres, on 127.0.0.1:$TXBOX_PG_PORT.
 # Usage: scripts/postgres.sh install|start|stop|status|env
+# TXBOX_PG_DURABLE=1 creates the cluster with fsync and synchronous_commit on (fault runs); the default trades
+# durability for speed.
 SERVICE=postgres
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -41,11 +43,14 @@ port = $PORT
 unix_socket_directories = '$DIR'
 max_connections = 400
 shared_buffers = 256MB
-# Test instance: durability traded for speed. Benchmarks say so when they print their figures.
-fsync = off
-synchronous_commit = off
-full_page_writes = off
 CONF
+		if [[ ${TXBOX_PG_DURABLE:-} == 1 ]]; then
+			# Fault runs (cmd/txbox-faults): what a production server does, so a SIGKILL loses nothing committed.
+			printf '%s\n' "fsync = on" "synchronous_commit = on" "full_page_writes = on" >>"$DATA/postgresql.conf"
+		else
+			# Test instance: durability traded for speed. Benchmarks say so when they print their figures.
+			printf '%s\n' "fsync = off" "synchronous_commit = off" "full_page_writes = off" >>"$DATA/postgresql.conf"
+		fi
 		# Only loopback, password-checked for the test role; the socket stays trust for the postgres superuser.
 		cat >"$DATA/pg_hba.conf" <<HBA
 local all postgres trust

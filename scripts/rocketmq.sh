@@ -26,7 +26,9 @@ BROKER=127.0.0.1:$BROKER_PORT
 CLUSTER=DefaultCluster
 BROKER_NAME=broker-a
 DIR=$TXBOX_STATE_DIR/rocketmq
-LIB=$DIR/lib
+# TXBOX_ROCKETMQ_LIB shares the jars of another state directory (a fault run's private broker uses the installed
+# ones instead of fetching them again).
+LIB=${TXBOX_ROCKETMQ_LIB:-$DIR/lib}
 STAMP=$LIB/.complete
 LOGS=$DIR/logs
 ADMIN=$DIR/bin/mqadmin
@@ -54,6 +56,7 @@ cmd_install() {
 		write_admin
 		return 0
 	fi
+	[[ -z ${TXBOX_ROCKETMQ_LIB:-} ]] || die "TXBOX_ROCKETMQ_LIB=$LIB holds no complete set of jars (install them there first)"
 	# A JDK (javac too: the admin wrapper is compiled here) and Maven, from Debian's packages when missing.
 	if ! command -v java >/dev/null || ! command -v javac >/dev/null || ! command -v mvn >/dev/null; then
 		apt_install openjdk-17-jdk-headless maven

@@ -49,6 +49,7 @@ type result struct {
 	unit        string
 	target      string
 	ok          func(v, ratio float64) bool
+	spread      string // min–max of the rounds, where reported
 }
 
 func main() {
@@ -106,6 +107,9 @@ func main() {
 			}
 		}
 		fmt.Printf("%-9s %-26s %12s %12s %7s  %-14s %s\n", r.db, r.measure, fmtVal(r.value, r.unit), raw, ratio, r.target, verdict)
+		if r.spread != "" {
+			fmt.Printf("%-9s %-26s %s\n", "", "  min–max of rounds", r.spread)
+		}
 	}
 }
 
@@ -166,7 +170,8 @@ func runTarget(tg target) ([]result, error) {
 			}
 		}
 		out = append(out, result{db: tg.name, measure: fmt.Sprintf("drain msg/s, %d worker(s)", workers), value: median(relayRates),
-			raw: median(rawRates), ratio: medianRatio(relayRates, rawRates), unit: "msg/s", target: ">= 0.7x raw", ok: func(_, r float64) bool { return r >= 0.7 }})
+			raw: median(rawRates), ratio: medianRatio(relayRates, rawRates), unit: "msg/s", target: ">= 0.7x raw", ok: func(_, r float64) bool { return r >= 0.7 },
+			spread: spread(relayRates, rawRates)})
 	}
 	// (c) latency
 	if !strings.Contains(*parts, "latency") {
@@ -192,6 +197,16 @@ func runTarget(tg target) ([]result, error) {
 		result{db: tg.name, measure: "commit->publish p50", value: median(p50s), unit: "ms"},
 		result{db: tg.name, measure: "commit->publish p99", value: median(p99s), unit: "ms", target: tgt, ok: ok})
 	return out, nil
+}
+
+// spread is the min–max of txbox's rounds, the raw rounds and the per-round ratios.
+func spread(a, b []float64) string {
+	rs := make([]float64, len(a))
+	for i := range a {
+		rs[i] = a[i] / b[i]
+	}
+	return fmt.Sprintf("txbox %.0f–%.0f, raw %.0f–%.0f, ratio %.2f–%.2f", slices.Min(a), slices.Max(a), slices.Min(b),
+		slices.Max(b), slices.Min(rs), slices.Max(rs))
 }
 
 func medianRatio(a, b []float64) float64 {

@@ -46,6 +46,7 @@ func TestCLIErrors(t *testing.T) {
 		{"relay name server by host name", []string{"TXBOX_DSN=x", "TXBOX_DIALECT=mysql"}, []string{"relay", "--namesrv", "localhost:9876"}, 2, "literal IP:port"},
 		{"relay bad workers", []string{"TXBOX_DSN=x", "TXBOX_DIALECT=mysql"}, []string{"relay", "--namesrv", "127.0.0.1:9876", "--workers", "0"}, 2, "--workers"},
 		{"relay poll intervals", []string{"TXBOX_DSN=x", "TXBOX_DIALECT=mysql"}, []string{"relay", "--namesrv", "127.0.0.1:9876", "--min-poll-interval", "2s", "--max-poll-interval", "1s"}, 2, "--max-poll-interval"},
+		{"relay poll interval below its floor", []string{"TXBOX_DSN=x", "TXBOX_DIALECT=mysql"}, []string{"relay", "--namesrv", "127.0.0.1:9876", "--min-poll-interval", "1ns"}, 2, "at least 1ms"},
 		{"relay negative retention", []string{"TXBOX_DSN=x", "TXBOX_DIALECT=mysql"}, []string{"relay", "--namesrv", "127.0.0.1:9876", "--retention", "-1h"}, 2, "--retention must not be negative"},
 		{"dead without table", []string{"TXBOX_DSN=x", "TXBOX_DIALECT=mysql"}, []string{"dead", "list"}, 2, "--outbox or --inbox"},
 		{"dead requeue without selection", []string{"TXBOX_DSN=x", "TXBOX_DIALECT=mysql"}, []string{"dead", "requeue", "--outbox"}, 2, "--id, --key or --all"},

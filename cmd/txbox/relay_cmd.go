@@ -140,8 +140,8 @@ func (f *relayFlags) validate() error {
 		return usageError{fmt.Errorf("--batch must be between 1 and 10000, got %d", f.batch)}
 	case f.workers < 1 || f.workers > 64:
 		return usageError{fmt.Errorf("--workers must be between 1 and 64, got %d", f.workers)}
-	case f.minPoll <= 0 || f.maxPoll <= 0:
-		return usageError{errors.New("--min-poll-interval and --max-poll-interval must be positive")}
+	case f.minPoll < relay.MinPollIntervalFloor || f.maxPoll < relay.MinPollIntervalFloor:
+		return usageError{fmt.Errorf("--min-poll-interval and --max-poll-interval must be at least %s", relay.MinPollIntervalFloor)}
 	case f.maxPoll < f.minPoll:
 		return usageError{fmt.Errorf("--max-poll-interval (%s) must not be less than --min-poll-interval (%s)", f.maxPoll, f.minPoll)}
 	case f.maxAttempts < 1 || f.maxAttempts > 1000:
@@ -291,6 +291,7 @@ func wireRelay(ctx context.Context, g *globals, f *relayFlags, log *slog.Logger)
 		MaxAttempts:     f.maxAttempts,
 		Retention:       time.Duration(f.retention),
 		Logger:          log,
+		OnBreaker:       rm.ObserveBreaker,
 		OnBatch: func(b relay.BatchInfo) {
 			rm.ObserveBatch(b)
 			if b.Err == nil {

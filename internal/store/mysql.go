@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/txbox/txbox/dialect"
@@ -84,23 +85,25 @@ func (s *mysqlStore) MigrationUnlock(ctx context.Context, conn *sql.Conn) error 
 // MariaDB plans "DELETE ... WHERE id IN (...)" as a full scan when its statistics say the table is small (the
 // outbox's steady state), and that scan locks rows other relays claimed with SKIP LOCKED: deadlocks and double
 // publishing. Every statement that touches claimed rows therefore joins a JSON_TABLE of (part, id) pairs to the
-// outbox with STRAIGHT_JOIN, which forces one primary-key lookup per row. The outbox is clustered on
+// outbox with STRAIGHT_JOIN and FORCE INDEX (PRIMARY), which forces one primary-key lookup per row (without the
+// hint MariaDB 10.11 planned the UPDATE form as a scan of a five-row outbox, EXPLAIN type ALL, and it waited for
+// rows another transaction held). The outbox is clustered on
 // (part, id): unkeyed claims and each keyed partition are then primary-key range scans that touch no other
 // rows (a scan that steps over rows keeps their locks on MariaDB, even in READ COMMITTED).
 const (
 	mysqlIDsTable  = "JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) AS j"
-	mysqlRefsTable = "JSON_TABLE(?, '$[*]' COLUMNS (p INT PATH '$.p', id BIGINT PATH '$.id', us BIGINT PATH '$.us'," +
-		" err TEXT CHARACTER SET utf8mb4 PATH '$.err')) AS j"
+	mysqlRefsTable = "JSON_TABLE(?, '$[*]' COLUMNS (p INT PATH '$.p', id BIGINT PATH '$.id', op INT PATH '$.op'," +
+		" us BIGINT PATH '$.us', err TEXT CHARACTER SET utf8mb4 PATH '$.err')) AS j"
 	// GET_LOCK names are server-wide and at most 64 characters: the name hashes database and table.
 	mysqlLockName = "CONCAT('txbox_outbox:', LEFT(MD5(CONCAT(COALESCE(DATABASE(), ''), '.', ?)), 24), ':', j.p)"
 )
 
 func mysqlOutboxSQL(q quoted) outboxSQL {
-	byRef := mysqlRefsTable + " STRAIGHT_JOIN " + q.outbox + " AS o ON o.part = j.p AND o.id = j.id"
-	deleteRefs := "DELETE o FROM " + byRef
+	byRef := mysqlRefsTable + " STRAIGHT_JOIN " + q.outbox + " AS o FORCE INDEX (PRIMARY) ON o.part = j.p AND o.id = j.id"
+	deleteRefs := "DELETE o FROM " + byRef + " WHERE o.claim_token = ?"
 	keep := "INSERT INTO " + q.outboxPublished + " (id, part, topic, msg_key, tag, sharding_key, payload, headers," +
 		" attempts, created_at, published_at) SELECT o.id, o.part, o.topic, o.msg_key, o.tag, o.sharding_key," +
-		" o.payload, o.headers, o.attempts, o.created_at, UTC_TIMESTAMP(6) FROM " + byRef
+		" o.payload, o.headers, o.attempts, o.created_at, UTC_TIMESTAMP(6) FROM " + byRef + " WHERE o.claim_token = ?"
 	deadByID := mysqlIDsTable + " STRAIGHT_JOIN " + q.outboxDead + " AS d ON d.id = j.id"
 	return outboxSQL{
 		insertHead: "INSERT INTO " + q.outbox + " (part, topic, msg_key, tag, sharding_key, payload, headers, attempts, " +
@@ -118,21 +121,43 @@ func mysqlOutboxSQL(q quoted) outboxSQL {
 		// drained batches leave at the head instead of stepping over them every time, and never touches keyed
 		// rows. Stepping over those (as a scan of an id-only key would), MariaDB keeps their locks even in READ
 		// COMMITTED and, despite SKIP LOCKED, waited for keyed rows other relays were deleting: measured deadlocks.
-		claimUnkeyed: "SELECT " + outboxCols + " FROM " + q.outbox + " FORCE INDEX (PRIMARY) WHERE part = -1 AND id > ?" +
-			" AND available_at <= UTC_TIMESTAMP(6) ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED",
-		// One branch per partition (see OutboxSelectKeyed), each a short primary-key range scan.
-		selectKeyed: "(SELECT " + prefixCols("o.", outboxCols) + " FROM " + q.outbox + " AS o FORCE INDEX (PRIMARY)" +
+		// The locking scan sits in a derived table of ids and sizes; the byte budget is a running sum over it, and
+		// the rows are read back by primary key (FORCE INDEX: with small statistics MariaDB planned a scan) with
+		// the payload only where it fits.
+		claimUnkeyed: mysqlBudget(q.outbox, "SELECT id, part, LENGTH(payload) AS n FROM "+q.outbox+" FORCE INDEX (PRIMARY)"+
+			" WHERE part = -1 AND id > ? AND available_at <= UTC_TIMESTAMP(6) AND (lease_until IS NULL OR lease_until <= UTC_TIMESTAMP(6))"+
+			" ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED"),
+		// One branch per partition (see OutboxClaimKeyed), each a short primary-key range scan. A row that is not
+		// due holds back the later rows of its key (backoff, DeliverAt, an outage hold), a leased row
+		// (claim_token > 0) every row of its key; the index (sharding_key, available_at) finds them.
+		claimKeyed: "(SELECT o.id, o.part, LENGTH(o.payload) AS n FROM " + q.outbox + " AS o FORCE INDEX (PRIMARY)" +
 			" WHERE o.part = ? AND o.part >= 0 AND o.available_at <= UTC_TIMESTAMP(6) AND NOT EXISTS (SELECT 1 FROM " +
-			q.outbox + " AS b WHERE b.sharding_key = o.sharding_key AND b.available_at > UTC_TIMESTAMP(6) AND b.id < o.id)" +
-			" ORDER BY o.part, o.id LIMIT ?)",
+			q.outbox + " AS b WHERE b.sharding_key = o.sharding_key AND b.available_at > UTC_TIMESTAMP(6)" +
+			" AND (b.id < o.id OR b.claim_token > 0)) ORDER BY o.part, o.id LIMIT ?)",
+		// A keyed row's lease is in available_at, an unkeyed row's in lease_until, which no index covers (see
+		// migration 00004).
+		leaseKeyed: "UPDATE " + byRef + " SET o.available_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, o.claim_token = ?" +
+			" WHERE o.available_at <= UTC_TIMESTAMP(6)",
+		leaseUnkeyed: "UPDATE " + byRef + " SET o.lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, o.claim_token = ?" +
+			" WHERE o.available_at <= UTC_TIMESTAMP(6) AND (o.lease_until IS NULL OR o.lease_until <= UTC_TIMESTAMP(6))",
 
-		delete:     []string{deleteRefs},
-		deleteKeep: []string{keep, deleteRefs},
-		retry: "UPDATE " + byRef + " SET o.attempts = o.attempts + 1," +
-			" o.available_at = UTC_TIMESTAMP(6) + INTERVAL j.us MICROSECOND, o.last_error = j.err",
-		bury: []string{"INSERT INTO " + q.outboxDead + " (id, part, topic, msg_key, tag, sharding_key, payload, headers," +
+		renew: "UPDATE " + byRef + " SET o.available_at = IF(o.part >= 0, UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, o.available_at)," +
+			" o.lease_until = IF(o.part < 0, UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, NULL)" +
+			" WHERE o.claim_token = ? AND IF(o.part >= 0, o.available_at, o.lease_until) > UTC_TIMESTAMP(6)",
+		finishLock:   "SELECT o.id FROM " + byRef + " WHERE o.claim_token = ? ORDER BY o.part, o.id FOR UPDATE",
+		finishDelete: []string{deleteRefs},
+		finishKeep:   []string{keep, deleteRefs},
+		finishBury: []string{"INSERT INTO " + q.outboxDead + " (id, part, topic, msg_key, tag, sharding_key, payload, headers," +
 			" attempts, created_at, dead_at, last_error) SELECT o.id, o.part, o.topic, o.msg_key, o.tag, o.sharding_key," +
-			" o.payload, o.headers, o.attempts + 1, o.created_at, UTC_TIMESTAMP(6), j.err FROM " + byRef, deleteRefs},
+			" o.payload, o.headers, o.attempts + 1, o.created_at, UTC_TIMESTAMP(6), j.err FROM " + byRef + " WHERE o.claim_token = ?",
+			deleteRefs},
+		finishUpdate: "UPDATE " + byRef + " SET o.attempts = o.attempts + (j.op = " + strconv.Itoa(opRetry) + ")," +
+			" o.last_error = IF(j.op = " + strconv.Itoa(opRetry) + ", j.err, o.last_error)," +
+			" o.available_at = IF(j.op = " + strconv.Itoa(opRelease) + " AND o.part < 0, o.available_at," +
+			" UTC_TIMESTAMP(6) + INTERVAL j.us MICROSECOND), o.lease_until = NULL," +
+			" o.claim_token = IF(j.op = " + strconv.Itoa(opHold) + ", -1, NULL) WHERE o.claim_token = ?",
+		resumeSelect: "SELECT id, part FROM " + q.outbox + " WHERE topic = ? AND claim_token < 0 ORDER BY id LIMIT ?",
+		resume:       "UPDATE " + byRef + " SET o.available_at = UTC_TIMESTAMP(6), o.claim_token = NULL WHERE o.claim_token < 0",
 		// One statement: a range of the published_at index, oldest first, n rows.
 		purgePublished: "DELETE FROM " + q.outboxPublished +
 			" WHERE published_at < UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND ORDER BY published_at LIMIT ?",
@@ -147,7 +172,7 @@ func mysqlOutboxSQL(q quoted) outboxSQL {
 			"DELETE d FROM " + deadByID,
 		},
 
-		checkOutbox:    checkColumns(outboxCols+", available_at, last_error", q.outbox, "1 = 0"),
+		checkOutbox:    checkColumns(outboxCols+", available_at, last_error, claim_token, lease_until", q.outbox, "1 = 0"),
 		checkDead:      checkColumns(outboxDeadCols, q.outboxDead, "1 = 0"),
 		checkPublished: checkColumns(outboxCols+", published_at", q.outboxPublished, "1 = 0"),
 	}
@@ -241,22 +266,108 @@ func (s *mysqlStore) OutboxInsert(ctx context.Context, db DBTX, _ bool, rows []O
 	return s.interpret(err)
 }
 
-// OutboxSelectKeyed runs one UNION ALL branch per partition, each a short primary-key range scan: an IN list
-// would make MySQL read and sort every row of the owned partitions.
-func (s *mysqlStore) OutboxSelectKeyed(ctx context.Context, tx DBTX, parts []int, perPartition int) ([]OutboxRow, error) {
-	if len(parts) == 0 {
-		return nil, nil
+// mysqlBudget wraps a statement choosing candidates (id, part, payload size n): a running sum in id order marks
+// the rows within the byte budget (the first row, too, when the second argument is true), and the rows are read
+// back by primary key, with NULL for the payload of rows past the budget (scanOutboxRows cuts there). Arguments:
+// budget, take one, then the candidates' own.
+func mysqlBudget(outbox, candidates string) string {
+	return "SELECT o.id, o.part, o.topic, o.msg_key, o.tag, o.sharding_key, IF(w.fits, o.payload, NULL), o.headers," +
+		" o.attempts, o.created_at FROM (SELECT id, part, (SUM(n) OVER (ORDER BY id) <= ? OR" +
+		" (ROW_NUMBER() OVER (ORDER BY id) = 1 AND ?)) AS fits FROM (" + candidates + ") AS c) AS w" +
+		" STRAIGHT_JOIN " + outbox + " AS o FORCE INDEX (PRIMARY) ON o.part = w.part AND o.id = w.id ORDER BY w.id"
+}
+
+// OutboxClaimKeyed runs one UNION ALL branch per partition, each a short primary-key range scan (an IN list
+// would make MySQL read and sort every row of the owned partitions), then leases what it chose.
+func (s *mysqlStore) OutboxClaimKeyed(ctx context.Context, db TxBeginner, p *OutboxClaim) ([]OutboxRow, error) {
+	budget, err := claimArgs(p)
+	if err != nil || len(p.Parts) == 0 || p.Limit <= 0 {
+		return nil, err
 	}
 	var b strings.Builder
-	args := make([]any, 0, 2*len(parts))
-	for i, part := range parts {
+	args := make([]any, 0, 3+2*len(p.Parts))
+	args = append(args, budget, p.TakeOne)
+	for i, part := range p.Parts {
 		if i > 0 {
 			b.WriteString(" UNION ALL ")
 		}
-		b.WriteString(s.ob.selectKeyed)
-		args = append(args, part, perPartition)
+		b.WriteString(s.ob.claimKeyed)
+		args = append(args, part, p.PerPartition)
 	}
-	return s.queryOutboxRows(ctx, tx, perPartition*len(parts), b.String(), args...)
+	b.WriteString(" ORDER BY id LIMIT ?")
+	args = append(args, p.Limit)
+	return s.claim(ctx, db, p, mysqlBudget(s.q.outbox, b.String()), args, s.ob.leaseKeyed)
+}
+
+func (s *mysqlStore) OutboxClaimUnkeyed(ctx context.Context, db TxBeginner, p *OutboxClaim) ([]OutboxRow, error) {
+	budget, err := claimArgs(p)
+	if err != nil || p.Limit <= 0 {
+		return nil, err
+	}
+	return s.claim(ctx, db, p, s.ob.claimUnkeyed, []any{budget, p.TakeOne, p.AfterID, p.Limit}, s.ob.leaseUnkeyed)
+}
+
+// claim chooses rows with q and leases them, in one transaction: MySQL has no UPDATE ... RETURNING. The lease
+// statement checks that every row is still due; when one is not (a row changed between the statements, which
+// the partition lock and SKIP LOCKED rule out), the claim rolls back and fails as retryable.
+func (s *mysqlStore) claim(ctx context.Context, db TxBeginner, p *OutboxClaim, q string, args []any, lease string) (_ []OutboxRow, err error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("claim: begin: %w", s.interpret(err))
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("claim: %w", s.interpret(err))
+	}
+	out, err := scanOutboxRows(rows, p.Limit, s.times, true)
+	if err != nil {
+		return nil, fmt.Errorf("claim: %w", s.interpret(err))
+	}
+	if len(out) > 0 {
+		refs := make([]OutboxRowRef, len(out))
+		for i, r := range out {
+			refs[i] = OutboxRowRef{ID: r.ID, Partition: r.Partition}
+		}
+		n, err := s.execCount(ctx, tx, "claim: lease", lease, refsArg(refs), p.Lease.Microseconds(), p.Token)
+		if err != nil {
+			return nil, err
+		}
+		if n != len(out) {
+			return nil, retryableError(fmt.Sprintf("claim: %d of %d chosen rows changed before the lease", len(out)-n, len(out)))
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("claim: commit: %w", s.interpret(err))
+	}
+	return out, nil
+}
+
+func (s *mysqlStore) OutboxResume(ctx context.Context, db DBTX, topic string, limit int) (int, error) {
+	rows, err := db.QueryContext(ctx, s.ob.resumeSelect, topic, limit)
+	if err != nil {
+		return 0, fmt.Errorf("resume held rows: %w", s.interpret(err))
+	}
+	var refs []OutboxRowRef
+	for rows.Next() {
+		var r OutboxRowRef
+		if err := rows.Scan(&r.ID, &r.Partition); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("resume held rows: %w", s.interpret(err))
+		}
+		refs = append(refs, r)
+	}
+	if err := rows.Close(); err != nil || rows.Err() != nil {
+		return 0, fmt.Errorf("resume held rows: %w", s.interpret(errors.Join(err, rows.Err())))
+	}
+	if len(refs) == 0 {
+		return 0, nil
+	}
+	return s.execCount(ctx, db, "resume held rows", s.ob.resume, refsArg(refs))
 }
 
 func (s *mysqlStore) OutboxListen(context.Context, *sql.DB) (OutboxListener, error) {

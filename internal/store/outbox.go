@@ -1,10 +1,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -31,23 +34,33 @@ type OutboxStore interface {
 	// OutboxUnlockPartitions releases every advisory lock the session of conn holds.
 	OutboxUnlockPartitions(ctx context.Context, conn *sql.Conn) error
 
-	// OutboxSelectKeyed returns, for each of parts (which the caller owns), up to perPartition due rows in id
-	// order, leaving out every row that has an earlier row of its sharding key that is not due (a row in
-	// backoff or delayed holds back the rest of its key). It takes no row locks: the partition lock is the
-	// claim.
-	OutboxSelectKeyed(ctx context.Context, tx DBTX, parts []int, perPartition int) ([]OutboxRow, error)
-	// OutboxClaimUnkeyed locks and returns up to limit due rows without a sharding key with id > afterID, in id
-	// order, skipping rows other transactions hold (FOR UPDATE SKIP LOCKED). Run it in a transaction.
-	OutboxClaimUnkeyed(ctx context.Context, tx DBTX, afterID int64, limit int) ([]OutboxRow, error)
+	// Claims lease rows: each claim takes due rows that no lease holds, sets their lease end to the database's
+	// now + Lease (a keyed row's available_at, so that the not-due index finds it; an unkeyed row's lease_until,
+	// which no index covers) and their claim_token to the batch's token, and commits before it returns. A leased
+	// keyed row holds back every other row of its sharding key, earlier or later, until its lease ends; a row in
+	// backoff or delayed holds back the later rows of its key. Rows are returned in id order. Payloads count
+	// against Claim.MaxBytes in that order.
 
-	// OutboxDelete deletes rows through primary-key lookups only (never a scan that could lock rows other relays
-	// claimed) and returns how many it deleted. With keep it moves them to the published table first.
-	OutboxDelete(ctx context.Context, tx DBTX, rows []OutboxRowRef, keep bool) (int64, error)
-	// OutboxRetry records a failed attempt on each row: attempts+1, last_error, available_at = now + Delay.
-	OutboxRetry(ctx context.Context, tx DBTX, rows []OutboxRetryRow) error
-	// OutboxBury moves rows to the dead-letter table with their last error (attempts+1) and deletes them from
-	// the outbox.
-	OutboxBury(ctx context.Context, tx DBTX, rows []OutboxRetryRow) error
+	// OutboxClaimKeyed leases, for each of p.Parts (which the caller has locked with OutboxLockPartitions), up
+	// to p.PerPartition due rows in id order, leaving out every row that is held back; of those at most p.Limit
+	// by id and within the byte budget. It takes no row locks to choose: the partition lock is what keeps other
+	// claims of these partitions out.
+	OutboxClaimKeyed(ctx context.Context, db TxBeginner, p *OutboxClaim) ([]OutboxRow, error)
+	// OutboxClaimUnkeyed leases up to p.Limit due rows without a sharding key with id > p.AfterID, in id order
+	// and within the byte budget, skipping rows other transactions hold (FOR UPDATE SKIP LOCKED).
+	OutboxClaimUnkeyed(ctx context.Context, db TxBeginner, p *OutboxClaim) ([]OutboxRow, error)
+	// OutboxRenew moves the lease end (available_at or lease_until) of rows still leased by token (lease not
+	// ended) to now + lease and returns how many it renewed.
+	OutboxRenew(ctx context.Context, db DBTX, token int64, rows []OutboxRowRef, lease time.Duration) (int, error)
+	// OutboxFinish records a batch's outcome, touching only rows whose claim_token is still p.Token: it deletes
+	// the published rows (with p.Keep, moves them to the published table), records failed attempts, moves rows
+	// to the dead-letter table, releases rows (due now, nothing counted) and holds rows for a broker outage.
+	// Several statements run in one transaction.
+	OutboxFinish(ctx context.Context, db TxBeginner, p *OutboxFinish) (OutboxFinished, error)
+	// OutboxResume makes up to limit rows of topic that OutboxFinish held for an outage due now, lowest ids
+	// first, and returns how many it changed.
+	OutboxResume(ctx context.Context, db DBTX, topic string, limit int) (int, error)
+
 	// OutboxPurgePublished deletes up to limit rows of the published table published more than olderThan ago,
 	// oldest first, and returns how many it deleted.
 	OutboxPurgePublished(ctx context.Context, db DBTX, olderThan time.Duration, limit int) (int, error)
@@ -111,8 +124,56 @@ type OutboxRowRef struct {
 	Partition int
 }
 
-// OutboxRetryRow is one failed attempt: a retry after Delay (OutboxRetry), or a move to the dead-letter table
-// (OutboxBury, which ignores Delay).
+// TxBeginner is a DBTX that can begin transactions: a *sql.DB or a *sql.Conn.
+type TxBeginner interface {
+	DBTX
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
+var (
+	_ TxBeginner = (*sql.DB)(nil)
+	_ TxBeginner = (*sql.Conn)(nil)
+)
+
+// OutboxClaim is what one claim takes and how it leases it.
+type OutboxClaim struct {
+	// Token marks the leased rows as the batch's; it must be positive.
+	Token int64
+	// Lease is how long the rows stay leased, from the database's now.
+	Lease time.Duration
+	// Limit is the most rows the claim takes.
+	Limit int
+	// MaxBytes is the payload budget: rows are taken in id order while the sum of their payload sizes stays
+	// within it. Zero or less: no budget.
+	MaxBytes int64
+	// TakeOne takes the first row even when its payload alone exceeds MaxBytes.
+	TakeOne bool
+	// Parts and PerPartition are for OutboxClaimKeyed: the locked partitions and the most rows per partition.
+	Parts        []int
+	PerPartition int
+	// AfterID is for OutboxClaimUnkeyed: only rows with a greater id.
+	AfterID int64
+}
+
+// OutboxFinish is a batch's outcome, for OutboxFinish.
+type OutboxFinish struct {
+	Token     int64
+	Published []OutboxRowRef   // deleted, or moved to the published table with Keep
+	Keep      bool             //
+	Retry     []OutboxRetryRow // attempts+1, last_error, due after Delay, lease ended
+	Bury      []OutboxRetryRow // moved to the dead-letter table (attempts+1, last_error; Delay ignored)
+	Release   []OutboxRowRef   // due now, lease ended, nothing counted
+	Hold      []OutboxRowRef   // held for a broker outage: due after HoldFor, found by OutboxResume
+	HoldFor   time.Duration
+}
+
+// OutboxFinished counts the rows OutboxFinish changed. A row missing from the counts was no longer leased by
+// the token (its lease ended and another claim took it, or it was gone).
+type OutboxFinished struct {
+	Published, Buried, Updated int // Updated: retried, released and held rows
+}
+
+// OutboxRetryRow is one failed attempt: a retry after Delay, or a move to the dead-letter table (Delay ignored).
 type OutboxRetryRow struct {
 	ID        int64
 	Partition int
@@ -135,15 +196,24 @@ type outboxSQL struct {
 	keyedPartitions string
 	lockPartitions  string // args: partitions, outbox table name
 	unlock          string
-	claimUnkeyed    string // args: after id, limit
-	selectKeyed     string // PostgreSQL only; MySQL builds a UNION per call
 
-	// delete and deleteKeep (move to the published table first) run in order with the refs argument; the count
-	// is the last statement's.
-	delete, deleteKeep []string
-	retry              string   // arg: refs with delay and error
-	bury               []string // arg: refs with error; run in order
-	purgePublished     string   // args: microseconds, limit
+	// The claims (see OutboxClaimKeyed and OutboxClaimUnkeyed in each dialect's file).
+	claimUnkeyed string
+	claimKeyed   string // PostgreSQL: the statement; MySQL: one UNION branch per partition
+	// MySQL only: lease the chosen rows (args: refs, lease µs, token).
+	leaseKeyed, leaseUnkeyed string
+
+	// renew: args refs, lease µs (keyed rows), lease µs (unkeyed rows), token.
+	renew string
+	// The finish statements take the rows (refs, or the JSON of retryArg) and the token. A list runs in order
+	// and counts with its last statement. finishLock (MySQL) locks the batch's rows first when a list has
+	// several statements.
+	finishLock                           string
+	finishDelete, finishKeep, finishBury []string
+	finishUpdate                         string
+	resumeSelect                         string // MySQL only: args topic, limit; then resume with the refs
+	resume                               string // PostgreSQL: args topic, limit
+	purgePublished                       string // args: microseconds, limit
 
 	deadList    string // args: after id, limit
 	deadDelete  string // arg: ids
@@ -159,13 +229,22 @@ const outboxCols = "id, part, topic, msg_key, tag, sharding_key, payload, header
 // outboxDeadCols are the dead-letter columns, in the order scanOutboxDeadRows expects.
 const outboxDeadCols = outboxCols + ", last_error, dead_at"
 
+// Finish operations on a leased row that stays in the outbox (refJSON.Op).
+const (
+	opRetry   = 1 // attempts+1, last_error, due after the delay
+	opRelease = 2 // due now, nothing counted
+	opHold    = 3 // held for a broker outage (claim_token -1), due after the delay
+)
+
 // refJSON is how rows travel into a statement: one JSON array that the statement joins (MySQL JSON_TABLE,
 // PostgreSQL jsonb_to_recordset) to reach each row by primary key.
 type refJSON struct {
 	P  int   `json:"p"`
 	ID int64 `json:"id"`
+	Op int   `json:"op,omitempty"`
 	// US is always sent: a retry with a delay under a microsecond is due now (available_at = now + 0), and
-	// the statements would read a missing "us" as NULL, which fails the whole retry on available_at NOT NULL.
+	// the statements would read a missing "us" as NULL, which fails the whole statement on available_at NOT
+	// NULL.
 	US  int64  `json:"us"`
 	Err string `json:"err,omitempty"`
 }
@@ -188,11 +267,24 @@ func refsArg(rows []OutboxRowRef) string {
 	return string(append(data, ']'))
 }
 
-func retryArg(rows []OutboxRetryRow) string {
+// retryArg renders failed rows (op 0 for a move to the dead-letter table) as JSON.
+func retryArg(rows []OutboxRetryRow, op int) []refJSON {
 	js := make([]refJSON, len(rows))
 	for i, r := range rows {
-		js[i] = refJSON{P: r.Partition, ID: r.ID, US: r.Delay.Microseconds(), Err: errorText(r.Error)}
+		js[i] = refJSON{P: r.Partition, ID: r.ID, Op: op, US: r.Delay.Microseconds(), Err: errorText(r.Error)}
 	}
+	return js
+}
+
+func refsOp(rows []OutboxRowRef, op int, delay time.Duration) []refJSON {
+	js := make([]refJSON, len(rows))
+	for i, r := range rows {
+		js[i] = refJSON{P: r.Partition, ID: r.ID, Op: op, US: delay.Microseconds()}
+	}
+	return js
+}
+
+func jsonText(js []refJSON) string {
 	data, _ := json.Marshal(js)
 	return string(data)
 }
@@ -241,8 +333,18 @@ func (s *sqlStore) OutboxUnlockPartitions(ctx context.Context, conn *sql.Conn) e
 	return s.interpret(err)
 }
 
-func (s *sqlStore) OutboxClaimUnkeyed(ctx context.Context, tx DBTX, afterID int64, limit int) ([]OutboxRow, error) {
-	return s.queryOutboxRows(ctx, tx, limit, s.ob.claimUnkeyed, afterID, limit)
+// claimArgs checks a claim's parameters and returns its budget (math.MaxInt64 for none).
+func claimArgs(p *OutboxClaim) (int64, error) {
+	if p.Token <= 0 {
+		return 0, fmt.Errorf("claim: token must be positive, got %d", p.Token)
+	}
+	if p.Lease < time.Millisecond {
+		return 0, fmt.Errorf("claim: lease must be at least 1ms, got %s", p.Lease)
+	}
+	if p.MaxBytes <= 0 {
+		return math.MaxInt64, nil
+	}
+	return p.MaxBytes, nil
 }
 
 func (s *sqlStore) queryOutboxRows(ctx context.Context, db DBTX, capacity int, q string, args ...any) ([]OutboxRow, error) {
@@ -250,35 +352,92 @@ func (s *sqlStore) queryOutboxRows(ctx context.Context, db DBTX, capacity int, q
 	if err != nil {
 		return nil, s.interpret(err)
 	}
-	out, err := scanOutboxRows(rows, capacity, s.times)
+	out, err := scanOutboxRows(rows, capacity, s.times, false)
 	return out, s.interpret(err)
 }
 
-func (s *sqlStore) OutboxDelete(ctx context.Context, tx DBTX, rows []OutboxRowRef, keep bool) (int64, error) {
+func (s *sqlStore) OutboxRenew(ctx context.Context, db DBTX, token int64, rows []OutboxRowRef, lease time.Duration) (int, error) {
 	if len(rows) == 0 {
 		return 0, nil
 	}
-	stmts := s.ob.delete
-	if keep {
-		stmts = s.ob.deleteKeep
-	}
-	return s.execAll(ctx, tx, stmts, s.refs(rows))
+	us := lease.Microseconds()
+	return s.execCount(ctx, db, "renew lease", s.ob.renew, s.refs(rows), us, us, token)
 }
 
-func (s *sqlStore) OutboxRetry(ctx context.Context, tx DBTX, rows []OutboxRetryRow) error {
-	if len(rows) == 0 {
-		return nil
+func (s *sqlStore) OutboxFinish(ctx context.Context, db TxBeginner, p *OutboxFinish) (res OutboxFinished, err error) {
+	type step struct {
+		stmts []string
+		arg   any
+		n     *int
 	}
-	_, err := tx.ExecContext(ctx, s.ob.retry, retryArg(rows))
-	return s.interpret(err)
+	var steps []step
+	if len(p.Published) > 0 {
+		stmts := s.ob.finishDelete
+		if p.Keep {
+			stmts = s.ob.finishKeep
+		}
+		steps = append(steps, step{stmts, s.refs(p.Published), &res.Published})
+	}
+	if len(p.Bury) > 0 {
+		steps = append(steps, step{s.ob.finishBury, jsonText(retryArg(p.Bury, 0)), &res.Buried})
+	}
+	if upd := slices.Concat(retryArg(p.Retry, opRetry), refsOp(p.Release, opRelease, 0), refsOp(p.Hold, opHold, p.HoldFor)); len(upd) > 0 {
+		steps = append(steps, step{[]string{s.ob.finishUpdate}, jsonText(upd), &res.Updated})
+	}
+	stmts, multi := 0, false
+	for _, st := range steps {
+		stmts += len(st.stmts)
+		multi = multi || len(st.stmts) > 1
+	}
+	if stmts == 0 {
+		return res, nil
+	}
+	var ex DBTX = db
+	if stmts > 1 {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return res, fmt.Errorf("finish: begin: %w", s.interpret(err))
+		}
+		defer func() {
+			if err != nil {
+				_ = tx.Rollback()
+			}
+		}()
+		ex = tx
+		if multi && s.ob.finishLock != "" {
+			// A list of statements (copy, then delete) must see the same rows: lock them so that no claim can take
+			// a row whose lease ends in between.
+			all := slices.Concat(p.Published, refsOf(p.Bury), refsOf(p.Retry), p.Release, p.Hold)
+			rows, err := tx.QueryContext(ctx, s.ob.finishLock, refsArg(all), p.Token)
+			if err == nil {
+				_, err = scanInt64s(rows)
+			}
+			if err != nil {
+				return res, fmt.Errorf("finish: lock rows: %w", s.interpret(err))
+			}
+		}
+	}
+	for _, st := range steps {
+		n, err := s.execAll(ctx, ex, st.stmts, st.arg, p.Token)
+		if err != nil {
+			return res, fmt.Errorf("finish: %w", err)
+		}
+		*st.n = int(n)
+	}
+	if tx, ok := ex.(*sql.Tx); ok {
+		if err := tx.Commit(); err != nil {
+			return res, fmt.Errorf("finish: commit: %w", s.interpret(err))
+		}
+	}
+	return res, nil
 }
 
-func (s *sqlStore) OutboxBury(ctx context.Context, tx DBTX, rows []OutboxRetryRow) error {
-	if len(rows) == 0 {
-		return nil
+func refsOf(rows []OutboxRetryRow) []OutboxRowRef {
+	out := make([]OutboxRowRef, len(rows))
+	for i, r := range rows {
+		out[i] = OutboxRowRef{ID: r.ID, Partition: r.Partition}
 	}
-	_, err := s.execAll(ctx, tx, s.ob.bury, retryArg(rows))
-	return err
+	return out
 }
 
 func (s *sqlStore) OutboxPurgePublished(ctx context.Context, db DBTX, olderThan time.Duration, limit int) (int, error) {
@@ -336,8 +495,9 @@ func (s *sqlStore) OutboxCheckSchema(ctx context.Context, db DBTX) error {
 	return s.checkQueries(ctx, db, "outbox", s.ob.checkOutbox, s.ob.checkDead, s.ob.checkPublished)
 }
 
-// scanOutboxRows reads rows; capacity is the most rows the query can return (bounded, it sizes the slice).
-func scanOutboxRows(rows *sql.Rows, capacity int, ts timeScan) ([]OutboxRow, error) {
+// scanOutboxRows reads rows; capacity is the most rows the query can return (bounded, it sizes the slice). With
+// cut, a NULL payload (a row past a claim's byte budget) ends the result: that row and the rest are left out.
+func scanOutboxRows(rows *sql.Rows, capacity int, ts timeScan, cut bool) ([]OutboxRow, error) {
 	defer rows.Close()
 	var out []OutboxRow
 	c := ts.newTime() // every Scan overwrites it
@@ -352,11 +512,15 @@ func scanOutboxRows(rows *sql.Rows, capacity int, ts timeScan) ([]OutboxRow, err
 			&r.Attempts, c); err != nil {
 			return nil, err
 		}
+		if r.Payload == nil {
+			if cut {
+				out = out[:len(out)-1]
+				break
+			}
+			r.Payload = []byte{}
+		}
 		if headers.Valid {
 			r.Headers = []byte(headers.String)
-		}
-		if r.Payload == nil {
-			r.Payload = []byte{}
 		}
 		r.CreatedAt = ts.at(c)
 	}
@@ -395,4 +559,9 @@ func wrap(what string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// sortByID puts rows in id order (PostgreSQL's UPDATE ... RETURNING returns them in any order).
+func sortByID(rows []OutboxRow) {
+	slices.SortFunc(rows, func(a, b OutboxRow) int { return cmp.Compare(a.ID, b.ID) })
 }

@@ -104,7 +104,7 @@ func (s *postgresStore) MigrationUnlock(ctx context.Context, conn *sql.Conn) err
 
 func postgresOutboxSQL(q quoted, channel string) outboxSQL {
 	cols := "part, topic, msg_key, tag, sharding_key, payload, headers, attempts, created_at"
-	deleteIDs := "DELETE FROM " + q.outbox + " WHERE id = ANY($1::bigint[])"
+	deleteIDs := "DELETE FROM " + q.outbox + " WHERE id = ANY($1::bigint[]) AND claim_token = $2"
 	return outboxSQL{
 		insertHead: "INSERT INTO " + q.outbox + " (part, topic, msg_key, tag, sharding_key, payload, headers, attempts, " +
 			"available_at, created_at) VALUES ",
@@ -124,31 +124,45 @@ func postgresOutboxSQL(q quoted, channel string) outboxSQL {
 		// one-bigint space the migration lock uses.
 		lockPartitions: "SELECT p FROM unnest($1::int[]) AS p WHERE pg_try_advisory_lock(hashtext(current_schema() || '.' || $2), p)",
 		unlock:         "SELECT pg_advisory_unlock_all()",
-		claimUnkeyed: "SELECT " + outboxCols + " FROM " + q.outbox + " WHERE id > $1 AND part = -1" +
-			" AND available_at <= now() ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+		// Claims: one statement each, in autocommit, so that the lease commits with it. The candidates are picked
+		// in a MATERIALIZED CTE (evaluated once), cut to the byte budget by a running sum in id order, and leased
+		// through "id = ANY(ARRAY(...))", an index scan of the primary key whatever the planner estimates.
+		claimUnkeyed: "WITH c AS MATERIALIZED (SELECT id, octet_length(payload)::bigint AS n FROM " + q.outbox +
+			" WHERE id > $1 AND part = -1 AND available_at <= now() AND (lease_until IS NULL OR lease_until <= now())" +
+			" ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED), " + pgBudget("$3", "$4") + pgLease(q.outbox, "lease_until", "$5", "$6"),
 		// LATERAL: one short (part, id) range scan per partition. "part >= 0" tells the planner (whose statistics
 		// often say every row has part -1) that few rows match, or it walks the primary key for ORDER BY id
 		// instead. The NOT EXISTS repeats the partial index's predicate (available_at > created_at) so that it
-		// can use it.
-		selectKeyed: "SELECT " + outboxCols + " FROM unnest($1::int[]) AS p(n) CROSS JOIN LATERAL (" +
-			"SELECT " + outboxCols + " FROM " + q.outbox + " AS o WHERE o.part = p.n AND o.part >= 0 AND o.available_at <= now()" +
-			" AND NOT EXISTS (SELECT 1 FROM " + q.outbox + " AS b WHERE b.sharding_key = o.sharding_key AND b.part >= 0" +
-			" AND b.available_at > b.created_at AND b.available_at > now() AND b.id < o.id)" +
-			" ORDER BY o.part, o.id LIMIT $2) AS x",
+		// can use it: a row that is not due holds back the later rows of its key (backoff, DeliverAt, an outage
+		// hold), a leased row (claim_token > 0) every row of its key.
+		claimKeyed: "WITH c AS MATERIALIZED (SELECT x.id, x.n FROM unnest($1::int[]) AS p(part) CROSS JOIN LATERAL (" +
+			"SELECT o.id, octet_length(o.payload)::bigint AS n FROM " + q.outbox + " AS o WHERE o.part = p.part AND o.part >= 0" +
+			" AND o.available_at <= now() AND NOT EXISTS (SELECT 1 FROM " + q.outbox + " AS b WHERE b.sharding_key = o.sharding_key" +
+			" AND b.part >= 0 AND b.available_at > b.created_at AND b.available_at > now() AND (b.id < o.id OR b.claim_token > 0))" +
+			" ORDER BY o.part, o.id LIMIT $2) AS x ORDER BY x.id LIMIT $3), " + pgBudget("$4", "$5") +
+			pgLease(q.outbox, "available_at", "$6", "$7"),
 
-		delete: []string{deleteIDs},
-		// published_at is the time of this statement, after the broker confirmed: now() would be the batch
-		// transaction's start, before the publishing (MySQL's UTC_TIMESTAMP(6) is the statement's time too).
-		deleteKeep: []string{"WITH d AS (" + deleteIDs + " RETURNING *) INSERT INTO " + q.outboxPublished + " (id, " + cols +
+		// A keyed row's lease is in available_at, an unkeyed row's in lease_until (see migration 00004).
+		renew: "UPDATE " + q.outbox + " SET available_at = CASE WHEN part >= 0 THEN now() + $2 * interval '1 microsecond'" +
+			" ELSE available_at END, lease_until = CASE WHEN part < 0 THEN now() + $3 * interval '1 microsecond' END" +
+			" WHERE id = ANY($1::bigint[]) AND claim_token = $4 AND CASE WHEN part >= 0 THEN available_at ELSE lease_until END > now()",
+		finishDelete: []string{deleteIDs},
+		finishKeep: []string{"WITH d AS (" + deleteIDs + " RETURNING *) INSERT INTO " + q.outboxPublished + " (id, " + cols +
 			", published_at) SELECT id, " + cols + ", statement_timestamp() FROM d"},
-		retry: "UPDATE " + q.outbox + " AS o SET attempts = o.attempts + 1," +
-			" available_at = now() + j.us * interval '1 microsecond', last_error = j.err" +
-			" FROM jsonb_to_recordset($1::jsonb) AS j(id bigint, us bigint, err text) WHERE o.id = j.id",
-		bury: []string{"WITH j AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS j(id bigint, err text))," +
-			" d AS (DELETE FROM " + q.outbox + " AS o USING j WHERE o.id = j.id RETURNING o.*, j.err)" +
+		finishBury: []string{"WITH j AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS j(id bigint, err text))," +
+			" d AS (DELETE FROM " + q.outbox + " AS o USING j WHERE o.id = j.id AND o.claim_token = $2 RETURNING o.*, j.err)" +
 			" INSERT INTO " + q.outboxDead + " (id, part, topic, msg_key, tag, sharding_key, payload, headers, attempts," +
 			" created_at, dead_at, last_error) SELECT id, part, topic, msg_key, tag, sharding_key, payload, headers," +
 			" attempts + 1, created_at, now(), err FROM d"},
+		finishUpdate: "UPDATE " + q.outbox + " AS o SET attempts = o.attempts + (j.op = " + strconv.Itoa(opRetry) + ")::int," +
+			" last_error = CASE WHEN j.op = " + strconv.Itoa(opRetry) + " THEN j.err ELSE o.last_error END," +
+			// Released unkeyed rows keep their available_at: no indexed column changes (HOT).
+			" available_at = CASE WHEN j.op = " + strconv.Itoa(opRelease) + " AND o.part < 0 THEN o.available_at" +
+			" ELSE now() + j.us * interval '1 microsecond' END, lease_until = NULL," +
+			" claim_token = CASE WHEN j.op = " + strconv.Itoa(opHold) + " THEN -1 END" +
+			" FROM jsonb_to_recordset($1::jsonb) AS j(id bigint, op int, us bigint, err text) WHERE o.id = j.id AND o.claim_token = $2",
+		resume: "UPDATE " + q.outbox + " SET available_at = now(), claim_token = NULL WHERE id = ANY(ARRAY(SELECT id FROM " +
+			q.outbox + " WHERE topic = $1 AND claim_token < 0 ORDER BY id LIMIT $2)) AND claim_token < 0",
 		// The batch is picked in a CTE (evaluated once; SKIP LOCKED leaves rows another relay is purging to it)
 		// and deleted by primary key.
 		purgePublished: "WITH batch AS MATERIALIZED (SELECT id FROM " + q.outboxPublished +
@@ -162,7 +176,7 @@ func postgresOutboxSQL(q quoted, channel string) outboxSQL {
 			" created_at) SELECT part, topic, msg_key, tag, sharding_key, payload, headers, 0, now(), now()" +
 			" FROM d ORDER BY id"},
 
-		checkOutbox:    checkColumns(outboxCols+", available_at, last_error", q.outbox, "FALSE"),
+		checkOutbox:    checkColumns(outboxCols+", available_at, last_error, claim_token, lease_until", q.outbox, "FALSE"),
 		checkDead:      checkColumns(outboxDeadCols, q.outboxDead, "FALSE"),
 		checkPublished: checkColumns(outboxCols+", published_at", q.outboxPublished, "FALSE"),
 	}
@@ -264,11 +278,44 @@ func (s *postgresStore) OutboxInsert(ctx context.Context, db DBTX, notify bool, 
 	return s.interpret(err)
 }
 
-func (s *postgresStore) OutboxSelectKeyed(ctx context.Context, tx DBTX, parts []int, perPartition int) ([]OutboxRow, error) {
-	if len(parts) == 0 {
-		return nil, nil
+// pgBudget is the CTE w: the ids of c (candidates with payload sizes n) in id order while their running sum of
+// sizes stays within the budget, or the first one when takeOne.
+func pgBudget(budget, takeOne string) string {
+	return "w AS (SELECT id FROM (SELECT id, sum(n) OVER (ORDER BY id) AS total, row_number() OVER (ORDER BY id) AS i" +
+		" FROM c) AS x WHERE total <= " + budget + " OR (i = 1 AND " + takeOne + "::boolean)) "
+}
+
+// pgLease leases the rows of w: column (available_at or lease_until) becomes the lease end, claim_token the
+// batch's token.
+func pgLease(outbox, column, leaseUS, token string) string {
+	return "UPDATE " + outbox + " AS o SET " + column + " = now() + " + leaseUS + " * interval '1 microsecond', claim_token = " +
+		token + " WHERE o.id = ANY(ARRAY(SELECT id FROM w)) RETURNING " + prefixCols("o.", outboxCols)
+}
+
+func (s *postgresStore) OutboxClaimKeyed(ctx context.Context, db TxBeginner, p *OutboxClaim) ([]OutboxRow, error) {
+	budget, err := claimArgs(p)
+	if err != nil || len(p.Parts) == 0 || p.Limit <= 0 {
+		return nil, err
 	}
-	return s.queryOutboxRows(ctx, tx, perPartition*len(parts), s.ob.selectKeyed, pgIntArray(parts), perPartition)
+	rows, err := s.queryOutboxRows(ctx, db, p.Limit, s.ob.claimKeyed, pgIntArray(p.Parts), p.PerPartition, p.Limit,
+		budget, p.TakeOne, p.Lease.Microseconds(), p.Token)
+	sortByID(rows)
+	return rows, err
+}
+
+func (s *postgresStore) OutboxClaimUnkeyed(ctx context.Context, db TxBeginner, p *OutboxClaim) ([]OutboxRow, error) {
+	budget, err := claimArgs(p)
+	if err != nil || p.Limit <= 0 {
+		return nil, err
+	}
+	rows, err := s.queryOutboxRows(ctx, db, p.Limit, s.ob.claimUnkeyed, p.AfterID, p.Limit, budget, p.TakeOne,
+		p.Lease.Microseconds(), p.Token)
+	sortByID(rows)
+	return rows, err
+}
+
+func (s *postgresStore) OutboxResume(ctx context.Context, db DBTX, topic string, limit int) (int, error) {
+	return s.execCount(ctx, db, "resume held rows", s.ob.resume, topic, limit)
 }
 
 // pgxConner is what pgx's database/sql driver connection (*stdlib.Conn) offers: its native connection, which

@@ -24,8 +24,9 @@ var ErrNotifyUnsupported = errors.New("notifications not supported by this datab
 // the methods only bind arguments. A Store is safe for concurrent use.
 //
 // Rows of the outbox carry a partition: hash(sharding key) mod a fixed count, computed by package outbox, or -1
-// for rows without a sharding key. Keyed partitions are owned by one relay connection at a time through
-// session-level advisory locks (OutboxLockPartitions); unkeyed rows are claimed with FOR UPDATE SKIP LOCKED.
+// for rows without a sharding key. A relay claims rows under a lease that commits with the claim (available_at
+// = lease end, claim_token = the batch's token); keyed partitions are claimed by one relay connection at a time
+// through session-level advisory locks (OutboxLockPartitions), unkeyed rows with FOR UPDATE SKIP LOCKED.
 type Store interface {
 	// Dialect and Tables are what the Store was made for.
 	Dialect() dialect.Dialect

@@ -1,9 +1,15 @@
 package rocketmq
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
 
+	rmqerrors "github.com/apache/rocketmq-client-go/v2/errors"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 
 	"github.com/txbox/txbox/relay"
@@ -22,7 +28,8 @@ var (
 	ErrInvalidMessage = errors.New("relay/rocketmq: record cannot be sent to RocketMQ")
 	// ErrSend is returned by Publish when the client failed to send (no route, connection, timeout, broker
 	// error code). The broker may or may not have stored the message; the relay retries and the consumer's
-	// inbox absorbs a duplicate.
+	// inbox absorbs a duplicate. When the broker or the route could not be reached the error also matches
+	// relay.ErrUnavailable (see unavailable), so the relay counts no attempt and opens the topic's breaker.
 	ErrSend = errors.New("relay/rocketmq: send failed")
 	// ErrNotDurable is returned by Publish when the broker answered with a status other than SendOK
 	// (FlushDiskTimeout, FlushSlaveTimeout, SlaveNotAvailable): the client reports no error for these, but the
@@ -75,3 +82,34 @@ func invalid(err error) error {
 // CODE 16 for a system topic. Retrying cannot help, so it also matches relay.ErrPermanent and the relay parks
 // the row at once, with the broker's answer in its last error.
 var ErrRefused = errors.New("relay/rocketmq: broker refused the message")
+
+// unavailable reports whether a send error means the broker could not be reached, which says nothing about the
+// record: the connection was refused, reset or closed (the broker died or restarts), the client has no route or
+// no broker address for the topic (the name server lost the broker), or the broker did not answer within the
+// client's SendTimeout (it hangs or is overloaded; the message may have been stored, and a duplicate is then
+// absorbed by the consumer's inbox). A send cut off by the caller's ctx (the relay's own deadline) is not
+// unavailability, nor is any answer of the broker (CODE n: the broker is up).
+func unavailable(err error) bool {
+	switch {
+	case err == nil, errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return false
+	case errors.Is(err, rmqerrors.ErrRequestTimeout), errors.Is(err, rmqerrors.ErrBrokerNotFound),
+		errors.Is(err, rmqerrors.ErrRouteNotFound), errors.Is(err, rmqerrors.ErrTopicNotExist),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	// The client formats some of these failures into plain text.
+	msg := strings.ToLower(err.Error())
+	for _, s := range []string{"route info not found", "connection refused", "connection reset", "broken pipe",
+		"use of closed network connection", "request timeout"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}

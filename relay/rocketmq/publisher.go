@@ -119,8 +119,9 @@ func (p *Publisher) Limits() Limits { return p.limits }
 func (p *Publisher) Check(m outbox.Message) error { return p.limits.Check(m) }
 
 // Publish sends r and returns nil only when the broker answered SendOK. Every other outcome is an error: a client
-// error (ErrSend), another status such as FlushDiskTimeout (ErrNotDurable, which the client itself reports as
-// success) or ctx ending first, which the relay retries; a record that fails the Limits (ErrInvalidMessage,
+// error (ErrSend; when the broker or the topic's route could not be reached it also matches
+// relay.ErrUnavailable), another status such as FlushDiskTimeout (ErrNotDurable, which the client itself reports
+// as success) or ctx ending first, which the relay retries; a record that fails the Limits (ErrInvalidMessage,
 // nothing sent) or a broker refusal no retry can change (ErrRefused), which both match relay.ErrPermanent. See
 // the package documentation for the mapping.
 func (p *Publisher) Publish(ctx context.Context, r outbox.Record) error {
@@ -145,6 +146,10 @@ func (p *Publisher) Publish(ctx context.Context, r outbox.Record) error {
 			// The client reports a cancelled wait as its own timeout error; say what really happened.
 			return fmt.Errorf("relay/rocketmq: publish outbox row %d to %s: %w: %w (%w)", r.ID, r.Topic, ErrSend,
 				context.Cause(ctx), err)
+		}
+		if unavailable(err) {
+			return fmt.Errorf("relay/rocketmq: publish outbox row %d to %s: %w (%w): %w", r.ID, r.Topic, ErrSend,
+				relay.ErrUnavailable, err)
 		}
 		return fmt.Errorf("relay/rocketmq: publish outbox row %d to %s: %w: %w", r.ID, r.Topic, ErrSend, err)
 	case res == nil:

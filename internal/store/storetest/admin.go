@@ -61,15 +61,10 @@ func testTraceKeyEveryTable(t *testing.T, h *harness) {
 	pending := unkeyed("o-1/created")
 	pending.Tag, pending.Headers = "tag", []byte(`{"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}`)
 	ids := h.insert(t, pending, unkeyed("o-10/x"), unkeyed("o-1.x"), unkeyed("O-1/created"), unkeyed("o-1 "))
-	h.inTx(t, func(tx *sql.Tx) {
-		noErr(t, "OutboxRetry", h.s.OutboxRetry(h.ctx, tx, []store.OutboxRetryRow{retry(ids[0], -1, time.Hour, "broker says no")}))
-	})
+	h.retryRows(t, retry(ids[0], -1, time.Hour, "broker says no"))
 	pub := h.insert(t, unkeyed("o-1/sent"))
-	h.inTx(t, func(tx *sql.Tx) {
-		noErr(t, "OutboxRetry", h.s.OutboxRetry(h.ctx, tx, []store.OutboxRetryRow{retry(pub[0], -1, 0, "once")}))
-		_, err := h.s.OutboxDelete(h.ctx, tx, []store.OutboxRowRef{ref(pub[0], -1)}, true)
-		noErr(t, "OutboxDelete", err)
-	})
+	h.retryRows(t, retry(pub[0], -1, 0, "once"))
+	h.deleteRows(t, true, ref(pub[0], -1))
 	dead := h.bury(t, keyed(3, "s", "o-1"), unkeyed("o-10"))
 	h.record(t, "c1", "o-1/payment")
 	h.record(t, "c1", hostileKey)
@@ -348,12 +343,11 @@ func testInboxKeys(t *testing.T, h *harness) {
 	}
 }
 
-// published_at is when the publish was recorded, not when the relay's batch transaction began (on PostgreSQL
-// now() is the transaction's start, before the batch was published): a trace shows the broker's copy before
-// the row's publish.
+// published_at is when the publish was recorded, at the batch's finish, not when its rows were claimed (the
+// relay publishes between the two): a trace shows the broker's copy before the row's publish.
 func testOutboxDeleteKeepTime(t *testing.T, h *harness) {
 	ids := h.insert(t, unkeyed("k"))
-	clock, sleep := "now()", "SELECT pg_sleep(0.05)" // now(): the transaction's start
+	clock, sleep := "now()", "SELECT pg_sleep(0.05)"
 	if h.mysql {
 		clock, sleep = "UTC_TIMESTAMP(6)", "DO SLEEP(0.05)"
 	}
@@ -362,18 +356,19 @@ func testOutboxDeleteKeepTime(t *testing.T, h *harness) {
 		noErr(t, "parse "+what, err)
 		return tm
 	}
-	tx := h.begin(t)
-	var text string
-	noErr(t, "read the clock", tx.QueryRowContext(h.ctx, "SELECT "+h.timeText(clock)).Scan(&text))
-	began := parse("the clock", text)
-	if _, err := tx.ExecContext(h.ctx, sleep); err != nil {
-		t.Fatal(err)
+	rows, tok := h.claimUnkeyed(t, 0, 10)
+	if len(rows) != 1 {
+		t.Fatalf("claimed %d rows, want 1", len(rows))
 	}
-	_, err := h.s.OutboxDelete(h.ctx, tx, []store.OutboxRowRef{ref(ids[0], -1)}, true)
-	noErr(t, "OutboxDelete", err)
-	commit(t, tx)
+	var text string
+	h.scan(t, "SELECT "+h.timeText(clock), nil, &text)
+	claimed := parse("the clock", text)
+	h.exec(t, sleep) // the publishing
+	if got := h.finish(t, &store.OutboxFinish{Token: tok, Published: refsOfRows(rows), Keep: true}); got.Published != 1 {
+		t.Fatalf("finish published %d rows, want 1", got.Published)
+	}
 	h.scan(t, "SELECT "+h.timeText("published_at")+" FROM "+h.tables().OutboxPublished+" WHERE id = ?", []any{ids[0]}, &text)
-	if d := parse("published_at", text).Sub(began); d < 50*time.Millisecond {
-		t.Errorf("published_at is %v after the transaction began, want at least the 50ms it slept", d)
+	if d := parse("published_at", text).Sub(claimed); d < 50*time.Millisecond {
+		t.Errorf("published_at is %v after the claim, want at least the 50ms the publishing took", d)
 	}
 }

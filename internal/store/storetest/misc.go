@@ -2,7 +2,6 @@ package storetest
 
 import (
 	"context"
-	"database/sql"
 	"reflect"
 	"slices"
 	"testing"
@@ -42,9 +41,7 @@ func testStatsCounts(t *testing.T, h *harness) {
 	ids := h.insert(t, row("a", "a0"), row("a", "a1"), delayed(row("a", "a2"), time.Hour), row("b", "b0"),
 		row("b", "b1"))
 	h.setAgo(t, h.tables().Outbox, "created_at", 10*time.Minute, "id = ?", ids[1])
-	if _, err := h.s.OutboxDelete(h.ctx, h.db, []store.OutboxRowRef{ref(ids[4], -1)}, true); err != nil {
-		t.Fatal(err)
-	}
+	h.deleteRows(t, true, ref(ids[4], -1))
 	h.bury(t, row("c", "c0"), row("a", "a3"))
 	h.record(t, "c1", "k1")
 	h.record(t, "c1", "k2")
@@ -183,10 +180,7 @@ func testTableSetsOutbox(t *testing.T, h *harness) {
 	alt := h.with(h.migrated(t, "alt"))
 	d := h.insert(t, unkeyed("d-u"), keyed(3, "s", "d-k"))
 	a := alt.insert(t, unkeyed("a-u"), keyed(3, "s", "a-k"), keyed(5, "s5", "a-k5"))
-	alt.inTx(t, func(tx *sql.Tx) {
-		noErr(t, "OutboxRetry", alt.s.OutboxRetry(h.ctx, tx, []store.OutboxRetryRow{retry(a[0], -1, time.Hour, "x"),
-			retry(a[1], 3, time.Hour, "x")}))
-	})
+	alt.retryRows(t, retry(a[0], -1, time.Hour, "x"), retry(a[1], 3, time.Hour, "x"))
 	rows := h.claim(t, 0, 10)
 	checkStrings(t, "default claim", rowKeys(rows), []string{"d-u"})
 	if len(rows) == 1 && rows[0].Attempts != 0 {
@@ -207,14 +201,12 @@ func testTableSetsOutbox(t *testing.T, h *harness) {
 		t.Errorf("pending: default %d, alt %d; want 2, 3", p, ap)
 	}
 
-	if _, err := h.s.OutboxDelete(h.ctx, h.db, []store.OutboxRowRef{ref(d[0], -1)}, true); err != nil {
-		t.Fatal(err)
-	}
+	h.deleteRows(t, true, ref(d[0], -1))
 	if n := alt.purgePublished(t, -time.Hour, 100); n != 0 {
 		t.Errorf("alt purge of published rows = %d, want 0", n)
 	}
 	checkIDs(t, "default published rows", h.ids(t, h.tables().OutboxPublished, ""), d[:1])
-	noErr(t, "OutboxBury", h.s.OutboxBury(h.ctx, h.db, []store.OutboxRetryRow{retry(d[1], 3, 0, "dead")}))
+	h.buryRows(t, retry(d[1], 3, 0, "dead"))
 	checkIDs(t, "alt dead letters", deadIDs(alt.deadList(t)), nil)
 	if n := alt.requeue(t, h.db, d[1]); n != 0 {
 		t.Errorf("alt requeue of a default dead letter = %d", n)

@@ -202,23 +202,6 @@ func testOutboxPrepareConnIsolation(t *testing.T, h *harness) {
 	}
 }
 
-// A relay's claim on a prepared connection takes no gap locks (MySQL), so producers can insert while it holds
-// every unkeyed row.
-func testOutboxPrepareConnNoGapLock(t *testing.T, h *harness) {
-	ids := h.insert(t, unkeyed("a"), unkeyed("b"), keyed(0, "s", "c"))
-	tx, _ := h.relayTx(t)
-	rows, err := h.s.OutboxClaimUnkeyed(h.ctx, tx, 0, 100)
-	noErr(t, "OutboxClaimUnkeyed", err)
-	checkIDs(t, "claimed", rowIDs(rows), ids[:2])
-	ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
-	defer cancel()
-	err = h.s.OutboxInsert(ctx, h.db, false, []store.OutboxInsertRow{unkeyed("d"), keyed(0, "s", "e")})
-	if err != nil {
-		t.Fatalf("insert while a claim holds the unkeyed rows: %v (blocked by the claim's locks?)", err)
-	}
-	noErr(t, "commit", tx.Commit())
-}
-
 // --- OutboxKeyedPartitions ---
 
 func testOutboxKeyedPartitionsEmpty(t *testing.T, h *harness) {
@@ -316,7 +299,7 @@ func testOutboxLockReleasedByClose(t *testing.T, h *harness) {
 	})
 }
 
-// --- OutboxSelectKeyed ---
+// --- OutboxClaimKeyed ---
 
 // Each partition's due rows in id order; rows of other partitions interleave without mixing in.
 func testOutboxSelectKeyedOrder(t *testing.T, h *harness) {
@@ -329,9 +312,11 @@ func testOutboxSelectKeyedOrder(t *testing.T, h *harness) {
 	if len(got) != 2 {
 		t.Errorf("rows of partitions %v, want 1 and 2 only", got)
 	}
+	checkIDs(t, "all, in id order", rowIDs(rows), ids)
 }
 
-// At most perPartition rows of each partition: the first ones in id order.
+// At most PerPartition rows of each partition: the first ones in id order; of those at most Limit, the lowest
+// ids (so that each partition's rows stay a prefix of its due rows).
 func testOutboxSelectKeyedLimit(t *testing.T, h *harness) {
 	ids := h.insert(t, keyed(1, "a", "a1"), keyed(2, "b", "b1"), keyed(1, "c", "c1"), keyed(2, "b", "b2"),
 		keyed(1, "a", "a2"), keyed(2, "d", "d1"))
@@ -341,6 +326,10 @@ func testOutboxSelectKeyedLimit(t *testing.T, h *harness) {
 	got = byPartition(h.selectKeyed(t, []int{2, 1}, 1))
 	checkIDs(t, "partition 1, 1 per partition", got[1], []int64{ids[0]})
 	checkIDs(t, "partition 2, 1 per partition", got[2], []int64{ids[1]})
+	rows, err := h.s.OutboxClaimKeyed(h.ctx, h.db, &store.OutboxClaim{Token: h.nextToken(), Lease: testLease, Limit: 3,
+		Parts: []int{1, 2}, PerPartition: 10})
+	noErr(t, "OutboxClaimKeyed", err)
+	checkIDs(t, "limit 3", rowIDs(rows), ids[:3])
 }
 
 // Only the partitions asked for, never unkeyed rows (not even when -1 is asked for).
@@ -354,9 +343,9 @@ func testOutboxSelectKeyedOnlyParts(t *testing.T, h *harness) {
 	checkIDs(t, "partition 3", got[3], []int64{ids[3]})
 	checkIDs(t, "partition -1", rowIDs(h.selectKeyed(t, []int{-1}, 10)), nil)
 	checkIDs(t, "an empty partition", rowIDs(h.selectKeyed(t, []int{9}, 10)), nil)
-	rows, err := h.s.OutboxSelectKeyed(h.ctx, h.db, nil, 10)
+	rows, err := h.s.OutboxClaimKeyed(h.ctx, h.db, &store.OutboxClaim{Token: 1, Lease: testLease, Limit: 10, PerPartition: 10})
 	if err != nil || rows != nil {
-		t.Errorf("OutboxSelectKeyed(no partitions) = %v, %v; want nil, nil", rows, err)
+		t.Errorf("OutboxClaimKeyed(no partitions) = %v, %v; want nil, nil", rows, err)
 	}
 }
 
@@ -364,14 +353,10 @@ func testOutboxSelectKeyedOnlyParts(t *testing.T, h *harness) {
 // it is due again its key flows in id order.
 func testOutboxSelectKeyedBackoff(t *testing.T, h *harness) {
 	ids := h.insert(t, keyed(3, "A", "a1"), keyed(3, "B", "b1"), keyed(3, "A", "a2"), keyed(3, "B", "b2"))
-	h.inTx(t, func(tx *sql.Tx) {
-		noErr(t, "OutboxRetry", h.s.OutboxRetry(h.ctx, tx, []store.OutboxRetryRow{retry(ids[0], 3, time.Hour, "x")}))
-	})
+	h.retryRows(t, retry(ids[0], 3, time.Hour, "x"))
 	a3 := h.insert(t, keyed(3, "A", "a3"))[0]
 	checkIDs(t, "with a1 in backoff", rowIDs(h.selectKeyed(t, []int{3}, 10)), []int64{ids[1], ids[3]})
-	h.inTx(t, func(tx *sql.Tx) {
-		noErr(t, "OutboxRetry", h.s.OutboxRetry(h.ctx, tx, []store.OutboxRetryRow{retry(ids[0], 3, 0, "y")}))
-	})
+	h.retryRows(t, retry(ids[0], 3, 0, "y"))
 	rows := h.selectKeyed(t, []int{3}, 10)
 	checkIDs(t, "with a1 due again", rowIDs(rows), append(ids, a3))
 	if len(rows) > 0 && rows[0].Attempts != 2 {
@@ -415,6 +400,98 @@ func testOutboxSelectKeyedFields(t *testing.T, h *harness) {
 	recent(t, "CreatedAt", rows[0].CreatedAt, before, after)
 }
 
+// A claimed row is leased: its claim_token is the claim's, its available_at is now + Lease, and no other claim
+// takes it until the lease ends; then the next claim takes it over with its own token.
+func testOutboxClaimKeyedLeases(t *testing.T, h *harness) {
+	ids := h.insert(t, keyed(7, "A", "a1"), keyed(7, "B", "b1"))
+	rows, tok := h.claimKeyed(t, []int{7}, 10)
+	checkIDs(t, "first claim", rowIDs(rows), ids)
+	checkLeased(t, h, tok, testLease, ids...)
+	again, _ := h.claimKeyed(t, []int{7}, 10)
+	checkIDs(t, "second claim while leased", rowIDs(again), nil)
+	h.setAgo(t, h.tables().Outbox, "available_at", time.Millisecond, "id = ?", ids[1]) // b1's lease ends
+	again, tok2 := h.claimKeyed(t, []int{7}, 10)
+	checkIDs(t, "claim after b1's lease ended", rowIDs(again), ids[1:])
+	checkLeased(t, h, tok2, testLease, ids[1])
+}
+
+// A leased row holds back every other row of its sharding key, earlier ones too (a row that committed out of id
+// order while a later row of its key was being published), and nothing of other keys; rows in backoff or
+// delayed hold back only the later rows of their key.
+func testOutboxClaimKeyedLeaseHoldsBackKey(t *testing.T, h *harness) {
+	ids := h.insert(t, keyed(8, "A", "a1"), keyed(8, "A", "a2"), keyed(8, "A", "a3"), keyed(8, "B", "b1"))
+	h.leaseIDs(t, ids[1])
+	checkIDs(t, "with a2 leased", rowIDs(h.selectKeyed(t, []int{8}, 10)), ids[3:])
+	h.setAgo(t, h.tables().Outbox, "available_at", time.Millisecond, "id = ?", ids[1]) // the lease ended
+	checkIDs(t, "after a2's lease ended", rowIDs(h.selectKeyed(t, []int{8}, 10)), ids)
+}
+
+// Claims cut to the byte budget in id order: the rows whose payloads fit, the first row alone when TakeOne
+// (however large), nothing when it does not fit without TakeOne. Rows past the budget stay unleased.
+func testOutboxClaimKeyedBytes(t *testing.T, h *harness) {
+	rows := make([]store.OutboxInsertRow, 4)
+	for i := range rows {
+		rows[i] = keyed(9, "k"+string(rune('0'+i)), "r"+string(rune('0'+i)))
+		rows[i].Payload = make([]byte, 100*(i+1)) // 100, 200, 300, 400 bytes
+	}
+	ids := h.insert(t, rows...)
+	claim := func(max int64, takeOne bool) []int64 {
+		got, err := h.s.OutboxClaimKeyed(h.ctx, h.db, &store.OutboxClaim{Token: h.nextToken(), Lease: testLease,
+			Limit: 10, Parts: []int{9}, PerPartition: 10, MaxBytes: max, TakeOne: takeOne})
+		noErr(t, "OutboxClaimKeyed", err)
+		h.release(t, h.tokens, got)
+		return rowIDs(got)
+	}
+	checkClaimBytes(t, ids, claim)
+}
+
+func checkClaimBytes(t *testing.T, ids []int64, claim func(max int64, takeOne bool) []int64) {
+	t.Helper()
+	checkIDs(t, "budget 600", claim(600, true), ids[:3])
+	checkIDs(t, "budget 599", claim(599, true), ids[:2])
+	checkIDs(t, "budget 1000", claim(1000, false), ids)
+	checkIDs(t, "budget 0 (none)", claim(0, false), ids)
+	checkIDs(t, "budget 50, take one", claim(50, true), ids[:1])
+	checkIDs(t, "budget 50", claim(50, false), nil)
+}
+
+// checkLeased fails unless rows ids are leased by tok until about now + lease.
+func checkLeased(t *testing.T, h *harness, tok int64, lease time.Duration, ids ...int64) {
+	t.Helper()
+	for _, id := range ids {
+		if got := h.leaseOf(t, id); got != tok {
+			t.Errorf("row %d: claim_token %d, want %d", id, got, tok)
+		}
+		within(t, "leased row's lease end - now", h.leaseEnd(t, id), lease-time.Minute, lease+time.Second)
+	}
+}
+
+// A claim of unkeyed rows changes no indexed column: the lease is in lease_until, available_at stays (on
+// PostgreSQL that is what makes the update HOT); a keyed row's lease is its available_at.
+func testOutboxClaimLeaseColumns(t *testing.T, h *harness) {
+	ids := h.insert(t, unkeyed("u"), keyed(2, "s", "k"))
+	before, _ := h.outboxRow(t, ids[0])
+	if rows, _ := h.claimUnkeyed(t, 0, 10); len(rows) != 1 {
+		t.Fatalf("claimed %d unkeyed rows, want 1", len(rows))
+	}
+	if rows, _ := h.claimKeyed(t, []int{2}, 10); len(rows) != 1 {
+		t.Fatalf("claimed %d keyed rows, want 1", len(rows))
+	}
+	after, _ := h.outboxRow(t, ids[0])
+	if after.DueIn > 0 || after.DueIn < before.DueIn-time.Second {
+		t.Errorf("leased unkeyed row: available_at moved (due in %v, was %v)", after.DueIn, before.DueIn)
+	}
+	var unkeyedUntil, keyedUntil sql.NullString
+	h.scan(t, "SELECT lease_until FROM "+h.tables().Outbox+" WHERE id = ?", []any{ids[0]}, &unkeyedUntil)
+	h.scan(t, "SELECT lease_until FROM "+h.tables().Outbox+" WHERE id = ?", []any{ids[1]}, &keyedUntil)
+	if !unkeyedUntil.Valid || keyedUntil.Valid {
+		t.Errorf("lease_until: unkeyed row %+v, keyed row %+v; want set, NULL", unkeyedUntil, keyedUntil)
+	}
+	if k, _ := h.outboxRow(t, ids[1]); k.DueIn < testLease-time.Minute {
+		t.Errorf("leased keyed row due in %v, want about %v (its lease end)", k.DueIn, testLease)
+	}
+}
+
 // --- OutboxClaimUnkeyed ---
 
 func testOutboxClaimAfterLimit(t *testing.T, h *harness) {
@@ -440,86 +517,147 @@ func testOutboxClaimNeverKeyed(t *testing.T, h *harness) {
 // Rows delayed or in backoff are not claimed, and unlike keyed rows they hold back nothing.
 func testOutboxClaimNotDue(t *testing.T, h *harness) {
 	u := h.insert(t, unkeyed("0"), delayed(unkeyed("1"), time.Hour), unkeyed("2"), unkeyed("3"))
-	h.inTx(t, func(tx *sql.Tx) {
-		noErr(t, "OutboxRetry", h.s.OutboxRetry(h.ctx, tx, []store.OutboxRetryRow{retry(u[2], -1, time.Hour, "x")}))
-	})
+	h.retryRows(t, retry(u[2], -1, time.Hour, "x"))
 	checkIDs(t, "claimed", rowIDs(h.claim(t, 0, 10)), []int64{u[0], u[3]})
 }
 
-// FOR UPDATE SKIP LOCKED: a second relay neither waits for nor gets the rows the first holds; they come back
-// when the first rolls back.
+// FOR UPDATE SKIP LOCKED: a claim neither waits for nor takes the rows another transaction holds (another
+// claim in flight); they come back when it ends.
 func testOutboxClaimSkipLocked(t *testing.T, h *harness) {
 	u := h.insert(t, unkeyed("0"), unkeyed("1"), unkeyed("2"), unkeyed("3"), unkeyed("4"))
 	ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
 	defer cancel()
-	tx1, _ := h.relayTx(t)
-	rows, err := h.s.OutboxClaimUnkeyed(ctx, tx1, 0, 2)
-	noErr(t, "first claim", err)
-	checkIDs(t, "first claim", rowIDs(rows), u[:2])
-	tx2, _ := h.relayTx(t)
-	rows, err = h.s.OutboxClaimUnkeyed(ctx, tx2, 0, 10)
-	noErr(t, "second claim (must not wait)", err)
-	checkIDs(t, "second claim", rowIDs(rows), u[2:])
-	tx3, _ := h.relayTx(t)
-	rows, err = h.s.OutboxClaimUnkeyed(ctx, tx3, 0, 10)
-	noErr(t, "third claim (must not wait)", err)
-	checkIDs(t, "third claim, everything held", rowIDs(rows), nil)
-	noErr(t, "rollback", tx1.Rollback())
-	rows, err = h.s.OutboxClaimUnkeyed(ctx, tx3, 0, 10)
-	noErr(t, "third claim after the first rolled back", err)
-	checkIDs(t, "third claim after the first rolled back", rowIDs(rows), u[:2])
+	tx, _ := h.relayTx(t)
+	_, err := tx.ExecContext(ctx, h.db.Rebind("SELECT id FROM "+h.tables().Outbox+" WHERE part = -1 AND id IN (?, ?) FOR UPDATE"), u[0], u[1])
+	noErr(t, "lock two rows", err)
+	got, err := h.s.OutboxClaimUnkeyed(ctx, h.db, &store.OutboxClaim{Token: h.nextToken(), Lease: testLease, Limit: 10})
+	noErr(t, "claim (must not wait)", err)
+	checkIDs(t, "claim beside the locks", rowIDs(got), u[2:])
+	again, _ := h.claimUnkeyed(t, 0, 10)
+	checkIDs(t, "claim with everything locked or leased", rowIDs(again), nil)
+	noErr(t, "rollback", tx.Rollback())
+	again, _ = h.claimUnkeyed(t, 0, 10)
+	checkIDs(t, "claim after the locks ended", rowIDs(again), u[:2])
 }
 
-// --- OutboxDelete ---
+// A claimed row is leased (token, available_at now + Lease) and skipped by later claims until its lease ends.
+func testOutboxClaimUnkeyedLeases(t *testing.T, h *harness) {
+	u := h.insert(t, unkeyed("0"), unkeyed("1"))
+	rows, tok := h.claimUnkeyed(t, 0, 10)
+	checkIDs(t, "first claim", rowIDs(rows), u)
+	checkLeased(t, h, tok, testLease, u...)
+	again, _ := h.claimUnkeyed(t, 0, 10)
+	checkIDs(t, "second claim while leased", rowIDs(again), nil)
+	h.setAgo(t, h.tables().Outbox, "lease_until", time.Millisecond, "id = ?", u[0]) // its lease ends
+	again, tok2 := h.claimUnkeyed(t, 0, 10)
+	checkIDs(t, "claim after the lease of the first ended", rowIDs(again), u[:1])
+	checkLeased(t, h, tok2, testLease, u[0])
+}
+
+func testOutboxClaimUnkeyedBytes(t *testing.T, h *harness) {
+	rows := make([]store.OutboxInsertRow, 4)
+	for i := range rows {
+		rows[i] = unkeyed("r" + string(rune('0'+i)))
+		rows[i].Payload = make([]byte, 100*(i+1))
+	}
+	ids := h.insert(t, rows...)
+	checkClaimBytes(t, ids, func(max int64, takeOne bool) []int64 {
+		got, err := h.s.OutboxClaimUnkeyed(h.ctx, h.db, &store.OutboxClaim{Token: h.nextToken(), Lease: testLease,
+			Limit: 10, MaxBytes: max, TakeOne: takeOne})
+		noErr(t, "OutboxClaimUnkeyed", err)
+		h.release(t, h.tokens, got)
+		return rowIDs(got)
+	})
+}
+
+// A claim's transaction is over when it returns: producers insert and other sessions change the claimed rows
+// without waiting.
+func testOutboxClaimCommits(t *testing.T, h *harness) {
+	h.insert(t, unkeyed("a"), unkeyed("b"), keyed(0, "s", "c"))
+	c := h.conn(t)
+	noErr(t, "OutboxPrepareConn", h.s.OutboxPrepareConn(h.ctx, c))
+	ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
+	defer cancel()
+	u, err := h.s.OutboxClaimUnkeyed(ctx, c, &store.OutboxClaim{Token: h.nextToken(), Lease: testLease, Limit: 10})
+	noErr(t, "OutboxClaimUnkeyed", err)
+	k, err := h.s.OutboxClaimKeyed(ctx, c, &store.OutboxClaim{Token: h.nextToken(), Lease: testLease, Limit: 10,
+		Parts: []int{0}, PerPartition: 10})
+	noErr(t, "OutboxClaimKeyed", err)
+	if len(u) != 2 || len(k) != 1 {
+		t.Fatalf("claimed %d unkeyed and %d keyed rows, want 2 and 1", len(u), len(k))
+	}
+	err = h.s.OutboxInsert(ctx, h.db, false, []store.OutboxInsertRow{unkeyed("d"), keyed(0, "s", "e")})
+	if err != nil {
+		t.Fatalf("insert after the claims: %v (blocked by a claim's locks?)", err)
+	}
+	if _, err := h.db.ExecContext(ctx, "UPDATE "+h.tables().Outbox+" SET attempts = attempts"); err != nil {
+		t.Fatalf("update every row after the claims: %v (blocked by a claim's locks?)", err)
+	}
+}
+
+// --- OutboxRenew ---
+
+// Renewing moves the lease end of the token's rows whose lease has not ended; rows of other tokens and rows
+// whose lease ended are left alone.
+func testOutboxRenew(t *testing.T, h *harness) {
+	ids := h.insert(t, unkeyed("0"), keyed(1, "s", "1"), unkeyed("2"), unkeyed("3"))
+	tok := h.leaseIDs(t, ids[0], ids[1], ids[2])
+	other := h.leaseIDs(t, ids[3])
+	h.setAgo(t, h.tables().Outbox, "lease_until", time.Millisecond, "id = ?", ids[2]) // its lease ends
+	refs := []store.OutboxRowRef{ref(ids[0], -1), ref(ids[1], 1), ref(ids[2], -1), ref(ids[3], -1)}
+	n, err := h.s.OutboxRenew(h.ctx, h.db, tok, refs, time.Hour)
+	noErr(t, "OutboxRenew", err)
+	if n != 2 {
+		t.Errorf("OutboxRenew = %d, want 2 (the rows still leased by the token)", n)
+	}
+	checkLeased(t, h, tok, time.Hour, ids[0], ids[1])
+	checkLeased(t, h, other, testLease, ids[3])
+	if end := h.leaseEnd(t, ids[2]); end > 0 {
+		t.Errorf("row whose lease ended renewed: lease ends in %v", end)
+	}
+	if n, err := h.s.OutboxRenew(h.ctx, h.db, tok, nil, time.Hour); err != nil || n != 0 {
+		t.Errorf("OutboxRenew(no rows) = %d, %v", n, err)
+	}
+}
+
+// --- OutboxFinish ---
 
 func testOutboxDeleteCount(t *testing.T, h *harness) {
 	ids := h.insert(t, unkeyed("0"), keyed(4, "s", "1"), unkeyed("2"), keyed(4, "s", "3"))
-	var n int64
-	h.inTx(t, func(tx *sql.Tx) {
-		var err error
-		n, err = h.s.OutboxDelete(h.ctx, tx, []store.OutboxRowRef{ref(ids[0], -1), ref(ids[1], 4)}, false)
-		noErr(t, "OutboxDelete", err)
-	})
-	if n != 2 {
-		t.Errorf("OutboxDelete of 2 rows = %d", n)
+	tok := h.leaseIDs(t, ids[0], ids[1])
+	got := h.finish(t, &store.OutboxFinish{Token: tok, Published: []store.OutboxRowRef{ref(ids[0], -1), ref(ids[1], 4)}})
+	if got.Published != 2 {
+		t.Errorf("OutboxFinish deleted %d of 2 published rows", got.Published)
 	}
 	checkIDs(t, "left in the outbox", h.ids(t, h.tables().Outbox, ""), ids[2:])
 	if c := h.count(t, h.tables().OutboxPublished, ""); c != 0 {
 		t.Errorf("%d published rows without keep, want 0", c)
 	}
-	n, err := h.s.OutboxDelete(h.ctx, h.db, []store.OutboxRowRef{ref(ids[0], -1), ref(ids[3]+100, -1)}, false)
-	noErr(t, "OutboxDelete", err)
-	if n != 0 {
-		t.Errorf("OutboxDelete of rows that do not exist = %d, want 0", n)
+	got = h.finish(t, &store.OutboxFinish{Token: tok, Published: []store.OutboxRowRef{ref(ids[0], -1), ref(ids[3]+100, -1)}})
+	if got.Published != 0 {
+		t.Errorf("OutboxFinish deleted %d rows that do not exist", got.Published)
 	}
-	n, err = h.s.OutboxDelete(h.ctx, h.db, nil, true)
-	if err != nil || n != 0 {
-		t.Errorf("OutboxDelete(no rows) = %d, %v; want 0, nil", n, err)
+	if got := h.finish(t, &store.OutboxFinish{Token: tok, Keep: true}); got != (store.OutboxFinished{}) {
+		t.Errorf("OutboxFinish(no rows) = %+v", got)
 	}
 	checkIDs(t, "left in the outbox", h.ids(t, h.tables().Outbox, ""), ids[2:])
 }
 
-// keep moves the rows to the published table as they were, with the time of publishing.
+// Keep moves the rows to the published table as they were, with the time of publishing.
 func testOutboxDeleteKeep(t *testing.T, h *harness) {
 	in := []store.OutboxInsertRow{unkeyed("0"), keyed(9, "s", "1"), unkeyed("2")}
 	in[0].Tag, in[0].Headers = "t", []byte(`{"a":"b"}`)
 	ids := h.insert(t, in...)
-	h.inTx(t, func(tx *sql.Tx) {
-		noErr(t, "OutboxRetry", h.s.OutboxRetry(h.ctx, tx, []store.OutboxRetryRow{retry(ids[1], 9, 0, "x")}))
-	})
+	h.retryRows(t, retry(ids[1], 9, 0, "x"))
 	created := map[int64]string{}
 	for _, id := range ids {
 		r, _ := h.outboxRow(t, id)
 		created[id] = r.CreatedAt
 	}
-	var n int64
-	h.inTx(t, func(tx *sql.Tx) {
-		var err error
-		n, err = h.s.OutboxDelete(h.ctx, tx, []store.OutboxRowRef{ref(ids[0], -1), ref(ids[1], 9)}, true)
-		noErr(t, "OutboxDelete", err)
-	})
-	if n != 2 {
-		t.Errorf("OutboxDelete with keep of 2 rows = %d", n)
+	tok := h.leaseIDs(t, ids[0], ids[1])
+	got := h.finish(t, &store.OutboxFinish{Token: tok, Keep: true, Published: []store.OutboxRowRef{ref(ids[0], -1), ref(ids[1], 9)}})
+	if got.Published != 2 {
+		t.Errorf("OutboxFinish with keep moved %d of 2 rows", got.Published)
 	}
 	checkIDs(t, "left in the outbox", h.ids(t, h.tables().Outbox, ""), ids[2:])
 	checkIDs(t, "published", h.ids(t, h.tables().OutboxPublished, ""), ids[:2])
@@ -539,19 +677,17 @@ func testOutboxDeleteKeep(t *testing.T, h *harness) {
 	}
 }
 
-// --- OutboxRetry ---
-
 func testOutboxRetryBackoff(t *testing.T, h *harness) {
 	ids := h.insert(t, unkeyed("0"), unkeyed("1"), keyed(2, "s", "2"))
-	h.inTx(t, func(tx *sql.Tx) {
-		noErr(t, "OutboxRetry", h.s.OutboxRetry(h.ctx, tx, []store.OutboxRetryRow{
-			retry(ids[0], -1, time.Hour, "boom"), retry(ids[2], 2, 30*time.Minute, "bang")}))
-	})
+	h.retryRows(t, retry(ids[0], -1, time.Hour, "boom"), retry(ids[2], 2, 30*time.Minute, "bang"))
 	r0, _ := h.outboxRow(t, ids[0])
 	if r0.Attempts != 1 || r0.LastError.String != "boom" {
 		t.Errorf("retried row: attempts %d, last_error %+v; want 1, boom", r0.Attempts, r0.LastError)
 	}
 	within(t, "retried row's available_at - now", r0.DueIn, time.Hour-time.Minute, time.Hour+time.Second)
+	if tok := h.leaseOf(t, ids[0]); tok != 0 {
+		t.Errorf("retried row still has claim_token %d", tok)
+	}
 	r2, _ := h.outboxRow(t, ids[2])
 	if r2.Attempts != 1 || r2.LastError.String != "bang" {
 		t.Errorf("retried keyed row: attempts %d, last_error %+v; want 1, bang", r2.Attempts, r2.LastError)
@@ -564,9 +700,7 @@ func testOutboxRetryBackoff(t *testing.T, h *harness) {
 	checkIDs(t, "claimed with the first row in backoff", rowIDs(h.claim(t, 0, 10)), ids[1:2])
 	checkIDs(t, "selected with the keyed row in backoff", rowIDs(h.selectKeyed(t, []int{2}, 10)), nil)
 
-	h.inTx(t, func(tx *sql.Tx) {
-		noErr(t, "OutboxRetry", h.s.OutboxRetry(h.ctx, tx, []store.OutboxRetryRow{retry(ids[0], -1, 0, "again")}))
-	})
+	h.retryRows(t, retry(ids[0], -1, 0, "again"))
 	rows := h.claim(t, 0, 10)
 	checkIDs(t, "claimed after a retry without delay", rowIDs(rows), ids[:2])
 	if len(rows) > 0 && rows[0].Attempts != 2 {
@@ -576,7 +710,6 @@ func testOutboxRetryBackoff(t *testing.T, h *harness) {
 	if r0.LastError.String != "again" {
 		t.Errorf("last_error after the second retry = %+v, want again", r0.LastError)
 	}
-	noErr(t, "OutboxRetry(no rows)", h.s.OutboxRetry(h.ctx, h.db, nil))
 }
 
 // The stored error is the error text without NUL bytes, invalid UTF-8 replaced, at most 2000 bytes cut on a
@@ -584,11 +717,8 @@ func testOutboxRetryBackoff(t *testing.T, h *harness) {
 func testOutboxRetryErrorText(t *testing.T, h *harness) {
 	ids := h.insert(t, unkeyed("0"), unkeyed("1"), unkeyed("2"), unkeyed("3"))
 	long := "x" + strings.Repeat("é", 1500) // 3001 bytes; byte 2000 is inside an "é"
-	h.inTx(t, func(tx *sql.Tx) {
-		noErr(t, "OutboxRetry", h.s.OutboxRetry(h.ctx, tx, []store.OutboxRetryRow{
-			retry(ids[0], -1, 0, "a\x00b"), retry(ids[1], -1, 0, long), retry(ids[2], -1, 0, "消息发送失败 🙂 'q' \"d\" \\"),
-			retry(ids[3], -1, 0, "bad \xff byte")}))
-	})
+	h.retryRows(t, retry(ids[0], -1, 0, "a\x00b"), retry(ids[1], -1, 0, long), retry(ids[2], -1, 0, "消息发送失败 🙂 'q' \"d\" \\"),
+		retry(ids[3], -1, 0, "bad \xff byte"))
 	r, _ := h.outboxRow(t, ids[0])
 	if r.LastError.String != "ab" {
 		t.Errorf("error with a NUL byte stored as %q, want %q", r.LastError.String, "ab")
@@ -608,25 +738,18 @@ func testOutboxRetryErrorText(t *testing.T, h *harness) {
 	}
 }
 
-// --- OutboxBury ---
-
 func testOutboxBury(t *testing.T, h *harness) {
 	in := []store.OutboxInsertRow{unkeyed("0"), keyed(6, "s", "1"), unkeyed("2")}
 	in[0].Tag, in[0].Headers, in[0].Payload = "t", []byte(`{"a":"b"}`), []byte{0, 1, 2}
 	ids := h.insert(t, in...)
-	h.inTx(t, func(tx *sql.Tx) {
-		noErr(t, "OutboxRetry", h.s.OutboxRetry(h.ctx, tx, []store.OutboxRetryRow{retry(ids[1], 6, 0, "first")}))
-	})
+	h.retryRows(t, retry(ids[1], 6, 0, "first"))
 	claimed := append(h.claim(t, 0, 10), h.selectKeyed(t, []int{6}, 10)...)
 	created := map[int64]time.Time{}
 	for _, r := range claimed {
 		created[r.ID] = r.CreatedAt
 	}
 	before := time.Now()
-	h.inTx(t, func(tx *sql.Tx) {
-		noErr(t, "OutboxBury", h.s.OutboxBury(h.ctx, tx, []store.OutboxRetryRow{
-			retry(ids[0], -1, time.Hour, "dead 0"), retry(ids[1], 6, 0, "dead 1")}))
-	})
+	h.buryRows(t, retry(ids[0], -1, time.Hour, "dead 0"), retry(ids[1], 6, 0, "dead 1"))
 	after := time.Now()
 	checkIDs(t, "left in the outbox", h.ids(t, h.tables().Outbox, ""), ids[2:])
 	dead := h.deadList(t)
@@ -642,7 +765,100 @@ func testOutboxBury(t *testing.T, h *harness) {
 		}
 		recent(t, "DeadAt", d.DeadAt, before, after)
 	}
-	noErr(t, "OutboxBury(no rows)", h.s.OutboxBury(h.ctx, h.db, nil))
+}
+
+// Released rows are due now with nothing counted; held rows wait HoldFor with claim_token -1, hold back the later
+// rows of their key (not the earlier ones) and are what OutboxResume finds.
+func testOutboxFinishReleaseHold(t *testing.T, h *harness) {
+	ids := h.insert(t, unkeyed("0"), keyed(3, "A", "a1"), keyed(3, "A", "a2"), keyed(3, "A", "a3"), unkeyed("4"))
+	tok := h.leaseIDs(t, ids[0], ids[2], ids[4])
+	got := h.finish(t, &store.OutboxFinish{Token: tok, Release: []store.OutboxRowRef{ref(ids[0], -1)},
+		Hold: []store.OutboxRowRef{ref(ids[2], 3), ref(ids[4], -1)}, HoldFor: time.Hour})
+	if got.Updated != 3 {
+		t.Errorf("OutboxFinish updated %d of 3 rows", got.Updated)
+	}
+	r, _ := h.outboxRow(t, ids[0])
+	if r.Attempts != 0 || r.LastError.Valid || h.leaseOf(t, ids[0]) != 0 {
+		t.Errorf("released row: attempts %d, last error %+v, claim_token %d; want 0, NULL, NULL", r.Attempts,
+			r.LastError, h.leaseOf(t, ids[0]))
+	}
+	within(t, "released row's available_at - now", r.DueIn, -time.Minute, time.Second)
+	for _, id := range []int64{ids[2], ids[4]} {
+		if tok := h.leaseOf(t, id); tok != -1 {
+			t.Errorf("held row %d: claim_token %d, want -1", id, tok)
+		}
+		r, _ := h.outboxRow(t, id)
+		within(t, "held row's available_at - now", r.DueIn, time.Hour-time.Minute, time.Hour+time.Second)
+		if r.Attempts != 0 {
+			t.Errorf("held row %d: attempts %d, want 0", id, r.Attempts)
+		}
+	}
+	checkIDs(t, "claimed", rowIDs(h.claim(t, 0, 10)), ids[:1])
+	checkIDs(t, "selected with a2 held", rowIDs(h.selectKeyed(t, []int{3}, 10)), ids[1:2])
+}
+
+// Every operation touches only rows the token still leases: a row another claim took over (its lease ended) or
+// that was never leased is left as it is, and the counts leave it out.
+func testOutboxFinishFenced(t *testing.T, h *harness) {
+	ids := h.insert(t, unkeyed("0"), unkeyed("1"), unkeyed("2"), unkeyed("3"), unkeyed("4"), unkeyed("5"))
+	old := h.leaseIDs(t, ids...)
+	newer := h.leaseIDs(t, ids[1], ids[3], ids[5]) // taken over after the old lease ended
+	got := h.finish(t, &store.OutboxFinish{Token: old,
+		Published: []store.OutboxRowRef{ref(ids[0], -1), ref(ids[1], -1)},
+		Bury:      []store.OutboxRetryRow{retry(ids[2], -1, 0, "dead"), retry(ids[3], -1, 0, "dead")},
+		Retry:     []store.OutboxRetryRow{retry(ids[4], -1, time.Hour, "x"), retry(ids[5], -1, time.Hour, "x")}})
+	want := store.OutboxFinished{Published: 1, Buried: 1, Updated: 1}
+	if got != want {
+		t.Errorf("OutboxFinish = %+v, want %+v", got, want)
+	}
+	checkIDs(t, "left in the outbox", h.ids(t, h.tables().Outbox, ""), []int64{ids[1], ids[3], ids[4], ids[5]})
+	checkIDs(t, "dead letters", deadIDs(h.deadList(t)), ids[2:3])
+	for _, id := range []int64{ids[1], ids[3], ids[5]} {
+		r, _ := h.outboxRow(t, id)
+		if tok := h.leaseOf(t, id); tok != newer || r.Attempts != 0 {
+			t.Errorf("row %d taken over: claim_token %d, attempts %d; want %d, 0", id, tok, r.Attempts, newer)
+		}
+	}
+	free := h.insert(t, unkeyed("6"))[0]
+	got = h.finish(t, &store.OutboxFinish{Token: old, Release: []store.OutboxRowRef{ref(free, -1)},
+		Published: []store.OutboxRowRef{ref(free, -1)}})
+	if got != (store.OutboxFinished{}) {
+		t.Errorf("OutboxFinish of a row it never leased = %+v, want nothing", got)
+	}
+}
+
+// --- OutboxResume ---
+
+// Resume makes held rows of one topic due again, lowest ids first and at most limit; rows of other topics, rows
+// in backoff and leased rows stay as they are.
+func testOutboxResume(t *testing.T, h *harness) {
+	in := []store.OutboxInsertRow{unkeyed("0"), keyed(2, "s", "1"), unkeyed("2"), unkeyed("3"), unkeyed("4")}
+	in[3].Topic = "other"
+	ids := h.insert(t, in...)
+	tok := h.leaseIDs(t, ids[0], ids[1], ids[2], ids[3])
+	h.finish(t, &store.OutboxFinish{Token: tok, Hold: []store.OutboxRowRef{ref(ids[0], -1), ref(ids[1], 2), ref(ids[2], -1), ref(ids[3], -1)},
+		HoldFor: time.Hour})
+	h.retryRows(t, retry(ids[4], -1, time.Hour, "x"))
+	resume := func(limit int) int {
+		n, err := h.s.OutboxResume(h.ctx, h.db, "orders", limit)
+		noErr(t, "OutboxResume", err)
+		return n
+	}
+	if n := resume(1); n != 1 {
+		t.Errorf("OutboxResume(limit 1) = %d", n)
+	}
+	checkIDs(t, "claimed after resuming one", rowIDs(h.claim(t, 0, 10)), ids[:1])
+	if n := resume(10); n != 2 {
+		t.Errorf("OutboxResume(limit 10) = %d, want the 2 held rows left", n)
+	}
+	checkIDs(t, "claimed after resuming all", rowIDs(h.claim(t, 0, 10)), []int64{ids[0], ids[2]})
+	checkIDs(t, "selected after resuming all", rowIDs(h.selectKeyed(t, []int{2}, 10)), ids[1:2])
+	if tok := h.leaseOf(t, ids[3]); tok != -1 {
+		t.Errorf("held row of another topic: claim_token %d, want -1", tok)
+	}
+	if n := resume(10); n != 0 {
+		t.Errorf("OutboxResume with nothing held = %d", n)
+	}
 }
 
 // --- OutboxPurgePublished ---
@@ -659,11 +875,7 @@ func (h *harness) publish(t *testing.T, ago ...time.Duration) []int64 {
 	for _, id := range ids {
 		refs = append(refs, ref(id, -1))
 	}
-	n, err := h.s.OutboxDelete(h.ctx, h.db, refs, true)
-	noErr(t, "OutboxDelete", err)
-	if n != int64(len(ids)) {
-		t.Fatalf("OutboxDelete = %d, want %d", n, len(ids))
-	}
+	h.deleteRows(t, true, refs...)
 	for i, id := range ids {
 		h.setAgo(t, h.tables().OutboxPublished, "published_at", ago[i], "id = ?", id)
 	}
@@ -716,7 +928,7 @@ func testOutboxDeadListPaging(t *testing.T, h *harness) {
 	for i := len(ids) - 1; i >= 0; i-- { // buried in reverse: the list is still in id order
 		rr = append(rr, retry(ids[i], []int{-1, 1, -1, -1}[i], 0, "x"))
 	}
-	noErr(t, "OutboxBury", h.s.OutboxBury(h.ctx, h.db, rr))
+	h.buryRows(t, rr...)
 	list := func(after int64, limit int) []int64 {
 		rows, err := h.s.OutboxDeadList(h.ctx, h.db, after, limit)
 		noErr(t, "OutboxDeadList", err)
@@ -737,8 +949,7 @@ func testOutboxDeadListFields(t *testing.T, h *harness) {
 	ids := h.insert(t, in...)
 	claimed := append(h.claim(t, 0, 10), h.selectKeyed(t, []int{2}, 10)...)
 	before := time.Now()
-	noErr(t, "OutboxBury", h.s.OutboxBury(h.ctx, h.db, []store.OutboxRetryRow{retry(ids[0], -1, 0, ""),
-		retry(ids[1], 2, 0, "boom")}))
+	h.buryRows(t, retry(ids[0], -1, 0, ""), retry(ids[1], 2, 0, "boom"))
 	after := time.Now()
 	dead := h.deadList(t)
 	checkIDs(t, "dead letters", deadIDs(dead), ids)

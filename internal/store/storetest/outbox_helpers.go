@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"database/sql"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -80,24 +81,153 @@ func (h *harness) relayTx(t *testing.T) (tx *sql.Tx, end func()) {
 	return tx, end
 }
 
-// claim runs OutboxClaimUnkeyed in a relay transaction that it rolls back.
+// testLease is the lease of the suite's claims: long enough that no lease ends while a case runs.
+const testLease = time.Minute
+
+// nextToken returns a claim token no other claim of the case used.
+func (h *harness) nextToken() int64 {
+	h.tokens++
+	return h.tokens
+}
+
+// claimUnkeyed runs OutboxClaimUnkeyed with a fresh token and no byte budget; the rows stay leased.
+func (h *harness) claimUnkeyed(t *testing.T, afterID int64, limit int) ([]store.OutboxRow, int64) {
+	t.Helper()
+	tok := h.nextToken()
+	rows, err := h.s.OutboxClaimUnkeyed(h.ctx, h.db, &store.OutboxClaim{Token: tok, Lease: testLease, Limit: limit,
+		AfterID: afterID})
+	noErr(t, "OutboxClaimUnkeyed", err)
+	return rows, tok
+}
+
+// claimKeyed runs OutboxClaimKeyed with a fresh token, no byte budget and a limit of 1000; the rows stay leased.
+func (h *harness) claimKeyed(t *testing.T, parts []int, perPartition int) ([]store.OutboxRow, int64) {
+	t.Helper()
+	tok := h.nextToken()
+	rows, err := h.s.OutboxClaimKeyed(h.ctx, h.db, &store.OutboxClaim{Token: tok, Lease: testLease, Limit: 1000,
+		Parts: parts, PerPartition: perPartition})
+	noErr(t, "OutboxClaimKeyed", err)
+	return rows, tok
+}
+
+// claim returns the rows OutboxClaimUnkeyed takes, then releases them (due now, nothing counted): a look at
+// what a claim would take that leaves the rows claimable.
 func (h *harness) claim(t *testing.T, afterID int64, limit int) []store.OutboxRow {
 	t.Helper()
-	tx, end := h.relayTx(t)
-	defer end()
-	rows, err := h.s.OutboxClaimUnkeyed(h.ctx, tx, afterID, limit)
-	noErr(t, "OutboxClaimUnkeyed", err)
+	rows, tok := h.claimUnkeyed(t, afterID, limit)
+	h.release(t, tok, rows)
 	return rows
 }
 
-// selectKeyed runs OutboxSelectKeyed in a relay transaction that it rolls back.
-func (h *harness) selectKeyed(t *testing.T, parts []int, per int) []store.OutboxRow {
+// selectKeyed is claim for OutboxClaimKeyed.
+func (h *harness) selectKeyed(t *testing.T, parts []int, perPartition int) []store.OutboxRow {
 	t.Helper()
-	tx, end := h.relayTx(t)
-	defer end()
-	rows, err := h.s.OutboxSelectKeyed(h.ctx, tx, parts, per)
-	noErr(t, "OutboxSelectKeyed", err)
+	rows, tok := h.claimKeyed(t, parts, perPartition)
+	h.release(t, tok, rows)
 	return rows
+}
+
+// release ends the lease of rows with OutboxFinish.
+func (h *harness) release(t *testing.T, token int64, rows []store.OutboxRow) {
+	t.Helper()
+	if got := h.finish(t, &store.OutboxFinish{Token: token, Release: refsOfRows(rows)}); got.Updated != len(rows) {
+		t.Fatalf("release of %d claimed rows changed %d", len(rows), got.Updated)
+	}
+}
+
+func (h *harness) finish(t *testing.T, f *store.OutboxFinish) store.OutboxFinished {
+	t.Helper()
+	got, err := h.s.OutboxFinish(h.ctx, h.db, f)
+	noErr(t, "OutboxFinish", err)
+	return got
+}
+
+// leaseIDs leases rows by plain SQL, as a claim would (token, lease end in a minute: a keyed row's available_at,
+// an unkeyed row's lease_until), whatever their state, and returns the token.
+func (h *harness) leaseIDs(t *testing.T, ids ...int64) int64 {
+	t.Helper()
+	tok := h.nextToken()
+	end := h.fromNow(testLease)
+	for _, id := range ids {
+		h.exec(t, "UPDATE "+h.tables().Outbox+" SET claim_token = ?, available_at = CASE WHEN part >= 0 THEN "+end+
+			" ELSE available_at END, lease_until = CASE WHEN part < 0 THEN "+end+" END WHERE id = ?", tok, id)
+	}
+	return tok
+}
+
+// leaseEnd is how long row id's lease has to run (negative: it ended; a keyed row's is its available_at).
+func (h *harness) leaseEnd(t *testing.T, id int64) time.Duration {
+	t.Helper()
+	var us sql.NullInt64
+	h.scan(t, "SELECT -"+h.sinceMicros("CASE WHEN part >= 0 THEN available_at ELSE lease_until END")+" FROM "+
+		h.tables().Outbox+" WHERE id = ?", []any{id}, &us)
+	if !us.Valid {
+		return -time.Hour // never leased
+	}
+	return time.Duration(us.Int64) * time.Microsecond
+}
+
+// fromNow is an SQL expression for now + d.
+func (h *harness) fromNow(d time.Duration) string {
+	if h.mysql {
+		return fmt.Sprintf("UTC_TIMESTAMP(6) + INTERVAL %d MICROSECOND", d.Microseconds())
+	}
+	return fmt.Sprintf("now() + %d * INTERVAL '1 microsecond'", d.Microseconds())
+}
+
+// retryRows records failed attempts on rows (leased for it), as a relay's finish does.
+func (h *harness) retryRows(t *testing.T, rows ...store.OutboxRetryRow) {
+	t.Helper()
+	tok := h.leaseIDs(t, retryIDs(rows)...)
+	if got := h.finish(t, &store.OutboxFinish{Token: tok, Retry: rows}); got.Updated != len(rows) {
+		t.Fatalf("retry of %d rows changed %d", len(rows), got.Updated)
+	}
+}
+
+// buryRows moves rows (leased for it) to the dead-letter table.
+func (h *harness) buryRows(t *testing.T, rows ...store.OutboxRetryRow) {
+	t.Helper()
+	tok := h.leaseIDs(t, retryIDs(rows)...)
+	if got := h.finish(t, &store.OutboxFinish{Token: tok, Bury: rows}); got.Buried != len(rows) {
+		t.Fatalf("bury of %d rows moved %d", len(rows), got.Buried)
+	}
+}
+
+// deleteRows deletes rows (leased for it) as published, keeping them in the published table with keep.
+func (h *harness) deleteRows(t *testing.T, keep bool, refs ...store.OutboxRowRef) {
+	t.Helper()
+	ids := make([]int64, len(refs))
+	for i, r := range refs {
+		ids[i] = r.ID
+	}
+	tok := h.leaseIDs(t, ids...)
+	if got := h.finish(t, &store.OutboxFinish{Token: tok, Published: refs, Keep: keep}); got.Published != len(refs) {
+		t.Fatalf("delete of %d published rows deleted %d", len(refs), got.Published)
+	}
+}
+
+func retryIDs(rows []store.OutboxRetryRow) []int64 {
+	ids := make([]int64, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+	}
+	return ids
+}
+
+func refsOfRows(rows []store.OutboxRow) []store.OutboxRowRef {
+	out := make([]store.OutboxRowRef, len(rows))
+	for i, r := range rows {
+		out[i] = ref(r.ID, r.Partition)
+	}
+	return out
+}
+
+// leaseOf reads the claim token (0 for NULL) of row id.
+func (h *harness) leaseOf(t *testing.T, id int64) int64 {
+	t.Helper()
+	var tok sql.NullInt64
+	h.scan(t, "SELECT claim_token FROM "+h.tables().Outbox+" WHERE id = ?", []any{id}, &tok)
+	return tok.Int64
 }
 
 func rowIDs(rows []store.OutboxRow) []int64 {
@@ -226,10 +356,8 @@ func (h *harness) bury(t *testing.T, rows ...store.OutboxInsertRow) []int64 {
 	for i, id := range ids {
 		rr = append(rr, retry(id, rows[i].Partition, 0, "error of "+rows[i].Key))
 	}
-	h.inTx(t, func(tx *sql.Tx) {
-		noErr(t, "OutboxRetry", h.s.OutboxRetry(h.ctx, tx, rr))
-		noErr(t, "OutboxBury", h.s.OutboxBury(h.ctx, tx, rr))
-	})
+	h.retryRows(t, rr...)
+	h.buryRows(t, rr...)
 	return ids
 }
 

@@ -39,26 +39,31 @@ var suite = []struct {
 		{"ManyRows", testOutboxInsertManyRows, nil}, {"Headers", testOutboxInsertHeaders, nil},
 		{"Payload", testOutboxInsertPayload, nil}, {"DeliverAt", testOutboxInsertDeliverAt, nil},
 		{"Notify", testOutboxInsertNotify, nil}}},
-	{"OutboxPrepareConn", []testCase{{"ReadCommitted", testOutboxPrepareConnIsolation, nil},
-		{"ClaimDoesNotBlockInsert", testOutboxPrepareConnNoGapLock, nil}}},
+	{"OutboxPrepareConn", []testCase{{"ReadCommitted", testOutboxPrepareConnIsolation, nil}}},
 	{"OutboxKeyedPartitions", []testCase{{"Empty", testOutboxKeyedPartitionsEmpty, nil},
 		{"Ascending", testOutboxKeyedPartitionsAscending, nil}}},
 	{"OutboxLockPartitions", []testCase{{"Exclusive", testOutboxLockExclusive, nil},
 		{"ReleasedByUnlock", testOutboxLockReleasedByUnlock, nil},
 		{"ReleasedByClose", testOutboxLockReleasedByClose, nil}}},
-	{"OutboxSelectKeyed", []testCase{{"PartitionOrder", testOutboxSelectKeyedOrder, nil},
-		{"PerPartitionLimit", testOutboxSelectKeyedLimit, nil},
+	{"OutboxClaimKeyed", []testCase{{"PartitionOrder", testOutboxSelectKeyedOrder, nil},
+		{"Limits", testOutboxSelectKeyedLimit, nil},
 		{"OnlyKeyedRowsOfParts", testOutboxSelectKeyedOnlyParts, nil},
 		{"BackoffHoldsBackKey", testOutboxSelectKeyedBackoff, nil},
 		{"DelayedHoldsBackKey", testOutboxSelectKeyedDelayed, nil},
-		{"ByteExactKeys", testOutboxSelectKeyedByteExact, nil}, {"Fields", testOutboxSelectKeyedFields, nil}}},
+		{"LeaseHoldsBackKey", testOutboxClaimKeyedLeaseHoldsBackKey, nil},
+		{"ByteExactKeys", testOutboxSelectKeyedByteExact, nil}, {"Fields", testOutboxSelectKeyedFields, nil},
+		{"Leases", testOutboxClaimKeyedLeases, nil}, {"ByteBudget", testOutboxClaimKeyedBytes, nil}}},
 	{"OutboxClaimUnkeyed", []testCase{{"AfterIDAndLimit", testOutboxClaimAfterLimit, nil},
 		{"NeverKeyed", testOutboxClaimNeverKeyed, nil}, {"NotDue", testOutboxClaimNotDue, nil},
-		{"SkipLocked", testOutboxClaimSkipLocked, nil}}},
-	{"OutboxDelete", []testCase{{"Count", testOutboxDeleteCount, nil}, {"Keep", testOutboxDeleteKeep, nil}}},
-	{"OutboxRetry", []testCase{{"Backoff", testOutboxRetryBackoff, nil},
-		{"ErrorText", testOutboxRetryErrorText, nil}}},
-	{"OutboxBury", []testCase{{"MovesToDead", testOutboxBury, nil}}},
+		{"SkipLocked", testOutboxClaimSkipLocked, nil}, {"Leases", testOutboxClaimUnkeyedLeases, nil},
+		{"ByteBudget", testOutboxClaimUnkeyedBytes, nil}, {"Commits", testOutboxClaimCommits, nil},
+		{"LeaseColumns", testOutboxClaimLeaseColumns, nil}}},
+	{"OutboxRenew", []testCase{{"OnlyLiveLeasesOfToken", testOutboxRenew, nil}}},
+	{"OutboxFinish", []testCase{{"DeleteCount", testOutboxDeleteCount, nil}, {"Keep", testOutboxDeleteKeep, nil},
+		{"RetryBackoff", testOutboxRetryBackoff, nil}, {"RetryErrorText", testOutboxRetryErrorText, nil},
+		{"Bury", testOutboxBury, nil}, {"ReleaseAndHold", testOutboxFinishReleaseHold, nil},
+		{"FencedByToken", testOutboxFinishFenced, nil}}},
+	{"OutboxResume", []testCase{{"HeldRowsOfTopic", testOutboxResume, nil}}},
 	{"OutboxPurgePublished", []testCase{{"OlderThan", testOutboxPurgePublishedOlderThan, nil},
 		{"LimitOldestFirst", testOutboxPurgePublishedLimit, nil}}},
 	{"OutboxDeadList", []testCase{{"Paging", testOutboxDeadListPaging, nil},
@@ -136,11 +141,12 @@ func Run(t *testing.T) {
 // harness is one case's database and the Store of its default tables, with the plain-SQL helpers that check
 // what the Store did.
 type harness struct {
-	db    *testdb.DB
-	s     store.Store
-	ctx   context.Context
-	mysql bool
-	hw    int64 // highest outbox id newIDs has returned
+	db     *testdb.DB
+	s      store.Store
+	ctx    context.Context
+	mysql  bool
+	hw     int64 // highest outbox id newIDs has returned
+	tokens int64 // the last claim token nextToken returned
 }
 
 func newHarness(t *testing.T, db *testdb.DB) *harness {

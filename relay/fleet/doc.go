@@ -81,11 +81,16 @@
 // # Connections
 //
 // A relay uses, per database it holds, Relay.Workers connections for its batch loops, one for the PostgreSQL
-// listener (pgx only) and one that holds the lease; per database it does not hold, nothing between looks, and at
-// most Probes looks at once, one connection each. At most H × (Workers + 2) + Probes connections, where H is the
-// number of databases held (at most MaxHeld). The fleet sets each Database's pool accordingly: at most
-// Workers + 3 open connections (one spare, for readers such as metrics), none kept idle while the database is
-// not held. Give each Database a pool of its own.
+// listener (pgx only) and one that holds the lease, and at times one more (the relay's own short statements
+// outside its batches, such as making a topic's held rows due again, or a worker's new connection while its
+// broken one is being closed); per database it does not hold, nothing between looks, and at most Probes looks at
+// once, one connection each. The fleet sets each Database's pool accordingly: at most Workers + 3 open
+// connections, none kept idle while the database is not held. A relay therefore has at most
+//
+//	H × (Workers + 3) + Probes
+//
+// connections open, where H is the number of databases it holds (at most MaxHeld). Give each Database a pool of
+// its own.
 //
 // # Adding and removing databases
 //

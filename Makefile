@@ -10,7 +10,7 @@ NORACE_TESTS = $(GO) test -count=1 -timeout 10m -run Orderly ./inbox/rocketmq/
 # inside rocketmq-client-go (apache/rocketmq-client-go#1115); any other race fails at once.
 GOTEST = $(GO) run ./internal/gotest
 
-.PHONY: test test-only demo services services-stop services-status lint vet fmt bench bench-inbox bench-relay bench-broker faults
+.PHONY: test test-only demo services services-stop services-status lint vet fmt bench bench-inbox bench-relay bench-broker faults cluster bench-fleet
 
 test: lint services browser
 	@eval "$$(scripts/services.sh env)" && $(GOTEST) $(GOTEST_FLAGS) ./... && $(NORACE_TESTS)
@@ -89,3 +89,15 @@ bench-effects: services
 		$(GO) test -run '^$$' -bench BenchmarkEffects -benchtime 2000x -count 6 ./inbox/ | tee /tmp/txbox-bench-effects.txt
 	@echo; echo "medians of 6 runs (sqlfx, redisfx: Begin+Complete per message; inbox: Process with a handler that writes nothing):"
 	@$(GO) run $(BENCHSTAT) -filter '.unit:(inbox-msg/s OR sqlfx-msg/s OR redisfx-msg/s OR sqlfx/inbox OR redisfx/inbox)' /tmp/txbox-bench-effects.txt
+
+# Broker loss on a cluster of two brokers (broker-a, broker-b) on a name server of their own, started and stopped
+# by the test on free ports (relay/rocketmq TestBrokerLoss; minutes, so not in make test).
+cluster: services
+	@eval "$$(scripts/services.sh env)" && TXBOX_CLUSTER=1 $(GOTEST) -race -count=1 -timeout 20m -run TestBrokerLoss -v ./relay/rocketmq/
+
+# A relay fleet (cmd/txbox-bench-fleet): the drain of 3 `txbox relay --databases` processes over 12 databases
+# (6 MariaDB, 6 PostgreSQL, on the shared servers) against 1 database, and the takeover of a SIGKILLed relay's
+# databases; medians with min–max. BENCH_FLEET_FLAGS="-rounds 5 -rows 20000".
+bench-fleet: services
+	@eval "$$(scripts/services.sh env)" && $(GO) build -o /tmp/txbox-bench-fleet-txbox ./cmd/txbox && \
+		$(GO) run ./cmd/txbox-bench-fleet -txbox /tmp/txbox-bench-fleet-txbox $(BENCH_FLEET_FLAGS)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -62,8 +63,8 @@ func (l *rawLog) snapshot() []received {
 // sharding key's on one queue in order; two inbox consumers of one group rebalance across the loss and the
 // return and leave exactly one effect per key.
 func TestBrokerLoss(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a cluster of two brokers (a minute) and waits out route refreshes: not with -short")
+	if os.Getenv("TXBOX_CLUSTER") == "" {
+		t.Skip("starts a cluster of two brokers and waits out route refreshes (minutes): run by make cluster (TXBOX_CLUSTER=1)")
 	}
 	c := rmqtest.StartCluster(t)
 	topic := c.Topic(t, 4) // 4 queues on each broker

@@ -105,13 +105,6 @@ func startTraffic(t *testing.T, to []*fleetDB, topic string) *traffic {
 	return tr
 }
 
-// set changes the databases the traffic goes to from the next round on.
-func (tr *traffic) set(to ...*fleetDB) {
-	tr.mu.Lock()
-	tr.to = to
-	tr.mu.Unlock()
-}
-
 func (tr *traffic) halt() {
 	select {
 	case <-tr.stop:
@@ -336,6 +329,11 @@ func TestRelayFleet(t *testing.T) {
 	waitFor(t, 30*time.Second, func() (bool, string) {
 		return downIn(relays[0]) || downIn(relays[1]) || downIn(relays[2]), "flaky not down after the cut\n" + logs()
 	})
+	if st := run(t, nil, env, "status", "--databases", file); st.code != 1 ||
+		!regexp.MustCompile(`database flaky .*\n  down\s+cannot reach`).MatchString(st.stdout) {
+		t.Errorf("status --databases with flaky down mid-run: exit %d, want 1 and flaky down with the error\n%s%s",
+			st.code, st.stdout, st.stderr)
+	}
 	more := []string{}
 	for i := range 20 {
 		more = append(more, fmt.Sprintf("flaky/b-%d", i))

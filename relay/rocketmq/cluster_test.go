@@ -97,8 +97,6 @@ func TestBrokerLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = pub.Close() })
-	// Backoff bounded at 2s, so that a key waiting for broker-a goes out soon after it is back; MaxAttempts far
-	// above the outage's failures, so that nothing is dead-lettered meanwhile.
 	// The publisher as the relay sees it, noting when a key was held back for broker-a's absence from the route.
 	var held atomic.Bool
 	watched := relay.PublisherFunc(func(ctx context.Context, rec outbox.Record) error {
@@ -108,6 +106,8 @@ func TestBrokerLoss(t *testing.T) {
 		}
 		return err
 	})
+	// Backoff bounded at 2s, so that a key waiting for broker-a goes out soon after it is back; MaxAttempts far
+	// above any failure count the outage could cause (its failures match relay.ErrUnavailable and count none).
 	r, err := relay.New(out.DB, relay.Config{Dialect: out.Dialect, Publisher: watched, BatchSize: 100, MinBackoff: 100 * time.Millisecond,
 		MaxBackoff: 2 * time.Second, MaxAttempts: 1000, MaxPollInterval: 100 * time.Millisecond, PublishTimeout: 10 * time.Second})
 	if err != nil {

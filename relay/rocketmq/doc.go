@@ -93,8 +93,10 @@
 // count. make cluster runs TestBrokerLoss: broker-a SIGKILLed while the relay publishes 5,000 messages.
 //
 // Because those failures match relay.ErrUnavailable, they count toward the topic's circuit breaker in package
-// relay: once the topic's other rows are drained and only the lost broker's keys are left, the breaker opens and
-// holds them (probing every ProbeInterval), and a success on the other brokers closes it again.
+// relay: three in a row (typically once the topic's other rows are drained and only the lost broker's keys are
+// left) open it, and it then holds the topic's rows, those for the other brokers too, until a probe succeeds;
+// a probe that goes to a broker that answers closes it. In TestBrokerLoss, 500 messages without a key enqueued
+// after the kill reached broker-b within 15 s.
 //
 // # TLS and credentials
 //

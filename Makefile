@@ -10,7 +10,7 @@ NORACE_TESTS = $(GO) test -count=1 -timeout 10m -run Orderly ./inbox/rocketmq/
 # inside rocketmq-client-go (apache/rocketmq-client-go#1115); any other race fails at once.
 GOTEST = $(GO) run ./internal/gotest
 
-.PHONY: test test-only demo services services-stop services-status lint vet fmt bench bench-inbox bench-relay bench-broker faults cluster bench-fleet
+.PHONY: test test-only demo services services-stop services-status lint vet fmt bench bench-inbox bench-relay bench-broker faults
 
 test: lint services browser
 	@eval "$$(scripts/services.sh env)" && $(GOTEST) $(GOTEST_FLAGS) ./... && $(NORACE_TESTS)
@@ -89,6 +89,8 @@ bench-effects: services
 		$(GO) test -run '^$$' -bench BenchmarkEffects -benchtime 2000x -count 6 ./inbox/ | tee /tmp/txbox-bench-effects.txt
 	@echo; echo "medians of 6 runs (sqlfx, redisfx: Begin+Complete per message; inbox: Process with a handler that writes nothing):"
 	@$(GO) run $(BENCHSTAT) -filter '.unit:(inbox-msg/s OR sqlfx-msg/s OR redisfx-msg/s OR sqlfx/inbox OR redisfx/inbox)' /tmp/txbox-bench-effects.txt
+
+.PHONY: cluster bench-fleet
 
 # Broker loss on a cluster of two brokers (broker-a, broker-b) on a name server of their own, started and stopped
 # by the test on free ports (relay/rocketmq TestBrokerLoss; about five minutes, so not in make test). Without

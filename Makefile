@@ -118,3 +118,19 @@ BENCH_RETENTION_KEYS ?= 20000000
 bench-retention: services
 	@df -h . | tail -1
 	@eval "$$(scripts/services.sh env)" && $(GO) run ./cmd/txbox-bench-retention -keys $(BENCH_RETENTION_KEYS)
+
+.PHONY: cluster bench-fleet
+
+# Broker loss on a cluster of two brokers (broker-a, broker-b) on a name server of their own, started and stopped
+# by the test on free ports (relay/rocketmq TestBrokerLoss; about five minutes, so not in make test). Without
+# -race: the client's cleanup of an offline broker writes a map other goroutines read (internal/route.go,
+# cleanOfflineBroker), which every broker loss trips; the selector's own tests run under -race in make test.
+cluster: services
+	@eval "$$(scripts/services.sh env)" && TXBOX_CLUSTER=1 $(GO) test -count=1 -timeout 20m -run TestBrokerLoss -v ./relay/rocketmq/
+
+# A relay fleet (cmd/txbox-bench-fleet): the drain of 3 `txbox relay --databases` processes over 12 databases
+# (6 MariaDB, 6 PostgreSQL, on the shared servers) against 1 database, and the takeover of a SIGKILLed relay's
+# databases; medians with min–max. BENCH_FLEET_FLAGS="-rounds 5 -rows 20000".
+bench-fleet: services
+	@eval "$$(scripts/services.sh env)" && $(GO) build -o /tmp/txbox-bench-fleet-txbox ./cmd/txbox && \
+		$(GO) run ./cmd/txbox-bench-fleet -txbox /tmp/txbox-bench-fleet-txbox $(BENCH_FLEET_FLAGS)

@@ -30,6 +30,7 @@ type Tables struct {
 	Effects         string // <prefix>_effects: idempotency records of effects outside the database
 	Partitions      string // <prefix>_partitions: layout, period and retention of the time-partitioned tables
 	Migrations      string // <prefix>_migrations: the applied migrations (goose's version table)
+	Relays          string // <prefix>_relays: heartbeats of the relays of a fleet that hold or watch the database
 }
 
 // TablesFor returns the table names for prefix; "" means [DefaultPrefix].
@@ -58,6 +59,7 @@ func TablesFor(prefix string) (Tables, error) {
 		Effects:         prefix + "_effects",
 		Partitions:      prefix + "_partitions",
 		Migrations:      prefix + "_migrations",
+		Relays:          prefix + "_relays",
 	}, nil
 }
 

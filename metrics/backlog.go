@@ -30,7 +30,7 @@ func RegisterBacklog(reg prometheus.Registerer, db dialect.DBTX, d dialect.Diale
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	return reg.Register(&backlog{db: db, s: s, descs: newBacklogDescs(t.Prefix)})
+	return reg.Register(&backlog{db: db, s: s, descs: newBacklogDescs(prometheus.Labels{"prefix": t.Prefix})})
 }
 
 type backlog struct {
@@ -41,11 +41,11 @@ type backlog struct {
 	dropped atomic.Int64
 }
 
-// backlogDescs describe the gauges of one installation; the constant label prefix tells installations apart.
+// backlogDescs describe the gauges of one installation; the constant labels (prefix, and database in a fleet)
+// tell installations apart.
 type backlogDescs struct{ pending, due, oldest, dead, keys, inboxDead, dropped *prometheus.Desc }
 
-func newBacklogDescs(prefix string) backlogDescs {
-	l := prometheus.Labels{"prefix": prefix}
+func newBacklogDescs(l prometheus.Labels) backlogDescs {
 	return backlogDescs{
 		pending:   prometheus.NewDesc("txbox_outbox_pending", "Outbox rows not yet published.", nil, l),
 		due:       prometheus.NewDesc("txbox_outbox_due", "Outbox rows due for publishing now.", nil, l),
@@ -66,12 +66,18 @@ func (b *backlog) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (b *backlog) Collect(ch chan<- prometheus.Metric) {
+	if err := b.collect(ch); err != nil {
+		ch <- prometheus.NewInvalidMetric(b.descs.pending, err)
+	}
+}
+
+// collect reads the tables and sends the gauges; when they cannot be read it sends nothing and returns the error.
+func (b *backlog) collect(ch chan<- prometheus.Metric) error {
 	ctx, cancel := context.WithTimeout(context.Background(), ScrapeTimeout)
 	defer cancel()
 	st, err := b.s.Stats(ctx, b.db)
 	if err != nil {
-		ch <- prometheus.NewInvalidMetric(b.descs.pending, err)
-		return
+		return err
 	}
 	d := b.descs
 	ch <- prometheus.MustNewConstMetric(d.pending, prometheus.GaugeValue, float64(st.Outbox.Pending))
@@ -93,6 +99,7 @@ func (b *backlog) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d.inboxDead, prometheus.GaugeValue, float64(c.Dead), label)
 	}
 	ch <- prometheus.MustNewConstMetric(d.dropped, prometheus.CounterValue, float64(b.dropped.Load()))
+	return nil
 }
 
 // labelValue returns s with every byte that is not part of valid UTF-8 written as \xNN: Prometheus label values

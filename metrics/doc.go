@@ -39,4 +39,14 @@
 // Consumer labels come from the inbox table. A stored name that is not UTF-8 (MySQL keeps bytes) is labelled with
 // its invalid bytes written \xNN; should that equal another consumer's name, its series are left out of the
 // scrape and counted in txbox_metrics_dropped_series_total, so that a scrape never fails on stored data.
+//
+// A relay fleet (package relay/fleet) is exposed by NewFleet, every series labelled database (the fleet's name for
+// it): the relay counters above per database (ObserveBatch as fleet.Config.OnBatch), the backlog gauges of the
+// databases this relay holds, and
+//
+//	txbox_fleet_database_up{database}          0 while the database cannot be reached or used (txbox status says why)
+//	txbox_fleet_database_held{database}        1 while this relay holds its drain lease and drains it
+//	txbox_fleet_relays                         live relays this relay counts, itself included
+//	txbox_fleet_scrape_errors_total{database}  scrapes that left a held database's backlog out (never failing)
+//	txbox_fleet_unobserved_batches_total{database}  batches not counted (the database's counters could not register)
 package metrics

@@ -83,6 +83,7 @@ func render(d dialect.Dialect, t dialect.Tables, partitioned bool) (fs.FS, error
 		"effects": t.Effects, "inbox_keys": t.InboxKeys, "partitions": t.Partitions,
 		// The claim routine of the partitioned layout (a MySQL procedure, a PostgreSQL function), named like a table.
 		"inbox_claim": t.InboxKeys + "_claim",
+		"relays":      t.Relays,
 	}
 	funcs := template.FuncMap{
 		"table": func(name string) (string, error) {

@@ -6,7 +6,14 @@
 #
 # Usage: scripts/rocketmq.sh install|start|stop|status|env
 #        scripts/rocketmq.sh admin SUBCOMMAND ARGS...   MQAdminStartup (mqadmin); -n defaults to our name server
-#        scripts/rocketmq.sh topic NAME [QUEUES]        create/update a topic (4 read/4 write queues), wait for its route
+#        scripts/rocketmq.sh topic NAME [QUEUES]        create/update a topic (4 read/4 write queues) on every broker of
+#                                                       the cluster, wait until its route shows them all
+#        scripts/rocketmq.sh broker-start NAME PORT     start another broker of the cluster (broker-b, ...) on PORT
+#        scripts/rocketmq.sh broker-stop NAME           stop it
+#
+# Another broker (for tests that lose one) registers with the running name server under its own brokerName, in
+# the same cluster, with its own store, user.home, conf, log and pid file ($DIR/NAME/, logs/NAME.out, NAME.pid). A
+# broker listens on PORT, PORT-2 (the VIP channel) and PORT+1 (HA): all three must be free. `stop` stops it too.
 SERVICE=rocketmq
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -128,7 +135,9 @@ forget_stale() {
 	fi
 }
 
-broker_registered() { admin clusterList -n "$NAMESRV" | grep -Eq "^$CLUSTER +$BROKER_NAME +0 +$BROKER "; }
+# broker_registered_as NAME ADDR: the name server lists broker NAME (master) at ADDR in our cluster.
+broker_registered_as() { admin clusterList -n "$NAMESRV" | grep -Eq "^$CLUSTER +$1 +0 +$2 "; }
+broker_registered() { broker_registered_as "$BROKER_NAME" "$BROKER"; }
 
 healthy() { is_ours "$NAMESRV_PID" "$NAMESRV_MAIN" && is_ours "$BROKER_PID" "$BROKER_MAIN" && broker_registered; }
 
@@ -209,6 +218,12 @@ cmd_start() {
 }
 
 cmd_stop() {
+	local pid
+	for pid in "$DIR"/broker-*.pid; do
+		[[ -e $pid ]] || continue
+		forget_stale "$pid" "$BROKER_MAIN"
+		stop_pid "$pid" "broker $(basename "$pid" .pid)"
+	done
 	forget_stale "$BROKER_PID" "$BROKER_MAIN"
 	forget_stale "$NAMESRV_PID" "$NAMESRV_MAIN"
 	stop_pid "$BROKER_PID" broker
@@ -230,12 +245,15 @@ cmd_env() {
 	echo "export TXBOX_ROCKETMQ_ADMIN='$ADMIN'"
 }
 
-# route_has TOPIC QUEUES: the name server's route for TOPIC shows our broker with QUEUES read and write queues.
+# route_has TOPIC QUEUES: the name server's route for TOPIC shows every broker of our cluster (broker-a and those
+# broker-start added) with QUEUES read and write queues.
 route_has() {
-	local out
+	local out name
 	out=$(admin topicRoute -n "$NAMESRV" -t "$1")
-	grep -q "\"brokerName\":\"$BROKER_NAME\"" <<<"$out" &&
-		grep -Eq "\"readQueueNums\":$2([^0-9]|$)" <<<"$out" && grep -Eq "\"writeQueueNums\":$2([^0-9]|$)" <<<"$out"
+	for name in $BROKER_NAME $(admin clusterList -n "$NAMESRV" | awk -v c="$CLUSTER" '$1 == c && $2 != "'"$BROKER_NAME"'" { print $2 }'); do
+		grep -q "\"brokerName\":\"$name\"" <<<"$out" || return 1
+	done
+	grep -Eq "\"readQueueNums\":$2([^0-9]|$)" <<<"$out" && grep -Eq "\"writeQueueNums\":$2([^0-9]|$)" <<<"$out"
 }
 
 cmd_topic() {
@@ -248,11 +266,56 @@ cmd_topic() {
 	grep -q "success" <<<"$out" || die "updateTopic $topic failed: $out"
 	wait_until 30 "the route of topic $topic" route_has "$topic" "$queues" ||
 		die "topic $topic has no route with $queues queues on $NAMESRV"
-	log "topic $topic: $queues read/$queues write queues on $BROKER_NAME"
+	log "topic $topic: $queues read/$queues write queues on every broker of $CLUSTER"
+}
+
+cmd_broker_start() {
+	local name=${1:-} port=${2:-} p
+	[[ $name =~ ^broker-[a-z0-9]+$ && $name != "$BROKER_NAME" && $port =~ ^[1-9][0-9]*$ ]] ||
+		die "usage: $0 broker-start NAME PORT (NAME like broker-b; broker-a is the one '$0 start' runs)"
+	jars_complete || die "RocketMQ jars not installed (run: $0 start)"
+	write_admin
+	is_ours "$NAMESRV_PID" "$NAMESRV_MAIN" || die "no name server of ours runs on $NAMESRV (run: $0 start)"
+	local dir=$DIR/$name pidfile=$DIR/$name.pid conf=$DIR/conf/$name.conf addr=127.0.0.1:$port
+	forget_stale "$pidfile" "$BROKER_MAIN"
+	if is_ours "$pidfile" "$BROKER_MAIN" && broker_registered_as "$name" "$addr"; then
+		log "already running: broker $name on $addr"
+		return 0
+	fi
+	check_disk
+	is_ours "$pidfile" "$BROKER_MAIN" || for p in "$port" $((port - 2)) $((port + 1)); do
+		port_free "$p" || die "port $p (broker $name) is taken by a process we did not start"
+	done
+	mkdir -p "$dir/home" "$DIR/conf" "$LOGS/$name"
+	[[ -L $dir/home/logs ]] || ln -sfn "$LOGS/$name" "$dir/home/logs"
+	# The shared template, with this broker's name, ports and store.
+	BROKER_PORT=$port render "$HERE/rocketmq/broker.conf" "$conf.tmpl"
+	sed -e "s|^brokerName=.*|brokerName=$name|" -e "s|=$DIR/store|=$dir/store|" "$conf.tmpl" >"$conf"
+	rm -f "$conf.tmpl"
+	if ! is_ours "$pidfile" "$BROKER_MAIN"; then
+		log "starting broker $name on $addr"
+		# -Duser.home last: it overrides jvm_common's, so that this broker's kv config and logs are its own.
+		launch "$name" "$pidfile" -XX:+UseG1GC -XX:SoftRefLRUPolicyMSPerMB=0 -Xms512m -Xmx1g -XX:MaxDirectMemorySize=512m \
+			-Drmq.logback.configurationFile=rmq.broker.logback.xml -Duser.home="$dir/home" \
+			$BROKER_MAIN -c "$conf"
+	fi
+	wait_until 120 "broker $name's boot line" booted "$pidfile" "$BROKER_MAIN" "$LOGS/$name.out" "boot success" ||
+		die "broker $name did not start; see $LOGS/$name.out"
+	wait_until 60 "$name to register with the name server" broker_registered_as "$name" "$addr" ||
+		die "broker $name not registered with $NAMESRV; see $LOGS/$name/rocketmqlogs/broker.log"
+	log "ready: broker $name on $addr, cluster $CLUSTER, name server $NAMESRV"
+}
+
+cmd_broker_stop() {
+	local name=${1:-}
+	[[ $name =~ ^broker-[a-z0-9]+$ && $name != "$BROKER_NAME" ]] || die "usage: $0 broker-stop NAME"
+	forget_stale "$DIR/$name.pid" "$BROKER_MAIN"
+	stop_pid "$DIR/$name.pid" "broker $name"
 }
 
 case "${1:-}" in
 install | start | stop | status | env) "cmd_$1" ;;
 admin | topic) cmd=$1; shift; "cmd_$cmd" "$@" ;;
-*) echo "usage: $0 install|start|stop|status|env|admin ARGS...|topic NAME [QUEUES]" >&2; exit 2 ;;
+broker-start | broker-stop) cmd=${1//-/_}; shift; "cmd_$cmd" "$@" ;;
+*) echo "usage: $0 install|start|stop|status|env|admin ARGS...|topic NAME [QUEUES]|broker-start NAME PORT|broker-stop NAME" >&2; exit 2 ;;
 esac

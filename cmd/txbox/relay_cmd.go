@@ -41,6 +41,7 @@ type relayFlags struct {
 	namespace       string
 	metricsAddr     string
 	shutdownTimeout time.Duration
+	fleet           fleetFlags // --databases: a relay of a fleet over many databases
 }
 
 func newRelayCmd(g *globals) *cobra.Command {
@@ -64,12 +65,25 @@ It refuses to start on an unmigrated schema or when no name server answers. With
   /healthz  200 while the process runs
   /readyz   200 when the database answers and the producer is started; 503 otherwise
 
+With --databases FILE (the databases file of txbox trace and console) the relay drains many databases, both
+dialects mixed, and shares them with every other relay given the same file, without a coordinator: each
+database is drained by the one relay that holds its drain lease (a lock of the database server, which ends with
+the relay's connection), the relays even out the databases among themselves (--max-held caps this relay's
+share), and a relay that dies leaves its databases to the others within a few seconds. The file is read again
+on SIGHUP and whenever it changes: new databases are looked at at once, removed ones are let go and never
+touched again. A database that cannot be reached stalls only itself; /metrics shows it
+(txbox_fleet_database_up{database}) and txbox status --databases FILE says why. Every relay of a fleet needs its
+own --relay-id (the default is unique per process).
+
 Access keys and security tokens for ACL-enabled clusters are better passed through the environment than on the
 command line; they are never printed. --tls encrypts the connections to the name servers and brokers, but
 rocketmq-client-go does not verify the broker's certificate: it protects against eavesdropping, not against an
 impostor on the network path.`,
 		Example: `  export TXBOX_DIALECT=mysql TXBOX_DSN='app:secret@tcp(127.0.0.1:3306)/app'
   txbox relay --namesrv 127.0.0.1:9876 --group orders-relay --metrics-addr 127.0.0.1:9090
+
+  # one relay of a fleet over the databases of a file (run several, with the same file)
+  txbox relay --databases databases.yaml --namesrv 127.0.0.1:9876 --metrics-addr 127.0.0.1:9090
 
   # ACL cluster, credentials from the environment
   TXBOX_ROCKETMQ_NAMESRV=10.0.0.5:9876,10.0.0.6:9876 TXBOX_ROCKETMQ_ACCESS_KEY=ak TXBOX_ROCKETMQ_SECRET_KEY=sk \
@@ -101,6 +115,7 @@ impostor on the network path.`,
 	fl.StringVar(&f.namespace, "namespace", envOr("TXBOX_ROCKETMQ_NAMESPACE", ""), "RocketMQ namespace prefixed to topics and group (env TXBOX_ROCKETMQ_NAMESPACE)")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", envOr("TXBOX_METRICS_ADDR", ""), "serve /metrics, /healthz and /readyz on this address, e.g. 127.0.0.1:9090 (env TXBOX_METRICS_ADDR)")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "after the last batch, how long the producer's shutdown may wait for sends in flight")
+	f.fleet.register(fl)
 	return cmd
 }
 
@@ -180,9 +195,15 @@ func runRelay(cmd *cobra.Command, g *globals, f *relayFlags) error {
 	if err := f.validate(); err != nil {
 		return err
 	}
+	if err := f.fleet.validate(cmd); err != nil {
+		return err
+	}
 	log, err := g.logger()
 	if err != nil {
 		return err
+	}
+	if f.fleet.databases != "" {
+		return runFleet(cmd, g, f, log)
 	}
 	w, err := wireRelay(cmd.Context(), g, f, log)
 	if err != nil {
@@ -258,15 +279,7 @@ func wireRelay(ctx context.Context, g *globals, f *relayFlags, log *slog.Logger)
 		}
 	}
 
-	w.pub, err = rocketmq.New(rocketmq.Config{
-		NameServers: f.namesrv,
-		Group:       f.group,
-		Credentials: rocketmq.Credentials{AccessKey: f.accessKey, SecretKey: f.secretKey, SecurityToken: f.securityToken},
-		TLS:         f.tls,
-		Namespace:   f.namespace,
-		SendTimeout: f.sendTimeout,
-		Logger:      log,
-	})
+	w.pub, err = rocketmq.New(f.publisherConfig(log))
 	if err != nil {
 		return nil, fmt.Errorf("start the RocketMQ producer: %w", err)
 	}

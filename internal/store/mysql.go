@@ -35,6 +35,9 @@ func newMySQL(d dialect.Dialect, t dialect.Tables) (*mysqlStore, error) {
 	s.ks = mysqlKeysSQL(s.q, s.t)
 	s.pt = newPartitionSQL(d, s.q.partitions, "UTC_TIMESTAMP(6)")
 	s.fx = mysqlEffectSQL(s.q)
+	if s.fl, err = fleetStatements(d, t, mysqlFleetSQL); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -49,6 +49,9 @@ func newPostgres(d dialect.Dialect, t dialect.Tables) (*postgresStore, error) {
 	s.ks = postgresKeysSQL(s.q, s.t)
 	s.pt = newPartitionSQL(d, s.q.partitions, "clock_timestamp()")
 	s.fx = postgresEffectSQL(s.q)
+	if s.fl, err = fleetStatements(d, t, postgresFleetSQL); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -32,6 +32,7 @@ type Store interface {
 	Dialect() dialect.Dialect
 	Tables() dialect.Tables
 
+	FleetStore
 	OutboxStore
 	InboxStore
 	AdminStore
@@ -135,6 +136,7 @@ type sqlStore struct {
 	ks keysSQL
 	pt partitionSQL
 	fx effectSQL
+	fl fleetSQL
 	st statsQueries
 	// schemaExists counts the schemas named by its argument; createSchema is rendered for the prefix's schema.
 	schemaExists, createSchema string

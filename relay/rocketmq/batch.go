@@ -2,8 +2,6 @@ package rocketmq
 
 import (
 	"context"
-	"hash/fnv"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,7 +17,7 @@ import (
 // has gathered (at most MaxBatch messages, at most maxBatchBytes) into one batch request. Nothing waits for a
 // batch to fill: an idle lane sends a lone message at once. Order per sharding key is untouched — a key's next
 // message is only published after Publish returned for the previous one, so one batch never holds two messages
-// of a key, and the key's queue is the one the hash selector would have chosen.
+// of a key, and the key's queue is the one Select gives the key (selector.go).
 //
 // A batch succeeds or fails as a whole: every Publish in it gets the batch's error (ErrSend, ErrNotDurable)
 // and the relay retries those rows.
@@ -30,51 +28,6 @@ const maxBatchBytes = 1 << 20
 // maxBatchedBody: larger bodies are sent alone, where the client can compress them (it never compresses
 // batches).
 const maxBatchedBody = 64 << 10
-
-// selector picks queues like the client's hash selector (FNV-1a of the sharding key modulo the queue count;
-// random without a sharding key) and remembers each topic's queue count, which lanes need. A message that
-// carries a lane (batches, see laneQueue) goes to that lane's queue.
-type selector struct {
-	counts sync.Map // topic (as sent, with namespace) → int
-}
-
-// laneQueue marks a message with the index of the queue its lane sends to (an index into the route's queue
-// list, as the hash selector uses, not a broker queue id).
-func laneQueue(i int) *primitive.MessageQueue { return &primitive.MessageQueue{QueueId: i} }
-
-func (s *selector) Select(msg *primitive.Message, mqs []*primitive.MessageQueue, _ string) *primitive.MessageQueue {
-	if len(mqs) == 0 {
-		return nil
-	}
-	if n, ok := s.counts.Load(msg.Topic); !ok || n.(int) != len(mqs) {
-		s.counts.Store(msg.Topic, len(mqs))
-	}
-	if msg.Queue != nil && msg.Queue.QueueId < len(mqs) {
-		return mqs[msg.Queue.QueueId]
-	}
-	if k := msg.GetShardingKey(); k != "" {
-		return mqs[queueIndex(k, len(mqs))]
-	}
-	return mqs[rand.IntN(len(mqs))]
-}
-
-func (s *selector) count(topic string) int {
-	if n, ok := s.counts.Load(topic); ok {
-		return n.(int)
-	}
-	return 0
-}
-
-// queueIndex is the client's hash selector: FNV-1a, as int, modulo n, made non-negative.
-func queueIndex(shardingKey string, n int) int {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(shardingKey))
-	i := int(h.Sum32()) % n
-	if i < 0 {
-		i = -i
-	}
-	return i
-}
 
 type batchReq struct {
 	msg  *primitive.Message
@@ -96,23 +49,28 @@ type lane struct {
 
 type laneKey struct {
 	topic string
-	queue int
+	queue queueRef
 }
 
-// batched sends msg through its queue's lane and waits for the batch's outcome.
-func (p *Publisher) batched(ctx context.Context, msg *primitive.Message, sentTopic string, queues int) (*primitive.SendResult, error) {
-	idx := 0
+// batched sends msg through its queue's lane and waits for the batch's outcome: the sharding key's queue, or
+// the next queue round robin of those on brokers that answer.
+func (p *Publisher) batched(ctx context.Context, msg *primitive.Message, sentTopic string) (*primitive.SendResult, error) {
+	var q queueRef
+	var ok bool
 	if k := msg.GetShardingKey(); k != "" {
-		idx = queueIndex(k, queues)
+		q, ok = p.sel.keyLane(sentTopic, k) // checked by send: its broker is in the route
 	} else {
-		idx = int(p.spread.Add(1) % uint64(queues))
+		q, ok = p.sel.spreadLane(sentTopic, p.spread.Add(1))
+	}
+	if !ok {
+		return p.sendAlone(ctx, msg)
 	}
 	// The client sets UNIQ_KEY only on messages it sends alone; a batched message needs its own too.
 	msg.WithProperty(primitive.PropertyUniqueClientMessageIdKeyIndex, primitive.CreateUniqID())
-	msg.Queue = laneQueue(idx)
+	msg.Queue = &primitive.MessageQueue{Topic: sentTopic, BrokerName: q.broker, QueueId: q.id}
 	req := &batchReq{msg: msg, size: len(msg.Marshal()), done: make(chan batchResult, 1)}
 
-	v, _ := p.lanes.LoadOrStore(laneKey{sentTopic, idx}, &lane{})
+	v, _ := p.lanes.LoadOrStore(laneKey{sentTopic, q}, &lane{})
 	l := v.(*lane)
 	l.mu.Lock()
 	l.queue = append(l.queue, req)

@@ -46,10 +46,11 @@
 //	               mqadmin queryMsgByKey -t TOPIC -k 12345/payment
 //	ID           → user property TXBOX_OUTBOX_ID (decimal)
 //	Tag          → tag (consumers can subscribe by tag)
-//	ShardingKey  → SHARDING_KEY and the queue: a hash of the sharding key picks the queue (the client's hash
-//	               selector), so one sharding key always lands in one queue, in the order the relay publishes
-//	               (the relay never publishes two rows of one sharding key at once). Rows without a sharding
-//	               key go to a random queue. Changing the topic's queue count moves sharding keys to other queues.
+//	ShardingKey  → SHARDING_KEY and the queue: a hash of the sharding key picks the queue (as the client's hash
+//	               selector does while every broker is up), so one sharding key always lands in one queue, in
+//	               the order the relay publishes (the relay never publishes two rows of one sharding key at
+//	               once), also while a broker is lost (see below). Rows without a sharding key go to a random
+//	               queue. Changing the topic's queue count moves sharding keys to other queues.
 //	DeliverAt    → a RocketMQ 5 timer message (TIMER_DELIVER_MS) when it is still in the future at publish time;
 //	               the relay normally holds a row until DeliverAt, so this matters only for rows published early.
 //	               The broker bounds the delay (timerMaxDelaySec, 3 days by default).
@@ -70,12 +71,32 @@
 // one batch request of up to MaxBatch messages (1 MiB): the broker's per-request cost, not the bytes, limits
 // throughput. Nothing waits for a batch to fill — an idle queue sends a lone message at once — and per-key order
 // holds, because a sharding key's next message is only published after Publish returned for the previous one and
-// its queue is the one the client's hash selector picks (FNV-1a of the sharding key modulo the queue count). A
+// its queue is the one the selector picks for it (FNV-1a of the sharding key modulo the queue count). A
 // batch succeeds or fails as a whole; all its Publish calls get the same error. Timer messages (DeliverAt) and
 // bodies over 64 KiB are sent alone. MaxBatch: 1 turns batching off. On the shared 2-core test machine
 // (PostgreSQL, broker and client on one host, 64 sends in flight, 256-byte payloads) the relay drained at
 // 0.6–0.85× a bare SendSync loop without batching and at 1.2–2.1× with it (medians of two runs of five
 // interleaved rounds; BenchmarkRelayToBroker beside BenchmarkBareSendSync).
+//
+// # A cluster that loses a broker
+//
+// When a broker of the cluster dies, the name server drops it from the topic's route, and the client reads the
+// new route within 30s. The client's hash selector would then hash every sharding key over the queues that are
+// left: a key whose queue was on the lost broker would move to another broker while its earlier messages wait on
+// the lost one, and a consumer would see the later ones first. The Publisher's selector keeps the queues of a
+// broker that left the route in its mapping instead: a key keeps its queue, and while that queue's broker is out
+// of the route Publish fails with ErrQueueUnavailable (and ErrSend, and relay.ErrUnavailable: no attempt is
+// counted), so the relay holds the key's rows back, in order, and publishes them once the broker is back.
+// Messages without a sharding key go to the brokers that answer: after a failed send to a broker, they avoid it
+// for 5 seconds, so they flow through the others from the first failure on, not only after the route changes.
+// A Publisher started while a broker is gone maps keys over the brokers it sees, as after a change of the queue
+// count. make cluster runs TestBrokerLoss: broker-a SIGKILLed while the relay publishes 5,000 messages.
+//
+// Because those failures match relay.ErrUnavailable, they count toward the topic's circuit breaker in package
+// relay: three in a row (typically once the topic's other rows are drained and only the lost broker's keys are
+// left) open it, and it then holds the topic's rows, those for the other brokers too, until a probe succeeds;
+// a probe that goes to a broker that answers closes it. In TestBrokerLoss, 500 messages without a key enqueued
+// after the kill reached broker-b within 15 s.
 //
 // # TLS and credentials
 //

@@ -35,6 +35,11 @@ var (
 	// (FlushDiskTimeout, FlushSlaveTimeout, SlaveNotAvailable): the client reports no error for these, but the
 	// message may be lost if the broker fails now, so the row is published again. The error is a *StatusError.
 	ErrNotDurable = errors.New("relay/rocketmq: broker did not confirm a durable write")
+	// ErrQueueUnavailable is returned (with ErrSend) by Publish for a record whose sharding key maps to a queue of
+	// a broker that is not in the topic's route (it died, or restarts): the record is not sent, since a queue on
+	// another broker would let the key's later messages overtake the earlier ones waiting on the lost broker. The
+	// relay publishes it again later, in order, once the broker is back.
+	ErrQueueUnavailable = errors.New("relay/rocketmq: the sharding key's queue is on a broker that is not in the route")
 )
 
 // StatusError is a send the broker answered with a status other than SendOK. It matches ErrNotDurable.

@@ -69,15 +69,15 @@ func newPublisher(cfg Config, extra ...producer.Option) (*Publisher, error) {
 		return nil, fmt.Errorf("%w: TLS: %w", ErrInvalidConfig, err)
 	}
 	rmqlog.Install(cfg.Logger, cfg.ClientLogLevel.Level())
-	sel := &selector{}
+	sel := newSelector()
 	opts := []producer.Option{
 		producer.WithNameServer(cfg.NameServers),
 		producer.WithGroupName(cfg.Group),
 		producer.WithInstanceName(cfg.InstanceName),
 		producer.WithSendMsgTimeout(cfg.SendTimeout),
 		producer.WithRetry(cfg.Retries),
-		// Same ShardingKey, same queue (the client's hash selector, FNV-1a modulo the queue count); batches go
-		// to their lane's queue.
+		// Same ShardingKey, same queue, also while a broker is lost (selector.go); batches go to their lane's
+		// queue.
 		producer.WithQueueSelector(sel),
 		// Publish compresses itself, and only when that shortens the body (compress.go).
 		producer.WithCompressMsgBodyOverHowmuch(math.MaxInt32),
@@ -193,10 +193,21 @@ func (p *Publisher) send(ctx context.Context, msg *primitive.Message) (*primitiv
 	if p.cfg.Namespace != "" {
 		sent = p.cfg.Namespace + "%" + msg.Topic
 	}
-	if n := p.sel.count(sent); p.cfg.MaxBatch > 1 && n > 0 && batchable(msg) {
-		return p.batched(ctx, msg, sent, n)
+	var res *primitive.SendResult
+	var err error
+	if p.cfg.MaxBatch > 1 && p.sel.known(sent) && batchable(msg) {
+		res, err = p.batched(ctx, msg, sent)
+	} else {
+		res, err = p.sendAlone(ctx, msg)
 	}
-	return p.sendAlone(ctx, msg)
+	if k := msg.GetShardingKey(); err != nil && k != "" {
+		// The client asked the selector for a queue (so that it sees the current route), and got none: the key's
+		// queue is on a broker that left the route, and another queue would break the key's order.
+		if q, ok := p.sel.keyLane(sent, k); !ok && q.broker != "" {
+			err = fmt.Errorf("%w: sharding key %q maps to queue %d of %s: %w", ErrQueueUnavailable, k, q.id, q.broker, err)
+		}
+	}
+	return res, err
 }
 
 // sendAlone sends one message in a request of its own, compressed when that makes it shorter. A broker refusal

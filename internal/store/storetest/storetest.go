@@ -128,7 +128,7 @@ var suite = []struct {
 // database. The databases come from the TXBOX_* environment variables (see package testdb); without them the
 // cases are skipped.
 func Run(t *testing.T) {
-	for _, g := range slices.Concat(suite, adminCases, partitionCases) {
+	for _, g := range slices.Concat(suite, adminCases, partitionCases, fleetCases) {
 		for _, c := range g.cases {
 			t.Run(g.method+"/"+c.name, func(t *testing.T) {
 				t.Parallel()

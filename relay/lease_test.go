@@ -119,7 +119,9 @@ func TestLeaseRenewedWhilePublishing(t *testing.T) {
 				Headers: map[string]string{faults.SeqHeader: strconv.Itoa(i)}}
 		})
 		rec := faults.NewRecorder(nil)
-		rec.MinDelay, rec.MaxDelay = 250*time.Millisecond, 250*time.Millisecond // 12 rows of one key: 3s, lease 1s
+		// 12 rows of one key at 500ms: 6s of publishing under a 2s lease, renewed twice or more. (A renewal has
+		// Lease to answer; under a 1s lease a loaded machine's slow renewal ends the lease, as it should.)
+		rec.MinDelay, rec.MaxDelay = 500*time.Millisecond, 500*time.Millisecond
 		var mu sync.Mutex
 		var batches []relay.BatchInfo
 		onBatch := func(b relay.BatchInfo) {
@@ -128,7 +130,7 @@ func TestLeaseRenewedWhilePublishing(t *testing.T) {
 			mu.Unlock()
 		}
 		for range 2 {
-			runRelay(t, newRelay(t, db, rec, func(c *relay.Config) { c.Workers, c.Lease, c.OnBatch = 2, time.Second, onBatch }))
+			runRelay(t, newRelay(t, db, rec, func(c *relay.Config) { c.Workers, c.Lease, c.OnBatch = 2, 2 * time.Second, onBatch }))
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()

@@ -262,7 +262,6 @@ func watermillDrain(db *sqlx.DB, schema wsql.SchemaAdapter, offsets wsql.Offsets
 	case <-time.After(10 * time.Minute):
 		return 0, fmt.Errorf("watermill consumed %d of %d in 10 minutes", count.Load(), *rows)
 	}
-	el := time.Since(start)
 	// The last batch's acknowledgement commits after its last message is acknowledged: wait until the table is
 	// empty, so that the figure includes every delete, as the others' do.
 	for {
@@ -275,6 +274,5 @@ func watermillDrain(db *sqlx.DB, schema wsql.SchemaAdapter, offsets wsql.Offsets
 		}
 		time.Sleep(time.Millisecond)
 	}
-	el = time.Since(start)
-	return float64(*rows) / el.Seconds(), nil
+	return float64(*rows) / time.Since(start).Seconds(), nil
 }

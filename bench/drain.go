@@ -37,7 +37,7 @@ const drainBatch = 500
 // published twice by two relays. That is the work a relay must do and the raw loop is spared: the limit.
 func runDrain(cs []column, workers int) bool {
 	title := fmt.Sprintf("drain %d rows, %d worker(s), batches of %d", *rows, workers, drainBatch)
-	return runCase(cs, title, "msg/s", func(c column, db *sqlx.DB) ([]variant, error) {
+	return runCase(cs, title, "msg/s", 0, func(c column, db *sqlx.DB) ([]variant, error) {
 		return drainVariants(c, db, workers)
 	}, []ratio{{"txbox", "raw", map[int]float64{1: 0.9, 4: 1.0}[workers]}, {"txbox", "watermill", 3.0}})
 }

@@ -33,13 +33,15 @@ const customers = 1000
 //	            with the same columns and indexes (CREATE TABLE ... LIKE), no validation, no NOTIFY
 //	watermill   watermill-sql v4's Publisher on the transaction, its default schema
 //
-// and, with -yardsticks, txbox with DisableNotify (PostgreSQL) and hand-min, the same INSERT into a table with
-// only a primary key (what txbox's secondary index costs).
+// and, with -yardsticks, txbox with DisableNotify (PostgreSQL); hand-txsql, txbox's own INSERT statement (8
+// arguments, casts, COALESCE) run by hand into hand_outbox (what the statement's shape costs); and hand-min, the
+// hand INSERT into a table with only a primary key (what txbox's secondary indexes cost).
 func runEnqueue(cs []column, stmts, producers int) bool {
 	title := fmt.Sprintf("enqueue, %d-statement business tx, %d producers, %d tx per run", stmts, producers, *txs)
-	return runCase(cs, title, "tx/s", func(c column, db *sqlx.DB) ([]variant, error) {
+	return runCase(cs, title, "tx/s", *txs, func(c column, db *sqlx.DB) ([]variant, error) {
 		return enqueueVariants(c, db, stmts, producers)
-	}, []ratio{{"txbox", "hand", 0.95}, {"txbox", "watermill", 1.0}, {"txbox-nonotify", "hand", 0}, {"hand", "hand-min", 0}})
+	}, []ratio{{"txbox", "hand", 0.95}, {"txbox", "watermill", 1.0}, {"txbox-nonotify", "hand", 0},
+		{"hand-txsql", "hand", 0}, {"hand", "hand-min", 0}})
 }
 
 func enqueueVariants(c column, db *sqlx.DB, stmts, producers int) ([]variant, error) {
@@ -91,6 +93,13 @@ func enqueueVariants(c column, db *sqlx.DB, stmts, producers int) ([]variant, er
 	}
 	hand := d.Rebind("INSERT INTO hand_outbox (part, topic, msg_key, tag, payload, available_at, created_at)" +
 		" VALUES (-1, ?, ?, ?, ?, " + now + ", " + now + ")")
+	// txbox's own statement (DisableNotify), written by hand: what the statement's shape costs.
+	handTxSQL := "INSERT INTO hand_outbox (part, topic, msg_key, tag, sharding_key, payload, headers, attempts, available_at," +
+		" created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, COALESCE(?, UTC_TIMESTAMP(6)), UTC_TIMESTAMP(6))"
+	if d == dialect.Postgres {
+		handTxSQL = "INSERT INTO hand_outbox (part, topic, msg_key, tag, sharding_key, payload, headers, attempts, available_at," +
+			" created_at) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, 0, COALESCE($8::timestamptz, now()), now())"
+	}
 	handMin := d.Rebind("INSERT INTO hand_min (topic, msg_key, tag, payload, created_at) VALUES (?, ?, ?, ?, " + now + ")")
 	lock := d.Rebind("SELECT orders FROM bench_customers WHERE id = ? FOR UPDATE")
 	update := d.Rebind("UPDATE bench_customers SET orders = orders + 1, spent = spent + ? WHERE id = ?")
@@ -156,6 +165,12 @@ func enqueueVariants(c column, db *sqlx.DB, stmts, producers int) ([]variant, er
 		if d == dialect.Postgres {
 			vs = append(vs, variant{"txbox-nonotify", rateOf(producers, func() error { return tx(txboxMsg(quiet)) })})
 		}
+		vs = append(vs, variant{"hand-txsql", rateOf(producers, func() error {
+			return tx(func(t *sql.Tx, id int64) error {
+				_, err := t.ExecContext(ctx, handTxSQL, -1, "orders", key(id), "created", "", enqueuePayload, nil, nil)
+				return err
+			})
+		})})
 		vs = append(vs, variant{"hand-min", rateOf(producers, func() error {
 			return tx(func(t *sql.Tx, id int64) error {
 				_, err := t.ExecContext(ctx, handMin, "orders", key(id), "created", enqueuePayload)

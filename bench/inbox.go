@@ -30,7 +30,7 @@ const inboxWorkers = 4
 func runInbox(cs []column) bool {
 	title := fmt.Sprintf("inbox, %d deliveries (10%% duplicates), %d workers, upsert handler; batch = ProcessBatch of %d",
 		*deliveries, inboxWorkers, *batchSize)
-	return runCase(cs, title, "msg/s", inboxVariants, []ratio{{"txbox", "hand", 0.95}, {"batch", "hand", 2.0}})
+	return runCase(cs, title, "msg/s", *deliveries, inboxVariants, []ratio{{"txbox", "hand", 0.95}, {"batch", "hand", 2.0}})
 }
 
 func inboxVariants(c column, db *sqlx.DB) ([]variant, error) {

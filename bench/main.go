@@ -25,6 +25,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,11 +51,14 @@ var (
 	rate       = flag.Int("rate", 1000, "messages per second in the latency run")
 	idle       = flag.Duration("idle", time.Minute, "idle time before the latency run's last message")
 	latReps    = flag.Int("latency-reps", 3, "repetitions of the latency run")
+	enqStmts   = flag.String("enqueue-statements", "1,3", "business transaction sizes in the enqueue case")
+	enqProd    = flag.String("enqueue-producers", "4,8", "producer counts in the enqueue case")
 	yardsticks = flag.Bool("yardsticks", true, "also run the enqueue yardsticks (txbox without NOTIFY, a minimal table)")
 )
 
 // column is one database and driver the table has a column for.
 type column struct {
+	profile                    string
 	name, driver, dsn, options string
 	d                          dialect.Dialect
 }
@@ -103,6 +107,9 @@ func columnsOf(profile string) ([]column, error) {
 			column{name: "mariadb-ip", driver: "mysql", dsn: ip, options: "go-sql-driver/mysql, interpolateParams=true", d: dialect.MySQL})
 	}
 	out = slices.DeleteFunc(out, func(c column) bool { return !slices.Contains(want, c.name) })
+	for i := range out {
+		out[i].profile = profile
+	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("profile %s: no DSN set; see the package documentation", profile)
 	}
@@ -227,8 +234,8 @@ func runProfile(cs []column) bool {
 	ok := true
 	has := func(p string) bool { return slices.Contains(strings.Split(*parts, ","), p) }
 	if has("enqueue") {
-		for _, stmts := range []int{1, 3} {
-			for _, producers := range []int{4, 8} {
+		for _, stmts := range ints(*enqStmts) {
+			for _, producers := range ints(*enqProd) {
 				ok = runEnqueue(cs, stmts, producers) && ok
 			}
 		}
@@ -245,4 +252,18 @@ func runProfile(cs []column) bool {
 		ok = runLatency(cs) && ok
 	}
 	return ok
+}
+
+// ints parses a comma-separated list of numbers; bad entries are fatal.
+func ints(s string) []int {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bad number %q in %q\n", f, s)
+			os.Exit(2)
+		}
+		out = append(out, n)
+	}
+	return out
 }

@@ -26,9 +26,12 @@ type figures map[string]map[string][]float64
 
 // runCase runs a case on every column: a fresh database, setup, then reps repetitions of every variant in turn.
 // It prints the table and reports whether every target was met.
-func runCase(cs []column, title, unit string, setup func(c column, db *sqlx.DB) ([]variant, error), ratios []ratio) bool {
+//
+// ops > 0 is the work one run does: the table is then followed by the CPU time per unit of work of the server
+// and of this process (see cpu.go), the measure that still separates variants when the machine is loaded.
+func runCase(cs []column, title, unit string, ops int, setup func(c column, db *sqlx.DB) ([]variant, error), ratios []ratio) bool {
 	fmt.Fprintf(os.Stderr, "== %s\n", title)
-	f := figures{}
+	f, srv, cli := figures{}, figures{}, figures{}
 	var order []string
 	for _, c := range cs {
 		err := withDB(c, func(db *sqlx.DB) error {
@@ -38,15 +41,25 @@ func runCase(cs []column, title, unit string, setup func(c column, db *sqlx.DB) 
 			}
 			for rep := range *reps {
 				for _, v := range vs {
+					s0, sok := serverCPU(c.profile, c.d)
+					c0 := selfCPU()
 					r, err := v.run()
 					if err != nil {
 						return fmt.Errorf("%s, repetition %d: %w", v.name, rep+1, err)
 					}
+					c1 := selfCPU()
+					s1, _ := serverCPU(c.profile, c.d)
 					if f[v.name] == nil {
-						f[v.name] = map[string][]float64{}
+						f[v.name], srv[v.name], cli[v.name] = map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
 						order = append(order, v.name)
 					}
 					f[v.name][c.name] = append(f[v.name][c.name], r)
+					if ops > 0 {
+						if sok {
+							srv[v.name][c.name] = append(srv[v.name][c.name], float64((s1-s0).Microseconds())/float64(ops))
+						}
+						cli[v.name][c.name] = append(cli[v.name][c.name], float64((c1-c0).Microseconds())/float64(ops))
+					}
 				}
 			}
 			return nil
@@ -57,7 +70,32 @@ func runCase(cs []column, title, unit string, setup func(c column, db *sqlx.DB) 
 		}
 		fmt.Fprintf(os.Stderr, "   %s done\n", c.name)
 	}
-	return printCase(cs, title, unit, f, order, ratios)
+	ok := printCase(cs, title, unit, f, order, ratios)
+	if ops > 0 {
+		printCPU(cs, srv, cli, order)
+	}
+	return ok
+}
+
+// printCPU prints the medians of server and client CPU microseconds per unit of work.
+func printCPU(cs []column, srv, cli figures, order []string) {
+	fmt.Printf("CPU µs per op, server + client (median [min–max] of the server's)\n")
+	for _, v := range order {
+		fmt.Printf("%-22s", v)
+		for _, c := range cs {
+			s, k := srv[v][c.name], cli[v][c.name]
+			if len(k) == 0 {
+				fmt.Printf(" %-24s", "–")
+				continue
+			}
+			if len(s) == 0 {
+				fmt.Printf(" %-24s", fmt.Sprintf("? + %.0f", median(k)))
+				continue
+			}
+			fmt.Printf(" %-24s", fmt.Sprintf("%.0f [%.0f–%.0f] + %.0f", median(s), slices.Min(s), slices.Max(s), median(k)))
+		}
+		fmt.Println()
+	}
 }
 
 func printCase(cs []column, title, unit string, f figures, order []string, ratios []ratio) bool {

@@ -45,6 +45,8 @@ func newPostgres(d dialect.Dialect, t dialect.Tables) (*postgresStore, error) {
 	s.timeArg = func(t time.Time) any { return t.UTC() }
 	s.insertNew = s.insertNewRow
 	s.ob = postgresOutboxSQL(s.q, s.channel)
+	// The one-row statements, the common case, rendered once.
+	s.ob.insertOne, s.ob.insertOneNotify = pgInsertSQL(&s.ob, 1, false), pgInsertSQL(&s.ob, 1, true)
 	s.ib = postgresInboxSQL(s.q)
 	s.fx = postgresEffectSQL(s.q)
 	return s, nil
@@ -238,23 +240,42 @@ func postgresInboxSQL(q quoted) inboxSQL {
 	}
 }
 
-func (s *postgresStore) OutboxInsert(ctx context.Context, db DBTX, notify bool, rows []OutboxInsertRow) error {
-	if len(rows) == 0 {
-		return nil
-	}
+// pgInsertSQL renders the INSERT of n outbox rows, with the NOTIFY when notify is set.
+func pgInsertSQL(ob *outboxSQL, n int, notify bool) string {
 	var b strings.Builder
 	if notify {
 		b.WriteString("WITH ins AS (")
 	}
-	b.WriteString(s.ob.insertHead)
-	args := make([]any, 0, len(rows)*8)
-	n := 0
-	ph := func() string { n++; return "$" + strconv.Itoa(n) }
-	for i, r := range rows {
+	b.WriteString(ob.insertHead)
+	p := 0
+	ph := func() string { p++; return "$" + strconv.Itoa(p) }
+	for i := range n {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, s.ob.insertRow, ph(), ph(), ph(), ph(), ph(), ph(), ph(), ph())
+		fmt.Fprintf(&b, ob.insertRow, ph(), ph(), ph(), ph(), ph(), ph(), ph(), ph())
+	}
+	if notify {
+		b.WriteString(ob.insertNotify)
+	}
+	return b.String()
+}
+
+func (s *postgresStore) OutboxInsert(ctx context.Context, db DBTX, notify bool, rows []OutboxInsertRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	var q string
+	switch {
+	case len(rows) > 1:
+		q = pgInsertSQL(&s.ob, len(rows), notify)
+	case notify:
+		q = s.ob.insertOneNotify
+	default:
+		q = s.ob.insertOne
+	}
+	args := make([]any, 0, len(rows)*8)
+	for _, r := range rows {
 		var at, headers any
 		if !r.DeliverAt.IsZero() {
 			at = r.DeliverAt.UTC()
@@ -268,10 +289,7 @@ func (s *postgresStore) OutboxInsert(ctx context.Context, db DBTX, notify bool, 
 		}
 		args = append(args, r.Partition, r.Topic, r.Key, r.Tag, r.ShardingKey, payload, headers, at)
 	}
-	if notify {
-		b.WriteString(s.ob.insertNotify)
-	}
-	_, err := db.ExecContext(ctx, b.String(), args...)
+	_, err := db.ExecContext(ctx, q, args...)
 	return s.interpret(err)
 }
 

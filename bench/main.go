@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,6 +54,7 @@ var (
 	latReps    = flag.Int("latency-reps", 3, "repetitions of the latency run")
 	enqStmts   = flag.String("enqueue-statements", "1,3", "business transaction sizes in the enqueue case")
 	enqProd    = flag.String("enqueue-producers", "4,8", "producer counts in the enqueue case")
+	cpuProfile = flag.String("cpuprofile", "", "write this process's CPU profile to the file")
 	yardsticks = flag.Bool("yardsticks", true, "also run the enqueue yardsticks (txbox without NOTIFY, a minimal table)")
 )
 
@@ -65,6 +67,17 @@ type column struct {
 
 func main() {
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	failed := false
 	for _, p := range strings.Split(*profiles, ",") {
 		cs, err := columnsOf(p)
@@ -79,6 +92,7 @@ func main() {
 		}
 	}
 	if failed {
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

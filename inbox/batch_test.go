@@ -251,25 +251,7 @@ func TestProcessBatchManyKeys(t *testing.T) {
 		pending.Wait()
 		close(queue)
 		wg.Wait()
-		close(unexpected)
-		for err := range unexpected {
-			t.Errorf("delivery failed: %v", err)
-		}
-		if f := failures.Load(); f != keys/10 {
-			t.Errorf("injected %d failures, want %d", f, keys/10)
-		}
-		if p := processed.Load(); p != keys {
-			t.Errorf("%d deliveries processed, want %d", p, keys)
-		}
-		if n := countRows(t, db, "SELECT COUNT(*) FROM effects WHERE consumer = ?", c); n != keys {
-			t.Errorf("%d effect rows, want %d", n, keys)
-		}
-		if n := countRows(t, db, "SELECT COUNT(DISTINCT k) FROM effects WHERE consumer = ?", c); n != keys {
-			t.Errorf("%d keys with an effect, want %d", n, keys)
-		}
-		if n := countRows(t, db, "SELECT COUNT(*) FROM txbox_inbox WHERE consumer = ?", c); n != keys {
-			t.Errorf("%d recorded keys, want %d", n, keys)
-		}
+		checkVolume(t, db, c, keys, unexpected, int(failures.Load()), int(processed.Load()))
 	}, testdb.MaxOpenConns(16))
 }
 

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -306,3 +307,50 @@ type sqlStateError string
 
 func (e sqlStateError) Error() string    { return "deadlock detected (SQLSTATE " + string(e) + ")" }
 func (e sqlStateError) SQLState() string { return string(e) }
+
+// HandlerTimeout bounds the whole batch: a handler stuck past it has the batch's transaction rolled back, every
+// delivery comes back Failed matching ErrHandlerTimeout with nothing committed, and only the stuck one's failure
+// is counted.
+func TestProcessBatchTimeout(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+		ctx := context.Background()
+		createEffects(t, db)
+		const c = "batch-timeout"
+		patient := newInbox(t, db, c, inbox.Config{})
+		start := time.Now()
+		if res, err := patient.Process(ctx, inbox.Delivery{Key: "warm-up"}, effectHandler(db, c, "warm-up")); err != nil || res != inbox.Processed {
+			t.Fatalf("warm-up delivery: %v, %v", res, err)
+		}
+		ib := newInbox(t, db, c, inbox.Config{HandlerTimeout: max(300*time.Millisecond, 20*time.Since(start))})
+		ds := []inbox.Delivery{{Key: "c-stuck", Payload: []byte("p")}, {Key: "a-fast", Payload: []byte("p")}, {Key: "b-fast", Payload: []byte("p")}}
+		write := batchEffect(db, c)
+		res := ib.ProcessBatch(ctx, ds, func(ctx context.Context, tx *sqlx.Tx, d inbox.Delivery) error {
+			if err := write(ctx, tx, d); err != nil {
+				return err
+			}
+			if d.Key == "c-stuck" {
+				<-ctx.Done()
+				return ctx.Err()
+			}
+			return nil
+		})
+		for n, r := range res {
+			if r.Result != inbox.Failed || !errors.Is(r.Err, inbox.ErrHandlerTimeout) {
+				t.Errorf("delivery %q: %v, %v; want Failed matching ErrHandlerTimeout", ds[n].Key, r.Result, r.Err)
+			}
+		}
+		if n := countRows(t, db, "SELECT COUNT(*) FROM effects WHERE consumer = ?", c); n != 1 { // the warm-up's
+			t.Errorf("%d effects committed, want only the warm-up's", n)
+		}
+		for key, want := range map[string]int{"c-stuck": 1, "a-fast": 0, "b-fast": 0} {
+			if n := countRows(t, db, "SELECT COUNT(*) FROM txbox_inbox_attempts WHERE consumer = ? AND msg_key = ?", c, key); n != want {
+				t.Errorf("attempts rows of %q = %d, want %d", key, n, want)
+			}
+		}
+		for n, r := range patient.ProcessBatch(ctx, ds, write) {
+			if r.Result != inbox.Processed || r.Err != nil {
+				t.Errorf("redelivery of %q: %v, %v; want processed", ds[n].Key, r.Result, r.Err)
+			}
+		}
+	})
+}

@@ -16,8 +16,8 @@ import (
 // server's, summed over the threads of its processes from /proc/<pid>/task/*/schedstat (nanoseconds on CPU),
 // and this process's own from getrusage. The server's processes are found from its pid file under the
 // profile's state directory (scripts/lib.sh's layout): PostgreSQL's postmaster and its children, MariaDB's one
-// process. A profile whose server others use as well (the test services) mixes their work in: only the
-// durable profile's figures are this program's alone.
+// process. Only the durable profile's servers are this program's alone: the test services' serve other tests
+// too (connections come and go, so their sum even drops), and for them only the client's CPU is reported.
 
 // stateDir is where the profile's servers keep their pid files.
 func stateDir(profile string) string {
@@ -36,6 +36,9 @@ func stateDir(profile string) string {
 // serverCPU returns the CPU time the server of d in the profile's state directory has used so far by its
 // live processes, or false when it cannot be read (another machine, no pid file).
 func serverCPU(profile string, d dialect.Dialect) (time.Duration, bool) {
+	if profile != "durable" {
+		return 0, false
+	}
 	var pidFile string
 	if d == dialect.Postgres {
 		pidFile = filepath.Join(stateDir(profile), "postgres", "data", "postmaster.pid")

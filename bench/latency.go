@@ -21,7 +21,8 @@ const latencyProducers = 8
 // runLatency is case (d), PostgreSQL through pgx (the driver whose relay listens for NOTIFY): -rate messages a
 // second, one per transaction from 8 producers, for -latency-seconds while a relay with default settings runs,
 // then -idle without messages and one more message. It reports commit→publish p50 and p99 of the steady run
-// and the latency of the message after the idle time. Commit time is taken when Commit returns.
+// and the latency of the message after the idle time, with the default NotifyInterval and with -1 (every
+// Enqueue notifies) in turn. Commit time is taken when Commit returns.
 func runLatency(cs []column) bool {
 	ok := true
 	for _, c := range cs {
@@ -29,25 +30,40 @@ func runLatency(cs []column) bool {
 			continue
 		}
 		fmt.Fprintf(os.Stderr, "== latency (%s)\n", c.name)
-		var p50s, p99s, firsts []float64
-		for range *latReps {
-			err := withDB(c, func(db *sqlx.DB) error {
-				p50, p99, first, err := latency(db, c)
-				p50s, p99s, firsts = append(p50s, p50), append(p99s, p99), append(firsts, first)
-				return err
-			})
-			if err != nil {
-				fmt.Printf("\nlatency: %v\n", err)
-				return false
+		// The default NotifyInterval, and -1 (every Enqueue notifies, as before it existed), in turn.
+		intervals := []time.Duration{outbox.DefaultNotifyInterval, -1}
+		p50s, p99s, firsts := make([][]float64, 2), make([][]float64, 2), make([][]float64, 2)
+		for rep := range *latReps {
+			for k := range intervals {
+				v := (rep + k) % len(intervals)
+				err := withDB(c, func(db *sqlx.DB) error {
+					p50, p99, first, err := latency(db, c, intervals[v])
+					p50s[v], p99s[v], firsts[v] = append(p50s[v], p50), append(p99s[v], p99), append(firsts[v], first)
+					return err
+				})
+				if err != nil {
+					fmt.Printf("\nlatency: %v\n", err)
+					return false
+				}
 			}
 		}
 		fmt.Printf("\ncommit→publish on PostgreSQL (%s), %d msg/s for %ds from %d producers, then %s idle (ms; median [min–max] of %d)\n",
 			c.name, *rate, *latSeconds, latencyProducers, *idle, *latReps)
-		for _, r := range []struct {
+		type row struct {
 			name string
 			xs   []float64
 			max  float64
-		}{{"p50", p50s, 0}, {"p99", p99s, 25}, {"first after idle", firsts, 25}} {
+		}
+		var rows []row
+		for v, iv := range intervals {
+			tag := "NotifyInterval " + iv.String()
+			if iv < 0 {
+				tag = "NotifyInterval -1"
+			}
+			rows = append(rows, row{"p50, " + tag, p50s[v], 0}, row{"p99, " + tag, p99s[v], 25},
+				row{"first after idle, " + tag, firsts[v], 25})
+		}
+		for _, r := range rows {
 			verdict := ""
 			if r.max > 0 {
 				verdict = fmt.Sprintf(" target ≤ %.0f ms: ok", r.max)
@@ -55,15 +71,15 @@ func runLatency(cs []column) bool {
 					verdict, ok = fmt.Sprintf(" target ≤ %.0f ms: MISSED", r.max), false
 				}
 			}
-			fmt.Printf("%-22s %.2f [%.2f–%.2f]%s\n", r.name, median(r.xs), slices.Min(r.xs), slices.Max(r.xs), verdict)
+			fmt.Printf("%-40s %.2f [%.2f–%.2f]%s\n", r.name, median(r.xs), slices.Min(r.xs), slices.Max(r.xs), verdict)
 		}
 	}
 	return ok
 }
 
-func latency(db *sqlx.DB, c column) (p50, p99, first float64, err error) {
+func latency(db *sqlx.DB, c column, notifyInterval time.Duration) (p50, p99, first float64, err error) {
 	ctx := context.Background()
-	ob, err := outbox.New(outbox.Config{Dialect: c.d})
+	ob, err := outbox.New(outbox.Config{Dialect: c.d, NotifyInterval: notifyInterval})
 	if err != nil {
 		return 0, 0, 0, err
 	}

@@ -21,8 +21,8 @@ const (
 	MaxPayloadLimit = 64 << 20
 	// MaxHeaderLimit is the largest MaxHeaderBytes accepted (the MySQL column is a BLOB).
 	MaxHeaderLimit = 65535
-	// DefaultNotifyInterval is the default NotifyInterval: below relay.Config's default MinPollInterval, so
-	// that a relay woken by a window's notification is still polling when the window ends.
+	// DefaultNotifyInterval is the default NotifyInterval, relay.Config's default MinPollInterval: a message
+	// that came without a notification waits about as long as one a polling relay finds.
 	DefaultNotifyInterval = 10 * time.Millisecond
 	// MinNotifyInterval is the shortest NotifyInterval accepted, other than -1.
 	MinNotifyInterval = time.Millisecond

@@ -24,10 +24,13 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"os/signal"
 	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -78,6 +81,14 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	// An interrupted run drops the database or schema it was using, as a finished one does.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		dropCurrent()
+		os.Exit(130)
+	}()
 	failed := false
 	for _, p := range strings.Split(*profiles, ",") {
 		cs, err := columnsOf(p)
@@ -215,7 +226,8 @@ func withDB(c column, fn func(db *sqlx.DB) error) error {
 		u.RawQuery = q.Encode()
 		dsn, drop = u.String(), "DROP SCHEMA "+name+" CASCADE"
 	}
-	defer func() { _, _ = admin.ExecContext(ctx, drop) }()
+	setCurrent(func() { _, _ = admin.ExecContext(ctx, drop) })
+	defer dropCurrent()
 	db, err := sqlx.Open(c.driver, dsn)
 	if err != nil {
 		return err
@@ -280,4 +292,25 @@ func ints(s string) []int {
 		out = append(out, n)
 	}
 	return out
+}
+
+// current drops the database or schema in use; dropCurrent runs it once (at the end of withDB, or on a signal).
+var (
+	currentMu sync.Mutex
+	current   func()
+)
+
+func setCurrent(drop func()) {
+	currentMu.Lock()
+	defer currentMu.Unlock()
+	current = drop
+}
+
+func dropCurrent() {
+	currentMu.Lock()
+	defer currentMu.Unlock()
+	if current != nil {
+		current()
+		current = nil
+	}
 }

@@ -125,23 +125,23 @@ func (b *batch) run(ctx context.Context) {
 		}
 	}
 	if err != nil {
-		// Nothing was committed. A handler that overran the deadline is counted; the others are not theirs.
+		// Nothing was committed. The handlers that failed (or overran the deadline) are counted; the others'
+		// deliveries failed through no fault of their own.
 		switch {
 		case ctx.Err() != nil:
 			err = fmt.Errorf("inbox: process batch: %w (%w)", err, context.Cause(ctx))
 		case hctx.Err() != nil:
 			err = fmt.Errorf("inbox: process batch: not finished within HandlerTimeout (%s): %w: %w (last error: %v)",
 				i.cfg.HandlerTimeout, ErrHandlerTimeout, context.DeadlineExceeded, err)
+		default:
+			err = fmt.Errorf("inbox: process batch: %w", err)
 		}
 		for _, n := range b.order {
 			b.out[n] = BatchResult{Failed, err}
 		}
-		if ctx.Err() == nil {
-			for n, herr := range b.failed {
-				b.out[n].Result, b.out[n].Err = i.fail(ctx, b.ds[n], b.fps[n], herr)
-			}
-		}
-		return
+	}
+	if ctx.Err() != nil {
+		return // the caller gave up (shutdown): not the messages' fault, not counted
 	}
 	for n, herr := range b.failed {
 		b.out[n].Result, b.out[n].Err = i.fail(ctx, b.ds[n], b.fps[n], herr)

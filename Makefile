@@ -78,8 +78,23 @@ vet:
 fmt:
 	gofmt -w .
 
-# Benchmarks print figures and ratios against a raw baseline measured in the same run, on both databases.
-bench: bench-inbox bench-relay bench-broker
+# The one-run table (bench/, a module of its own so that watermill-sql stays out of go.mod): txbox, the
+# hand-written limit and watermill-sql v4 interleaved per repetition, on the durable profile
+# (scripts/bench-services.sh: fsync, synchronous_commit, flush at commit; started here) and on the test services.
+# BENCH_FLAGS="-profiles durable -parts drain -reps 7"; see bench/main.go.
+.PHONY: bench-services bench-services-stop bench-micro
+BENCH_FLAGS ?=
+bench: services bench-services
+	@eval "$$(scripts/services.sh env)" && eval "$$(scripts/bench-services.sh env)" && cd bench && $(GO) run . $(BENCH_FLAGS)
+
+bench-services:
+	@scripts/bench-services.sh up
+
+bench-services-stop:
+	@scripts/bench-services.sh down
+
+# Go benchmarks beside a raw baseline measured in the same run, on the test services.
+bench-micro: bench-inbox bench-relay bench-broker
 
 # benchstat (golang.org/x/perf, run by version, not a module dependency) turns the six runs into medians with
 # confidence intervals; the raw output stays in $(BENCH_OUT).

@@ -86,8 +86,8 @@ type Config struct {
 	// handler receives, so a handler's spans continue the trace that enqueued the message (see package
 	// outbox). Default propagation.TraceContext{}; propagation.NewCompositeTextMapPropagator() turns it off.
 	Propagator propagation.TextMapPropagator
-	// OnProcess, if set, is called at the end of every Process call with its outcome, from the caller's
-	// goroutine (package metrics uses it). It must be quick and must not call the Inbox. Default: none.
+	// OnProcess, if set, is called at the end of every Process call with its outcome, and for every delivery of
+	// a ProcessBatch call at its end, from the caller's goroutine (package metrics uses it). It must be quick and must not call the Inbox. Default: none.
 	OnProcess func(ProcessInfo)
 	// TracerProvider makes Process's span ("process <topic>", kind consumer, the messaging semantic
 	// conventions, with the consumer and the result): a child of the context the message carried (see

@@ -51,6 +51,15 @@
 // [ErrFingerprintMismatch] will not go away by redelivery: park the message under a key of its own with
 // [Inbox.Park] (as package inbox/rocketmq does), or RocketMQ moves it to its own %DLQ% after its retries.
 //
+// # Batches
+//
+// [Inbox.ProcessBatch] handles several deliveries in one transaction with one commit, which on durable
+// settings (a commit waits for the disk) is what a consumer's throughput is made of. Each delivery's key and
+// its handler's writes sit under a savepoint: a handler that fails or panics rolls back only its own writes and
+// key, and only its delivery comes back [Failed]; duplicates are skipped as with Process. Keys are claimed in
+// byte order, so that concurrent batches of overlapping keys wait for each other rather than deadlock; a
+// deadlock or lock timeout reruns the whole batch. Every delivery holds its key until the batch commits.
+//
 // # Retention
 //
 // Keys are kept for [Config].Retention (7 days by default; it must outlast the broker's redelivery horizon, about

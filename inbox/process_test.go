@@ -271,25 +271,7 @@ func TestManyKeysManyWorkers(t *testing.T) {
 		pending.Wait()
 		close(queue)
 		wg.Wait()
-		close(unexpected)
-		for err := range unexpected {
-			t.Errorf("delivery failed: %v", err)
-		}
-		if f := failures.Load(); f != keys/10 {
-			t.Errorf("injected %d failures, want %d", f, keys/10)
-		}
-		if p := processed.Load(); p != keys {
-			t.Errorf("%d deliveries processed, want %d", p, keys)
-		}
-		if n := countRows(t, db, "SELECT COUNT(*) FROM effects WHERE consumer = ?", c); n != keys {
-			t.Errorf("%d effect rows, want %d", n, keys)
-		}
-		if n := countRows(t, db, "SELECT COUNT(DISTINCT k) FROM effects WHERE consumer = ?", c); n != keys {
-			t.Errorf("%d keys with an effect, want %d", n, keys)
-		}
-		if n := countKeys(t, db, "consumer = ?", c); n != keys {
-			t.Errorf("%d recorded keys, want %d", n, keys)
-		}
+		checkVolume(t, db, c, keys, unexpected, int(failures.Load()), int(processed.Load()))
 	}, testdb.MaxOpenConns(16))
 }
 
@@ -416,4 +398,31 @@ func atoiKey(key string) int {
 		n = n*10 + int(c-'0')
 	}
 	return n
+}
+
+// checkVolume checks the end of a volume test of consumer c: no unexpected error, one injected failure per tenth
+// key, every key processed once, with exactly one effect and one recorded key each.
+func checkVolume(t *testing.T, db *testdb.DB, c string, keys int, unexpected chan error, failures, processed int) {
+	t.Helper()
+	close(unexpected)
+	for err := range unexpected {
+		t.Errorf("delivery failed: %v", err)
+	}
+	if failures != keys/10 {
+		t.Errorf("injected %d failures, want %d", failures, keys/10)
+	}
+	if processed != keys {
+		t.Errorf("%d deliveries processed, want %d", processed, keys)
+	}
+	for q, what := range map[string]string{
+		"SELECT COUNT(*) FROM effects WHERE consumer = ?":          "effect rows",
+		"SELECT COUNT(DISTINCT k) FROM effects WHERE consumer = ?": "keys with an effect",
+	} {
+		if n := countRows(t, db, q, c); n != keys {
+			t.Errorf("%d %s, want %d", n, what, keys)
+		}
+	}
+	if n := countKeys(t, db, "consumer = ?", c); n != keys { // either layout
+		t.Errorf("%d recorded keys, want %d", n, keys)
+	}
 }

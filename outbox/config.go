@@ -3,6 +3,7 @@ package outbox
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
@@ -20,6 +21,11 @@ const (
 	MaxPayloadLimit = 64 << 20
 	// MaxHeaderLimit is the largest MaxHeaderBytes accepted (the MySQL column is a BLOB).
 	MaxHeaderLimit = 65535
+	// DefaultNotifyInterval is the default NotifyInterval, relay.Config's default MinPollInterval: a message
+	// that came without a notification waits about as long as one a polling relay finds.
+	DefaultNotifyInterval = 10 * time.Millisecond
+	// MinNotifyInterval is the shortest NotifyInterval accepted, other than -1.
+	MinNotifyInterval = time.Millisecond
 )
 
 // Config configures an Outbox. Only Dialect is required.
@@ -42,11 +48,19 @@ type Config struct {
 	// Check (or its Limits' Check). It must be safe for concurrent use. Default: none.
 	Check func(Message) error
 	// DisableNotify turns off the NOTIFY that Enqueue sends on PostgreSQL to wake relays. Default false
-	// (notify). Relays still find the rows by polling. NOTIFY is not free: PostgreSQL serializes the commits of
-	// notifying transactions on one lock, which txbox-bench measures at about a tenth of the throughput of
-	// 8 concurrent one-statement producers. Turn it off when no relay listens (relays on lib/pq or MySQL
-	// cannot) or when polling latency (relay.Config.MinPollInterval) is good enough.
+	// (notify). Relays still find the rows by polling. Turn it off when no relay listens (relays on lib/pq or
+	// MySQL cannot) or when polling latency (relay.Config.MaxPollInterval) is good enough.
 	DisableNotify bool
+	// NotifyInterval is how often, at most, this Outbox sends a NOTIFY: an Enqueue sends one when the last
+	// Enqueue that did is at least NotifyInterval ago, and the others of that window send none. NOTIFY is not
+	// free: PostgreSQL serializes the commits of notifying transactions on one lock, held across the commit's
+	// WAL flush, so producers that all notify commit one at a time (see README's Performance section). A relay
+	// that found rows within its MaxPollInterval polls every MinPollInterval, so it finds the messages of a
+	// window that came without a notification; an idle relay is woken by the first message after the window.
+	// One case waits longer: when the transaction that sent a window's NOTIFY rolls back, the messages of that
+	// window wait for an idle relay's next poll (relay.Config.MaxPollInterval, 1s by default). Default 10ms;
+	// -1 notifies on every Enqueue; otherwise at least 1ms.
+	NotifyInterval time.Duration
 	// Logger receives debug logs. Default: none.
 	Logger *slog.Logger
 	// Propagator injects the trace context of Enqueue's span (see TracerProvider; without an SDK, the context
@@ -83,6 +97,14 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxHeaderBytes < 0 || c.MaxHeaderBytes > MaxHeaderLimit {
 		return c, fmt.Errorf("%w: MaxHeaderBytes must be between 1 and %d, got %d", ErrInvalidConfig, MaxHeaderLimit, c.MaxHeaderBytes)
+	}
+	switch {
+	case c.NotifyInterval == 0:
+		c.NotifyInterval = DefaultNotifyInterval
+	case c.NotifyInterval == -1:
+	case c.NotifyInterval < MinNotifyInterval:
+		return c, fmt.Errorf("%w: NotifyInterval must be -1 (every Enqueue) or at least %s, got %s", ErrInvalidConfig,
+			MinNotifyInterval, c.NotifyInterval)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/otel/propagation"
 
@@ -20,6 +22,9 @@ type Outbox struct {
 	s      store.Store
 	notify bool
 	log    *slog.Logger
+	// epoch and lastNotify (nanoseconds since epoch, monotonic) space the NOTIFYs by NotifyInterval.
+	epoch      time.Time
+	lastNotify atomic.Int64
 }
 
 // New validates cfg, fills its defaults and returns an Outbox. Errors wrap ErrInvalidConfig.
@@ -33,7 +38,22 @@ func New(cfg Config) (*Outbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	return &Outbox{cfg: cfg, s: s, notify: !cfg.DisableNotify, log: cfg.Logger}, nil
+	o := &Outbox{cfg: cfg, s: s, notify: !cfg.DisableNotify, log: cfg.Logger, epoch: time.Now()}
+	o.lastNotify.Store(-int64(cfg.NotifyInterval)) // the first Enqueue notifies
+	return o, nil
+}
+
+// takeNotify reports whether this Enqueue sends a NOTIFY: the first one of each NotifyInterval does.
+func (o *Outbox) takeNotify() bool {
+	if !o.notify {
+		return false
+	}
+	if o.cfg.NotifyInterval < 0 {
+		return true
+	}
+	now := int64(time.Since(o.epoch))
+	last := o.lastNotify.Load()
+	return now-last >= int64(o.cfg.NotifyInterval) && o.lastNotify.CompareAndSwap(last, now)
 }
 
 // Config returns the Outbox's configuration with defaults filled in.
@@ -64,7 +84,7 @@ func (o *Outbox) Enqueue(ctx context.Context, tx dialect.DBTX, msgs ...Message) 
 		}
 		rows[i] = r
 	}
-	if err := o.s.OutboxInsert(ctx, tx, o.notify, rows); err != nil {
+	if err := o.s.OutboxInsert(ctx, tx, o.takeNotify(), rows); err != nil {
 		return fmt.Errorf("outbox: enqueue %d messages into %s: %w", len(msgs), o.s.Tables().Outbox, err)
 	}
 	o.log.DebugContext(ctx, "outbox: enqueued", "count", len(msgs), "table", o.s.Tables().Outbox)

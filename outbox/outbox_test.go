@@ -2,9 +2,12 @@ package outbox_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/txbox/txbox/dialect"
 	"github.com/txbox/txbox/internal/testdb"
@@ -112,12 +115,73 @@ func TestNewValidatesConfig(t *testing.T) {
 		{outbox.Config{Dialect: dialect.MySQL, Prefix: "x;drop"}, "Prefix"},
 		{outbox.Config{Dialect: dialect.MySQL, MaxPayloadBytes: -1}, "MaxPayloadBytes must be between"},
 		{outbox.Config{Dialect: dialect.MySQL, MaxHeaderBytes: 1 << 20}, "MaxHeaderBytes must be between"},
+		{outbox.Config{Dialect: dialect.Postgres, NotifyInterval: -2}, "NotifyInterval must be -1"},
+		{outbox.Config{Dialect: dialect.Postgres, NotifyInterval: time.Microsecond}, "NotifyInterval must be -1"},
 	} {
 		_, err := outbox.New(c.cfg)
 		if !errors.Is(err, outbox.ErrInvalidConfig) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("New(%+v) = %v, want %q", c.cfg, err, c.want)
 		}
 	}
+}
+
+func TestNotifyIntervalDefaults(t *testing.T) {
+	for in, want := range map[time.Duration]time.Duration{0: outbox.DefaultNotifyInterval, -1: -1, time.Second: time.Second} {
+		ob, err := outbox.New(outbox.Config{Dialect: dialect.Postgres, NotifyInterval: in})
+		if err != nil || ob.Config().NotifyInterval != want {
+			t.Errorf("NotifyInterval %s: %v, %v; want %s", in, ob.Config().NotifyInterval, err, want)
+		}
+	}
+}
+
+// recorder is a DBTX that records the statements run through it.
+type recorder struct {
+	dialect.DBTX
+	stmts []string
+}
+
+func (r *recorder) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	r.stmts = append(r.stmts, q)
+	return r.DBTX.ExecContext(ctx, q, args...)
+}
+
+// NOTIFY is sent by the first Enqueue of each NotifyInterval only (with -1, by every one; with DisableNotify, by
+// none), and whatever it sends, every message is written.
+func TestNotifyAtMostOncePerInterval(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+		if db.Dialect != dialect.Postgres {
+			t.Skip("NOTIFY is PostgreSQL's")
+		}
+		for _, c := range []struct {
+			cfg  outbox.Config
+			want []bool
+		}{
+			{outbox.Config{NotifyInterval: time.Hour}, []bool{true, false, false}},
+			{outbox.Config{NotifyInterval: -1}, []bool{true, true, true}},
+			{outbox.Config{DisableNotify: true}, []bool{false, false, false}},
+		} {
+			c.cfg.Dialect = db.Dialect
+			ob, err := outbox.New(c.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := count(t, db)
+			rec := &recorder{DBTX: db}
+			for i := range c.want {
+				if err := ob.Enqueue(context.Background(), rec, outbox.Message{Topic: "t", Key: "k" + strconv.Itoa(i)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i, want := range c.want {
+				if got := strings.Contains(rec.stmts[i], "pg_notify"); got != want {
+					t.Errorf("%+v: Enqueue %d notified: %v, want %v", c.cfg, i, got, want)
+				}
+			}
+			if n := count(t, db) - before; n != len(c.want) {
+				t.Errorf("%+v: %d rows written, want %d", c.cfg, n, len(c.want))
+			}
+		}
+	})
 }
 
 func TestPartitionOf(t *testing.T) {

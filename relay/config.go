@@ -59,9 +59,10 @@ type Config struct {
 	// relay found rows within the last MaxPollInterval); once the relay is quiet the wait doubles up to
 	// MaxPollInterval, and it returns to zero when a pass finds rows. Default 10ms; at least 1ms.
 	MinPollInterval time.Duration
-	// MaxPollInterval bounds the idle wait. On PostgreSQL with a notification listener, idle relays wait this
+	// MaxPollInterval bounds the idle wait. On PostgreSQL with a notification listener, quiet relays wait this
 	// long between polls (notifications wake them at once; polling only finds rows whose DeliverAt or backoff
-	// passed). Default 1s; at least MinPollInterval.
+	// passed, and the messages of a window whose notifying transaction rolled back: see
+	// outbox.Config.NotifyInterval). Default 1s; at least MinPollInterval.
 	MaxPollInterval time.Duration
 	// RescanInterval is how often a worker restarts its scan of rows without a sharding key from the lowest
 	// id, to find rows that committed out of id order behind its position. A pass that comes up short also

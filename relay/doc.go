@@ -122,10 +122,12 @@
 //
 // # Wake-ups
 //
-// On PostgreSQL, outbox.Enqueue sends a NOTIFY that PostgreSQL delivers when the producer commits. A relay
-// whose *sqlx.DB uses pgx's database/sql driver ("pgx") keeps one more connection LISTENing and wakes every
-// worker on a notification; idle workers then only poll every MaxPollInterval, for rows whose DeliverAt or
-// backoff has passed. lib/pq delivers notifications only while a query runs, so with lib/pq (and on MySQL)
+// On PostgreSQL, outbox.Enqueue sends a NOTIFY that PostgreSQL delivers when the producer commits, at most one
+// per outbox.Config.NotifyInterval (10ms) from one Outbox. A relay whose *sqlx.DB uses pgx's database/sql
+// driver ("pgx") keeps one more connection LISTENing and wakes every worker on a notification. While messages
+// flow (a worker found rows within the last MaxPollInterval) workers poll every MinPollInterval, which finds
+// the messages that came without a notification; a quiet relay's workers only poll every MaxPollInterval, for
+// rows whose DeliverAt or backoff has passed, until a notification wakes them. lib/pq delivers notifications only while a query runs, so with lib/pq (and on MySQL)
 // relays poll adaptively: immediately again after a pass that found rows, after MinPollInterval while messages
 // flow (any worker found rows within the last MaxPollInterval), and with a wait doubling up to MaxPollInterval
 // once the outbox has been quiet that long. DeliverAt delays a row: it is not published before that instant.

@@ -130,7 +130,7 @@ func TestLeaseRenewedWhilePublishing(t *testing.T) {
 			mu.Unlock()
 		}
 		for range 2 {
-			runRelay(t, newRelay(t, db, rec, func(c *relay.Config) { c.Workers, c.Lease, c.OnBatch = 2, 2 * time.Second, onBatch }))
+			runRelay(t, newRelay(t, db, rec, func(c *relay.Config) { c.Workers, c.Lease, c.OnBatch = 2, 2*time.Second, onBatch }))
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()

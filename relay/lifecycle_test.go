@@ -281,7 +281,10 @@ func TestNotifyWakesRelay(t *testing.T) {
 		if db.Target.Driver != "pgx" {
 			t.Skip("notifications reach idle connections only through pgx")
 		}
-		ob := newOutbox(t, db)
+		ob, err := outbox.New(outbox.Config{Dialect: db.Dialect, NotifyInterval: -1}) // every Enqueue notifies
+		if err != nil {
+			t.Fatal(err)
+		}
 		pub := memory.New()
 		r := newRelay(t, db, pub, func(c *relay.Config) { c.MinPollInterval, c.MaxPollInterval = time.Minute, time.Minute })
 		runRelay(t, r)
@@ -293,6 +296,42 @@ func TestNotifyWakesRelay(t *testing.T) {
 			cancel()
 			if err != nil {
 				t.Fatalf("row %d not published within 20s with a 1-minute poll: %v", i, err)
+			}
+		}
+	})
+}
+
+// Producers notify at most once per NotifyInterval; a relay that is publishing finds the messages that came
+// without a notification by polling every MinPollInterval, although its MaxPollInterval is an hour: with a
+// notification interval of an hour, only the first message notifies, and all of them are published. (End to
+// end; whether a message arrives while the relay is still in its passes or already waiting depends on timing,
+// so TestIdleWait pins the wait itself.)
+func TestMessagesWithoutNotificationWhileFlowing(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
+		if db.Target.Driver != "pgx" {
+			t.Skip("notifications reach idle connections only through pgx")
+		}
+		ob, err := outbox.New(outbox.Config{Dialect: db.Dialect, NotifyInterval: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub := memory.New()
+		r := newRelay(t, db, pub, func(c *relay.Config) { c.MinPollInterval, c.MaxPollInterval = 5*time.Millisecond, time.Hour })
+		runRelay(t, r)
+		// Until its LISTEN runs, the relay polls every MinPollInterval whatever happens: wait for it.
+		waitUntil(t, 30*time.Second, "the relay's LISTEN", func() bool {
+			var n int
+			err := db.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM pg_stat_activity"+
+				" WHERE datname = current_database() AND query LIKE 'LISTEN %'").Scan(&n)
+			return err == nil && n > 0
+		})
+		for i := range 3 {
+			enqueue(t, db, ob, outbox.Message{Topic: "t", Key: "k" + strconv.Itoa(i)})
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			err := pub.WaitLen(ctx, i+1)
+			cancel()
+			if err != nil {
+				t.Fatalf("row %d not published within 20s with a 1-hour poll: %v", i, err)
 			}
 		}
 	})

@@ -120,12 +120,18 @@ func (r *Relay) Drain(ctx context.Context) (int, error) {
 // idleWait is how long a worker waits after a pass that found nothing, given the previous wait. While any
 // worker of the relay found rows within the last MaxPollInterval, messages are flowing: the wait stays at
 // MinPollInterval (a worker that backed off on its own would add its whole wait to the latency of the next
-// message). Only a quiet relay backs off.
+// message), also with a listener, because producers notify at most once per outbox.Config.NotifyInterval and
+// the messages between two notifications are found by polling. Only a quiet relay backs off; with a listener,
+// straight to MaxPollInterval (the next message's notification wakes it).
 func (r *Relay) idleWait(prev time.Duration) time.Duration {
+	flowing := time.Since(time.Unix(0, r.active.Load())) < r.cfg.MaxPollInterval
 	if r.listening.Load() > 0 {
+		if flowing {
+			return r.cfg.MinPollInterval
+		}
 		return r.cfg.MaxPollInterval // notifications wake us; polling only catches DeliverAt and backoff
 	}
-	if prev <= 0 || time.Since(time.Unix(0, r.active.Load())) < r.cfg.MaxPollInterval {
+	if prev <= 0 || flowing {
 		return r.cfg.MinPollInterval
 	}
 	return min(2*prev, r.cfg.MaxPollInterval)

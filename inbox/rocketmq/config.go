@@ -75,6 +75,15 @@ type Config struct {
 	MaxReconsumeTimes int
 	// Goroutines is how many messages are handled at once (per topic). Default 20; 1 to 1000.
 	Goroutines int
+	// BatchSize is how many messages one callback of the client receives at most (its
+	// ConsumeMessageBatchMaxSize). Above 1, the messages of a callback go through inbox.ProcessBatch: one
+	// transaction and one commit for all of them, each handler under a savepoint of its own, so that a failing
+	// message rolls back only its own writes. The client acknowledges a callback as a whole, though: when one
+	// message of it fails, every message of it is sent back, and those that committed come back as Duplicates
+	// (the handler does not run again). Batches form only from messages waiting in the client's queue, so they
+	// grow with the backlog. Not with Orderly (a batch goes on past a failed message), an Interceptor (it wraps
+	// one message's Process) or NewEffects. Default 1; at most 64 (see inbox.ProcessBatch).
+	BatchSize int
 
 	// InboxKey maps a message to the key the inbox records (Message.Key; the business key the message carries
 	// stays in Message.MessageKey). It runs for messages that carry a business key, before Interceptor and
@@ -123,6 +132,9 @@ const (
 	DefaultConsumeTimeout    = 15 * time.Minute
 	DefaultMaxReconsumeTimes = 16
 	DefaultGoroutines        = 20
+	DefaultBatchSize         = 1
+	// MaxBatchSize is the largest BatchSize accepted.
+	MaxBatchSize = 64
 	// HandlerMargin is the least ConsumeTimeout must exceed the inbox's HandlerTimeout by: Process counts a
 	// failure in a transaction of its own after the handler's deadline (up to 10s, plus 2s per MiB of a message
 	// it parks: 18s for a 4 MiB payload; raise ConsumeTimeout further for larger MaxPayloadBytes).
@@ -200,6 +212,16 @@ func (c Config) withDefaults(ic inbox.Config) (Config, error) {
 		c.Goroutines = DefaultGoroutines
 	case c.Goroutines < 1 || c.Goroutines > 1000:
 		return bad("Goroutines must be between 1 and 1000, got %d", c.Goroutines)
+	}
+	switch {
+	case c.BatchSize == 0:
+		c.BatchSize = DefaultBatchSize
+	case c.BatchSize < 1 || c.BatchSize > MaxBatchSize:
+		return bad("BatchSize must be between 1 and %d, got %d", MaxBatchSize, c.BatchSize)
+	case c.BatchSize > 1 && c.Orderly:
+		return bad("BatchSize above 1 cannot be combined with Orderly (a batch goes on past a failed message)")
+	case c.BatchSize > 1 && c.Interceptor != nil:
+		return bad("BatchSize above 1 cannot be combined with an Interceptor (it wraps one message's Process)")
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -70,10 +70,12 @@ type Handler func(ctx context.Context, tx *sqlx.Tx, m *Message) error
 type Consumer struct {
 	cfg Config
 	// run handles one keyed message (Process or Effects.Run with the handler); parkIn parks an unusable one.
-	run    func(ctx context.Context, msg *Message) (inbox.Result, error)
-	parkIn func(ctx context.Context, d inbox.Delivery, cause error) (inbox.Result, error)
-	pc     rmq.PushConsumer
-	log    *slog.Logger
+	run func(ctx context.Context, msg *Message) (inbox.Result, error)
+	// runBatch, for BatchSize above 1, handles the keyed messages of one callback (ProcessBatch).
+	runBatch func(ctx context.Context, msgs []*Message) []inbox.BatchResult
+	parkIn   func(ctx context.Context, d inbox.Delivery, cause error) (inbox.Result, error)
+	pc       rmq.PushConsumer
+	log      *slog.Logger
 
 	// base is the parent of every handler's ctx; Shutdown cancels it when its own ctx ends first.
 	base       context.Context
@@ -111,11 +113,26 @@ func newConsumer(ib *inbox.Inbox, cfg Config, h Handler, extra ...consumer.Optio
 	run := func(ctx context.Context, msg *Message) (inbox.Result, error) {
 		return ib.Process(ctx, msg.Delivery, func(ctx context.Context, tx *sqlx.Tx) error { return h(ctx, tx, msg) })
 	}
-	return start(cfg, run, ib.Park, extra...)
+	var runBatch func(ctx context.Context, msgs []*Message) []inbox.BatchResult
+	if cfg.BatchSize > 1 {
+		runBatch = func(ctx context.Context, msgs []*Message) []inbox.BatchResult {
+			ds := make([]inbox.Delivery, len(msgs))
+			byID := make(map[string]*Message, len(msgs)) // a broker message's id is unique to it
+			for i, m := range msgs {
+				ds[i] = m.Delivery
+				byID[m.MessageID] = m
+			}
+			return ib.ProcessBatch(ctx, ds, func(ctx context.Context, tx *sqlx.Tx, d inbox.Delivery) error {
+				return h(ctx, tx, byID[d.MessageID])
+			})
+		}
+	}
+	return start(cfg, run, runBatch, ib.Park, extra...)
 }
 
 // start creates the push consumer for cfg (defaults filled in), subscribes it with run and park and starts it.
 func start(cfg Config, run func(context.Context, *Message) (inbox.Result, error),
+	runBatch func(context.Context, []*Message) []inbox.BatchResult,
 	park func(context.Context, inbox.Delivery, error) (inbox.Result, error), extra ...consumer.Option) (*Consumer, error) {
 	writeTLS, releaseTLS, err := rmqclient.AcquireTLS(cfg.TLS)
 	if err != nil {
@@ -128,8 +145,9 @@ func start(cfg Config, run func(context.Context, *Message) (inbox.Result, error)
 		consumer.WithInstance(cfg.InstanceName),
 		consumer.WithConsumeTimeout(cfg.ConsumeTimeout),
 		consumer.WithConsumeGoroutineNums(cfg.Goroutines),
-		// One message per callback: the callback's result applies to all of its messages.
-		consumer.WithConsumeMessageBatchMaxSize(1),
+		// One message per callback unless BatchSize says otherwise: the callback's result applies to all of its
+		// messages.
+		consumer.WithConsumeMessageBatchMaxSize(cfg.BatchSize),
 	}
 	if cfg.Orderly {
 		// The inbox's MaxAttempts bounds retries of a failing message; the client's own limit is kept out of the
@@ -162,7 +180,7 @@ func start(cfg Config, run func(context.Context, *Message) (inbox.Result, error)
 	}
 	base, cancel := context.WithCancel(context.Background())
 	c := &Consumer{
-		cfg: cfg, run: run, parkIn: park, pc: pc, base: base, cancelBase: cancel, released: make(chan struct{}),
+		cfg: cfg, run: run, runBatch: runBatch, parkIn: park, pc: pc, base: base, cancelBase: cancel, released: make(chan struct{}),
 		releaseTLS: releaseTLS,
 		log:        cfg.Logger.With("component", "txbox.inbox.rocketmq", "group", cfg.Group, "topic", cfg.Topic),
 	}
@@ -205,6 +223,10 @@ func (c *Consumer) consume(ctx context.Context, msgs ...*primitive.MessageExt) (
 		}
 	}()
 	res := consumer.ConsumeSuccess
+	if c.runBatch != nil && len(msgs) > 1 {
+		res = c.handleBatch(ctx, msgs)
+		msgs = nil // every outcome decided
+	}
 	for _, m := range msgs {
 		o, busy := c.handle(m)
 		switch o {
@@ -319,6 +341,84 @@ func (c *Consumer) handle(m *primitive.MessageExt) (outcome, time.Duration) {
 	}
 	c.report(Outcome{Message: msg, Result: res, Err: err}, start)
 	return outcomeRetry, 0
+}
+
+// handleBatch decides what becomes of the messages of one callback with BatchSize above 1: the keyed ones go
+// through ProcessBatch together, the others are parked one by one. The client acknowledges the callback as a
+// whole, so when one message is not done every message is sent back (a committed one comes back as a
+// Duplicate), and each is reported Acked only when the whole callback is acknowledged. A message that would go
+// to the broker's %DLQ% (it cannot even be parked) is sent back with the others instead: the broker moves it to
+// the %DLQ% itself after MaxReconsumeTimes deliveries.
+func (c *Consumer) handleBatch(ctx context.Context, ms []*primitive.MessageExt) consumer.ConsumeResult {
+	start := time.Now()
+	outs := make([]Outcome, 0, len(ms))
+	unusable := func(msg *Message, cause error) {
+		o, err := c.park(msg, cause)
+		out := Outcome{Message: msg, Result: inbox.Failed, Err: err, Unusable: true}
+		if o == outcomeDone {
+			out.Result = inbox.Parked
+		}
+		outs = append(outs, out)
+	}
+	var keyed []*Message
+	for _, m := range ms {
+		msg, err := c.message(m)
+		if err != nil {
+			unusable(msg, err)
+			continue
+		}
+		if err := c.mapKey(msg); err != nil {
+			c.log.Error("inbox/rocketmq: InboxKey panicked; the batch will be delivered again", "key", msg.Key,
+				"msg_id", msg.MessageID, "error", err)
+			outs = append(outs, Outcome{Message: msg, Result: inbox.Failed, Err: err})
+			continue
+		}
+		keyed = append(keyed, msg)
+	}
+	if len(keyed) > 0 {
+		for i, r := range c.runBatch(c.base, keyed) {
+			msg := keyed[i]
+			switch {
+			case r.Err == nil && (r.Result == inbox.Processed || r.Result == inbox.Duplicate || r.Result == inbox.Parked):
+				outs = append(outs, Outcome{Message: msg, Result: r.Result})
+			case errors.Is(r.Err, inbox.ErrInvalidDelivery), errors.Is(r.Err, inbox.ErrFingerprintMismatch):
+				unusable(msg, fmt.Errorf("%w: %w", ErrUnusable, r.Err))
+			default:
+				c.log.Warn("inbox/rocketmq: message failed; it will be delivered again with its batch", "key", msg.Key,
+					"msg_id", msg.MessageID, "attempt", msg.Attempt, "error", r.Err)
+				outs = append(outs, Outcome{Message: msg, Result: r.Result, Err: r.Err})
+			}
+		}
+	}
+	acked := true
+	for _, o := range outs {
+		if o.Err != nil {
+			acked = false
+		}
+	}
+	for _, o := range outs {
+		o.Acked = acked
+		c.report(o, start)
+	}
+	if !acked {
+		return c.retry(ctx, c.cfg.SuspendTime)
+	}
+	return consumer.ConsumeSuccess
+}
+
+// mapKey applies Config.InboxKey to msg; a panic in it is an error (the message is delivered again, as when
+// process recovers one).
+func (c *Consumer) mapKey(msg *Message) (err error) {
+	if c.cfg.InboxKey == nil {
+		return nil
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("inbox/rocketmq: InboxKey panicked: %v", v)
+		}
+	}()
+	msg.Key = c.cfg.InboxKey(msg)
+	return nil
 }
 
 // process maps the message to its inbox key and runs it through Process, inside the Interceptor if there is

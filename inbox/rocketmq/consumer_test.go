@@ -49,6 +49,14 @@ func TestConfigValidation(t *testing.T) {
 		"token without keys":   {func(c *rocketmq.Config) { c.Credentials.SecurityToken = "t" }, "SecurityToken"},
 		"128-byte topic":       {func(c *rocketmq.Config) { c.Topic = strings.Repeat("t", 128) }, "Topic"},
 		"topic with a space":   {func(c *rocketmq.Config) { c.Topic = "a b" }, "Topic"},
+		"batch size":           {func(c *rocketmq.Config) { c.BatchSize = 65 }, "BatchSize must be between"},
+		"batch and orderly":    {func(c *rocketmq.Config) { c.BatchSize, c.Orderly = 2, true }, "Orderly"},
+		"batch and interceptor": {func(c *rocketmq.Config) {
+			c.BatchSize = 2
+			c.Interceptor = func(ctx context.Context, _ *rocketmq.Message, next func(context.Context) (inbox.Result, error)) (inbox.Result, error) {
+				return next(ctx)
+			}
+		}, "Interceptor"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := ok()

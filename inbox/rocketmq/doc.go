@@ -40,6 +40,12 @@
 //	                                         with the queue suspended for SuspendTime
 //	unusable message (see below)           → parked in the inbox's dead-letter table, then ConsumeSuccess
 //
+// With Config.BatchSize above 1, the messages of one callback go through Inbox.ProcessBatch together: one
+// transaction and one commit, each handler under a savepoint. rocketmq-client-go acknowledges a callback as a
+// whole (it ignores a partial acknowledgement), so when one message of a callback fails, all of them are sent
+// back; those that committed come back as Duplicates and their handlers do not run again. OnOutcome reports a
+// message Acked only when its whole callback was.
+//
 // Handler failures are counted by the inbox; after its MaxAttempts the message is parked (payload, headers,
 // last error) and acknowledged, so a poison message neither loops nor blocks an orderly queue for ever. New
 // requires the broker's MaxReconsumeTimes to be at least MaxAttempts, so that the inbox parks before the broker

@@ -39,6 +39,9 @@ func NewEffects(fx *inbox.Effects, cfg Config, h EffectHandler) (*Consumer, erro
 	if h == nil {
 		return nil, fmt.Errorf("%w: the EffectHandler is nil", ErrInvalidConfig)
 	}
+	if cfg.BatchSize > 1 {
+		return nil, fmt.Errorf("%w: BatchSize above 1 is for New (inbox.ProcessBatch), not NewEffects", ErrInvalidConfig)
+	}
 	fc := fx.Config()
 	cfg, err := cfg.withDefaults(inbox.Config{HandlerTimeout: fc.Lease, MaxAttempts: fc.MaxAttempts})
 	if err != nil {
@@ -48,7 +51,7 @@ func NewEffects(fx *inbox.Effects, cfg Config, h EffectHandler) (*Consumer, erro
 	run := func(ctx context.Context, msg *Message) (inbox.Result, error) {
 		return fx.Run(ctx, msg.Delivery, func(ctx context.Context, c *inbox.Claim) ([]byte, error) { return h(ctx, msg, c) })
 	}
-	return start(cfg, run, fx.Park)
+	return start(cfg, run, nil, fx.Park)
 }
 
 // delayLevels are RocketMQ's default message delay levels (messageDelayLevel), level 1 first.

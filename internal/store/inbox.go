@@ -20,6 +20,13 @@ type InboxStore interface {
 	// here. It never depends on rows-affected counts, so clientFoundRows and similar DSN options change nothing.
 	InboxClaim(ctx context.Context, tx DBTX, p *InboxClaimParams) (InboxClaimResult, error)
 
+	// InboxSavepoint sets a savepoint in tx, before one delivery of a batch; InboxRollbackToSavepoint undoes
+	// everything tx did since the latest one (that delivery's key and its handler's writes) and leaves the
+	// transaction usable, also after a failed statement on PostgreSQL. Savepoints are never released: a new one
+	// replaces (MySQL) or shadows (PostgreSQL) the one before, a round trip saved per delivery.
+	InboxSavepoint(ctx context.Context, tx DBTX) error
+	InboxRollbackToSavepoint(ctx context.Context, tx DBTX) error
+
 	// InboxRecordFailure adds one failed attempt for (consumer, key) in the attempts table, stores the error
 	// text, and returns the new count. Run it in a short transaction of its own, not the handler's.
 	InboxRecordFailure(ctx context.Context, tx DBTX, p *InboxRecordFailureParams) (int, error)
@@ -222,6 +229,19 @@ func (s *sqlStore) InboxClaim(ctx context.Context, tx DBTX, p *InboxClaimParams)
 		return r, retryableError("inbox key conflicted but is not visible (purged concurrently or snapshot too old)")
 	}
 	return r, wrap("read recorded inbox key", s.interpret(err))
+}
+
+// inboxSavepoint names the savepoint of ProcessBatch's deliveries; both databases take the same statements.
+const inboxSavepoint = "txbox_delivery"
+
+func (s *sqlStore) InboxSavepoint(ctx context.Context, tx DBTX) error {
+	_, err := tx.ExecContext(ctx, "SAVEPOINT "+inboxSavepoint)
+	return wrap("set savepoint", s.interpret(err))
+}
+
+func (s *sqlStore) InboxRollbackToSavepoint(ctx context.Context, tx DBTX) error {
+	_, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+inboxSavepoint)
+	return wrap("roll back to savepoint", s.interpret(err))
 }
 
 func (s *sqlStore) InboxRecordFailure(ctx context.Context, tx DBTX, p *InboxRecordFailureParams) (int, error) {

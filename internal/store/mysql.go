@@ -31,6 +31,7 @@ func newMySQL(d dialect.Dialect, t dialect.Tables) (*mysqlStore, error) {
 	s.timeArg = mysqlTimeArg
 	s.insertNew = s.insertNewRow
 	s.ob = mysqlOutboxSQL(s.q)
+	s.ob.insertOne = s.ob.insertHead + s.ob.insertRow // one row, the common case
 	s.ib = mysqlInboxSQL(s.q)
 	s.ks = mysqlKeysSQL(s.q, s.t)
 	s.pt = newPartitionSQL(d, s.q.partitions, "UTC_TIMESTAMP(6)")
@@ -242,15 +243,21 @@ func (s *mysqlStore) OutboxInsert(ctx context.Context, db DBTX, _ bool, rows []O
 	if len(rows) == 0 {
 		return nil
 	}
-	var b strings.Builder
-	b.Grow(len(s.ob.insertHead) + len(rows)*(len(s.ob.insertRow)+2))
-	b.WriteString(s.ob.insertHead)
-	args := make([]any, 0, len(rows)*8)
-	for i, r := range rows {
-		if i > 0 {
-			b.WriteString(", ")
+	q := s.ob.insertOne
+	if len(rows) > 1 {
+		var b strings.Builder
+		b.Grow(len(s.ob.insertHead) + len(rows)*(len(s.ob.insertRow)+2))
+		b.WriteString(s.ob.insertHead)
+		for i := range rows {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(s.ob.insertRow)
 		}
-		b.WriteString(s.ob.insertRow)
+		q = b.String()
+	}
+	args := make([]any, 0, len(rows)*8)
+	for _, r := range rows {
 		var at, headers any
 		if !r.DeliverAt.IsZero() {
 			at = mysqlTimeArg(r.DeliverAt)
@@ -264,7 +271,7 @@ func (s *mysqlStore) OutboxInsert(ctx context.Context, db DBTX, _ bool, rows []O
 		}
 		args = append(args, r.Partition, r.Topic, r.Key, r.Tag, r.ShardingKey, payload, headers, at)
 	}
-	_, err := db.ExecContext(ctx, b.String(), args...)
+	_, err := db.ExecContext(ctx, q, args...)
 	return s.interpret(err)
 }
 

@@ -191,6 +191,8 @@ type OutboxDeadRow struct {
 // outboxSQL holds a dialect's outbox statements for one table set.
 type outboxSQL struct {
 	insertHead, insertRow, insertNotify string
+	// insertOne (and insertOneNotify) is the whole statement for one row.
+	insertOne, insertOneNotify string
 
 	prepareConn     string
 	keyedPartitions string

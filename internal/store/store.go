@@ -152,8 +152,8 @@ type sqlStore struct {
 	// timeArg passes an instant the database stores as UTC.
 	timeArg func(time.Time) any
 	// insertNew runs an INSERT that may collide with an existing row and reports whether it inserted: a
-	// PostgreSQL INSERT ... ON CONFLICT DO NOTHING RETURNING TRUE, a MySQL INSERT whose duplicate-key error
-	// (which rolls back only the statement) is the answer.
+	// PostgreSQL INSERT ... ON CONFLICT DO NOTHING whose row count is the answer, a MySQL INSERT whose
+	// duplicate-key error (which rolls back only the statement) is the answer.
 	insertNew func(ctx context.Context, tx DBTX, q string, args ...any) (bool, error)
 }
 

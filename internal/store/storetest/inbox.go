@@ -845,3 +845,31 @@ func testInboxCheckSchemaColumnMissing(t *testing.T, h *harness) {
 	h.exec(t, "ALTER TABLE "+h.tables().InboxDead+" DROP COLUMN message_id")
 	isErr(t, "InboxCheckSchema without inbox_dead.message_id", h.s.InboxCheckSchema(h.ctx, h.db), dialect.ErrSchemaMissing)
 }
+
+// A rollback to the savepoint undoes the claims made after it, keeps those made before, replaces the previous
+// savepoint (the latest one counts), and leaves the transaction usable after a failed statement (which aborts a
+// PostgreSQL transaction until then).
+func testInboxSavepoint(t *testing.T, h *harness) {
+	tx := h.begin(t)
+	claim := func(key string) {
+		t.Helper()
+		if res := h.inboxClaim(t, tx, store.InboxClaimParams{Consumer: "c", Key: key, Fingerprint: fp(key)}); !res.Inserted {
+			t.Fatalf("InboxClaim(%q) = %+v, want Inserted", key, res)
+		}
+	}
+	noErr(t, "InboxSavepoint", h.s.InboxSavepoint(h.ctx, tx))
+	claim("kept")
+	noErr(t, "InboxSavepoint", h.s.InboxSavepoint(h.ctx, tx))
+	claim("undone")
+	noErr(t, "InboxRollbackToSavepoint", h.s.InboxRollbackToSavepoint(h.ctx, tx))
+	noErr(t, "InboxSavepoint", h.s.InboxSavepoint(h.ctx, tx))
+	if _, err := tx.ExecContext(h.ctx, "SELECT no_such_column FROM "+h.tables().Inbox); err == nil {
+		t.Fatal("a statement naming a missing column succeeded")
+	}
+	noErr(t, "InboxRollbackToSavepoint after a failed statement", h.s.InboxRollbackToSavepoint(h.ctx, tx))
+	claim("after")
+	commit(t, tx)
+	if got, want := h.inboxKeys(t, "c"), []string{"after", "kept"}; !slices.Equal(got, want) {
+		t.Errorf("recorded keys = %q, want %q", got, want)
+	}
+}

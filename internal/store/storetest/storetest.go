@@ -82,6 +82,7 @@ var suite = []struct {
 		{"ClearAttempts", testInboxClaimClearAttempts, nil}, {"ReceivedAt", testInboxClaimReceivedAt, nil},
 		{"ConcurrentCommit", testInboxClaimConcurrentCommit, nil},
 		{"ConcurrentRollback", testInboxClaimConcurrentRollback, nil}}},
+	{"InboxSavepoint", []testCase{{"RollbackToLatest", testInboxSavepoint, nil}}},
 	{"InboxRecordFailure", []testCase{{"Counts", testInboxRecordFailure, nil}}},
 	{"InboxPark", []testCase{{"NewKey", testInboxParkNew, nil}, {"RecordedKey", testInboxParkRecorded, nil},
 		{"Minimal", testInboxParkMinimal, nil}, {"CutToFit", testInboxParkCutToFit, nil}}},

@@ -101,7 +101,7 @@ func (p page) shot(name string) {
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		p.t.Fatal(err)
 	}
-	p.t.Logf("screenshot %s", path)
+	p.t.Logf("info: screenshot %s", path)
 }
 
 // TestBrowser drives the console in a real headless Chromium over a demo-like run (an order's messages
@@ -159,7 +159,7 @@ func TestBrowser(t *testing.T) {
 	p.do(chromedp.Navigate(base+"/trace?exact=1&key="+f.order+"/refunded"), chromedp.WaitVisible(css("#timeline")))
 	traced := p.text("#timeline")
 	p.shot("7-trace-requeued.png")
-	t.Logf("screenshots in %s", t.ArtifactDir())
+	t.Logf("info: screenshots in %s", t.ArtifactDir())
 
 	for _, want := range []string{"orders", "payments", "order-refunded", f.group} {
 		if !strings.Contains(overview, want) {

@@ -373,7 +373,7 @@ func TestRelayFleet(t *testing.T) {
 		}
 		return true, ""
 	})
-	t.Logf("r1 (held %v) SIGKILLed: its databases taken over in %s", killed, time.Since(killedAt).Round(10*time.Millisecond))
+	t.Logf("info: r1 (held %v) SIGKILLed: its databases taken over in %s", killed, time.Since(killedAt).Round(10*time.Millisecond))
 
 	// r2 stops cleanly mid-run: exit 0, r0 takes everything.
 	if code := relays[2].p.stop(t); code != 0 {
@@ -400,7 +400,7 @@ func TestRelayFleet(t *testing.T) {
 		return tl.count(addedKeys[0]) > 0 || slices.ContainsFunc(addedKeys, func(k string) bool { return tl.count(k) > 0 }),
 			fmt.Sprintf("nothing of the added database received %s after the file changed\n%s", time.Since(changedAt), logs())
 	})
-	t.Logf("database added to the file: first message received %s later", time.Since(changedAt).Round(10*time.Millisecond))
+	t.Logf("info: database added to the file: first message received %s later", time.Since(changedAt).Round(10*time.Millisecond))
 	waitFor(t, 30*time.Second, func() (bool, string) {
 		return strings.Count(relays[0].p.log(), "databases reloaded") > reloads, "no reload logged\n" + logs()
 	})
@@ -455,7 +455,7 @@ func TestRelayFleet(t *testing.T) {
 		t.Errorf("removed database: %d keys, %d received, %d in the outbox (%d at removal)", len(final[removed.name]),
 			received, inOutbox, left)
 	}
-	t.Logf("%d messages from %d databases, %d duplicates (r1 held %d databases when killed)", len(want), 13, dups, len(killed))
+	t.Logf("info: %d messages from %d databases, %d duplicates (r1 held %d databases when killed)", len(want), 13, dups, len(killed))
 }
 
 // waitKeys waits until the tally has every key.

@@ -60,7 +60,7 @@ func TestTraceCommand(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("trace: code %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	t.Logf("txbox trace o-1:\n%s", r.stdout)
+	t.Logf("info: txbox trace o-1:\n%s", r.stdout)
 	for _, want := range []string{"orders    enqueued", "orders    published", "payments  processed", "payments  enqueued",
 		"payments  waiting", "payments  parked !", "o-1/created", "o-1/payment ", "payment-service", "needs attention:",
 		`o-1/<script>alert(1)</script>\x1b[31mred\x1b]0;title\a`} {

@@ -22,7 +22,7 @@ func RunInChild(t *testing.T, env, test string) {
 	if err != nil || !strings.Contains(string(out), "--- PASS: "+test) {
 		t.Fatalf("%s (child process): %v\n%s", test, err, out)
 	}
-	t.Logf("child process:\n%s", out)
+	t.Logf("info: child process:\n%s", out)
 }
 
 // OnlyInChild skips t unless this process is the child RunInChild starts with env.

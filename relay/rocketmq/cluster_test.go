@@ -198,12 +198,12 @@ func TestBrokerLoss(t *testing.T) {
 		}
 		return got >= 500
 	})
-	t.Logf("broker-a lost: 500 messages without a key enqueued since received through broker-b within %s",
+	t.Logf("info: broker-a lost: 500 messages without a key enqueued since received through broker-b within %s",
 		time.Since(killed).Round(100*time.Millisecond))
 	// The client reads routes every 30s: once its route has no broker-a, the keys of broker-a are held back
 	// (ErrQueueUnavailable), where a selector over the route as it is would send them to broker-b.
 	wait(2*time.Minute, "a key held back for broker-a's absence from the route", held.Load)
-	t.Logf("the route lost broker-a %s after the kill", time.Since(killed).Round(100*time.Millisecond))
+	t.Logf("info: the route lost broker-a %s after the kill", time.Since(killed).Round(100*time.Millisecond))
 	for _, m := range raw.snapshot() {
 		if m.shardingKey != "" && home[m.shardingKey] == "broker-a" && afterKill(m) {
 			t.Fatalf("%s of key %s (broker-a's) received while broker-a was down, from %s", m.key, m.shardingKey, m.broker)
@@ -213,7 +213,7 @@ func TestBrokerLoss(t *testing.T) {
 	c.Start(t, "broker-a")
 	back := time.Now()
 	wait(4*time.Minute, "every message once broker-a is back", func() bool { return len(raw.keys()) == n })
-	t.Logf("broker-a back: every message received %s later", time.Since(back).Round(100*time.Millisecond))
+	t.Logf("info: broker-a back: every message received %s later", time.Since(back).Round(100*time.Millisecond))
 
 	// Order per sharding key: one queue, offsets increasing with the key's sequence (duplicates aside).
 	byKey := map[string][]received{}
@@ -261,6 +261,6 @@ func TestBrokerLoss(t *testing.T) {
 	for _, k := range raw.keys() {
 		dups += k - 1
 	}
-	t.Logf("%d messages, %d delivered twice to the independent consumer; %d of broker-a's keys' messages waited for it",
+	t.Logf("info: %d messages, %d delivered twice to the independent consumer; %d of broker-a's keys' messages waited for it",
 		n, dups, waited)
 }

@@ -91,7 +91,7 @@ func TestDefaultSizesAgree(t *testing.T) {
 			rocketmq.DefaultMaxMessageSize)
 	}
 	if rmqwire.MaxUserPropertiesLen >= outbox.DefaultMaxHeaderBytes {
-		t.Logf("headers: the outbox stores up to %d bytes, the wire carries %d; Check bridges the gap",
+		t.Logf("info: headers: the outbox stores up to %d bytes, the wire carries %d; Check bridges the gap",
 			outbox.DefaultMaxHeaderBytes, rmqwire.MaxUserPropertiesLen)
 	}
 	p, err := rocketmq.New(rocketmq.Config{NameServers: []string{"127.0.0.1:9"}})

@@ -178,7 +178,7 @@ func TestEveryMessageEnqueueAcceptsIsSent(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, db *testdb.DB) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
-		t.Logf("seed %d (set TXBOX_PROPERTY_SEED to replay another)", seed)
+		t.Logf("info: seed %d (set TXBOX_PROPERTY_SEED to replay another)", seed)
 		g := gen{r: rand.New(rand.NewPCG(seed, 0x7478626f78)), topics: topics}
 		ob, err := outbox.New(outbox.Config{Dialect: db.Dialect, Check: rocketmq.Check})
 		if err != nil {
@@ -203,7 +203,7 @@ func TestEveryMessageEnqueueAcceptsIsSent(t *testing.T) {
 				t.Fatalf("message %d: Enqueue = %v, want nil or ErrInvalidMessage", i, err)
 			}
 		}
-		t.Logf("%d of %d generated messages accepted (%d with a payload of the broker's full size); refused for their %v",
+		t.Logf("info: %d of %d generated messages accepted (%d with a payload of the broker's full size); refused for their %v",
 			accepted, n, full, why)
 		if why["?"] > 0 {
 			t.Errorf("%d refusals name no field", why["?"])

@@ -78,7 +78,7 @@ func TestOneTracePerOrder(t *testing.T) {
 			for _, x := range tr {
 				fmt.Fprintf(&b, "  %-45s %-8s span %s parent %s\n", x.Name, x.SpanKind, x.SpanContext.SpanID(), x.Parent.SpanID())
 			}
-			t.Logf("the trace of one order:\n%s", b.String())
+			t.Logf("info: the trace of one order:\n%s", b.String())
 		}
 		checkOrderTrace(t, cfg, s, tr)
 	}

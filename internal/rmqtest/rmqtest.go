@@ -217,6 +217,9 @@ func LeakOptions() []testdb.LeakOption {
 		testdb.IgnoreAnyFunction(consumer+".(*pushConsumer).pullMessage"),
 		testdb.IgnoreAnyFunction(consumer+".(*processQueue).takeMessages"),
 		testdb.IgnoreAnyFunction(internal+".(*rmqClient).RebalanceImmediately"),
+		// A broker's "consumer ids changed" notice starts a rebalance in a goroutine of the client's own
+		// (processCMD) that Shutdown does not wait for.
+		testdb.IgnoreAnyFunction(internal+".(*rmqClient).RebalanceIfNotPaused"),
 		testdb.IgnoreAnyFunction(internal+".(*rmqClient).SendHeartbeatToAllBrokerWithLock"),
 		testdb.IgnoreAnyFunction(consumer+".(*defaultConsumer).doBalance"),
 		testdb.IgnoreTopFunction("github.com/patrickmn/go-cache.(*janitor).Run"))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -150,3 +151,45 @@ func sessions(ctx context.Context, db *testdb.DB) string {
 
 // nop is a handler that writes nothing.
 var nop inbox.Handler = func(context.Context, *sqlx.Tx) error { return nil }
+
+// traffic runs Process in the background for tests of what runs beside it (a purge, a partition drop): each
+// round records a new key, during-<i>, and redelivers the keys redeliver(i) names, which must be Duplicate.
+type traffic struct {
+	stop   chan struct{}
+	errc   chan error
+	rounds atomic.Int32 // rounds completed
+}
+
+func startTraffic(ctx context.Context, ib *inbox.Inbox, what string, handler func(key string) inbox.Handler,
+	redeliver func(i int) []string) *traffic {
+	tr := &traffic{stop: make(chan struct{}), errc: make(chan error, 1)}
+	go func() {
+		defer close(tr.errc)
+		for i := 0; ; i++ {
+			select {
+			case <-tr.stop:
+				return
+			default:
+			}
+			key := fmt.Sprintf("during-%d", i)
+			if res, err := ib.Process(ctx, inbox.Delivery{Key: key, Payload: []byte("p")}, handler(key)); err != nil || res != inbox.Processed {
+				tr.errc <- fmt.Errorf("process %s %s: %v, %v", key, what, res, err)
+				return
+			}
+			for _, k := range redeliver(i) {
+				if res, err := ib.Process(ctx, inbox.Delivery{Key: k, Payload: []byte("p")}, handler(k)); err != nil || res != inbox.Duplicate {
+					tr.errc <- fmt.Errorf("redeliver %s %s: %v, %v", k, what, res, err)
+					return
+				}
+			}
+			tr.rounds.Add(1)
+		}
+	}()
+	return tr
+}
+
+// end stops the worker and returns its first error.
+func (tr *traffic) end() error {
+	close(tr.stop)
+	return <-tr.errc
+}

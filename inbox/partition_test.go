@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -136,31 +135,8 @@ func TestPartitionDropWhileProcessing(t *testing.T) {
 		}
 		ageKey(t, db, c, "poison", time.Now().Add(-9*24*time.Hour), period)
 
-		stop := make(chan struct{})
-		var during atomic.Int32
-		workerErr := make(chan error, 1)
-		go func() {
-			defer close(workerErr)
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				d := inbox.Delivery{Key: fmt.Sprintf("during-%d", i), Payload: []byte("p")}
-				if res, err := ib.Process(ctx, d, effectHandler(db, c, d.Key)); err != nil || res != inbox.Processed {
-					workerErr <- fmt.Errorf("process %s during the drop: %v, %v", d.Key, res, err)
-					return
-				}
-				for _, k := range []string{fmt.Sprintf("recent-%d", i%20), fmt.Sprintf("fresh-%d", i%20)} {
-					if res, err := ib.Process(ctx, inbox.Delivery{Key: k, Payload: []byte("p")}, effectHandler(db, c, k)); err != nil || res != inbox.Duplicate {
-						workerErr <- fmt.Errorf("redeliver %s during the drop: %v, %v", k, res, err)
-						return
-					}
-				}
-				during.Add(1)
-			}
-		}()
+		tr := startTraffic(ctx, ib, "during the drop", func(k string) inbox.Handler { return effectHandler(db, c, k) },
+			func(i int) []string { return []string{fmt.Sprintf("recent-%d", i%20), fmt.Sprintf("fresh-%d", i%20)} })
 		// The drop waits at most 2s for in-flight transactions; under load it may try again.
 		deadline := time.Now().Add(30 * time.Second)
 		for {
@@ -173,14 +149,13 @@ func TestPartitionDropWhileProcessing(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond) // as the purger would, later
 		}
-		for during.Load() < 3 {
+		for tr.rounds.Load() < 3 {
 			if time.Now().After(deadline) {
 				t.Fatal("the worker made no progress")
 			}
 			time.Sleep(10 * time.Millisecond) // waiting for the worker's rounds, which assert on their own
 		}
-		close(stop)
-		if err := <-workerErr; err != nil {
+		if err := tr.end(); err != nil {
 			t.Fatal(err)
 		}
 		if n := countKeys(t, db, "msg_key LIKE 'recent-%' OR msg_key LIKE 'fresh-%'"); n != 40 {

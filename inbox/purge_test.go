@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,30 +46,8 @@ func TestPurgeRemovesOnlyExpiredKeysInBatches(t *testing.T) {
 		recordKeys(t, otherAged, "other-old", 10)
 
 		// Process keeps running during the purge: a worker records new keys and redelivers fresh ones.
-		stop := make(chan struct{})
-		var during atomic.Int32
-		workerErr := make(chan error, 1)
-		go func() {
-			defer close(workerErr)
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				d := inbox.Delivery{Key: fmt.Sprintf("during-%d", i), Payload: []byte("p")}
-				if res, err := ib.Process(ctx, d, nop); err != nil || res != inbox.Processed {
-					workerErr <- fmt.Errorf("process %s during purge: %v, %v", d.Key, res, err)
-					return
-				}
-				dup := inbox.Delivery{Key: fmt.Sprintf("fresh-%d", i%fresh), Payload: []byte("p")}
-				if res, err := ib.Process(ctx, dup, nop); err != nil || res != inbox.Duplicate {
-					workerErr <- fmt.Errorf("redeliver %s during purge: %v, %v", dup.Key, res, err)
-					return
-				}
-				during.Add(1)
-			}
-		}()
+		tr := startTraffic(ctx, ib, "during purge", func(string) inbox.Handler { return nop },
+			func(i int) []string { return []string{fmt.Sprintf("fresh-%d", i%fresh)} })
 
 		var batches []int
 		var inBatchErr error
@@ -97,8 +74,7 @@ func TestPurgeRemovesOnlyExpiredKeysInBatches(t *testing.T) {
 			}
 		})
 		n, err := ib.Purge(ctx)
-		close(stop)
-		if werr := <-workerErr; werr != nil {
+		if werr := tr.end(); werr != nil {
 			t.Error(werr)
 		}
 		if err != nil || n != old {
@@ -118,7 +94,7 @@ func TestPurgeRemovesOnlyExpiredKeysInBatches(t *testing.T) {
 		if got := countRows(t, db, "SELECT COUNT(*) FROM txbox_inbox WHERE consumer = ? AND msg_key LIKE 'old-%'", c); got != 0 {
 			t.Errorf("%d expired keys left", got)
 		}
-		want := 2*fresh + int(during.Load()) + 1
+		want := 2*fresh + int(tr.rounds.Load()) + 1
 		if got := countRows(t, db, "SELECT COUNT(*) FROM txbox_inbox WHERE consumer = ?", c); got != want {
 			t.Errorf("%d keys left for %s, want %d (fresh, six days old, recorded during the purge)", got, c, want)
 		}
